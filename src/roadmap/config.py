@@ -1,0 +1,285 @@
+"""Typed configuration: every knob of the roadmap is a field here.
+
+Hydra composes `configs/`; the result is merged into `RunConfig` (registered with the ConfigStore as
+`run_schema`) and converted with `OmegaConf.to_object`, which runs the `__post_init__` checks below.
+Code below the entry point only ever sees these dataclasses.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+
+
+class Stem(Enum):
+    resnet = "resnet"      # 7x7/2 conv + norm + act + 3x3/2 max-pool
+    patchify = "patchify"  # 4x4/4 conv + norm
+
+
+class SpatialConv(Enum):
+    dense = "dense"          # groups = 1
+    depthwise = "depthwise"  # groups = channels
+
+
+class Layout(Enum):
+    bottleneck = "bottleneck"            # 1x1 reduce (width/expansion) -> kxk -> 1x1 back to width
+    inverted = "inverted"                # 1x1 expand (width*expansion) -> kxk -> 1x1 back to width
+    depthwise_first = "depthwise_first"  # kxk at width -> 1x1 expand (width*expansion) -> 1x1 back
+
+
+class Activation(Enum):
+    relu = "relu"
+    gelu = "gelu"
+
+
+class Placement(Enum):
+    every_conv = "every_conv"        # norms: after each conv; activations: after the first two convs and the add
+    one_per_block = "one_per_block"  # norm: after the kxk conv; activation: after the block's second conv
+
+
+class Norm(Enum):
+    batch = "batch"  # BatchNorm2d
+    layer = "layer"  # LayerNorm over channels at each position (not GroupNorm(1))
+
+
+class Downsample(Enum):
+    in_block = "in_block"  # first block of a stage strides on its kxk conv; 1x1/2 conv + norm shortcut
+    separate = "separate"  # norm + 2x2/2 conv between stages; blocks keep their shape
+
+
+class Init(Enum):
+    kaiming = "kaiming"            # torchvision ResNet: kaiming-normal fan-out convs, default Linear
+    trunc_normal = "trunc_normal"  # ConvNeXt: trunc-normal std 0.02 for convs and linears, zero biases
+
+
+class Optimizer(Enum):
+    sgd = "sgd"
+    adamw = "adamw"
+
+
+class Schedule(Enum):
+    multistep = "multistep"
+    cosine = "cosine"
+
+
+class WandbMode(Enum):
+    auto = "auto"        # online with an API key, else offline
+    online = "online"
+    offline = "offline"
+    disabled = "disabled"
+
+
+def _fail(field_name: str, value, allowed: str) -> None:
+    raise ValueError(f"{field_name}={value!r} is not allowed: {allowed}")
+
+
+@dataclass
+class StepMeta:
+    """Where a step sits in the roadmap and what the paper reports for it (the chart's one source)."""
+    name: str = "custom"
+    label: str = "custom"
+    order: int = -1
+    adopted: bool = True
+    paper_top1: Optional[float] = None
+    paper_top1_std: Optional[float] = None
+    paper_gflops: Optional[float] = None
+    note: str = ""
+
+
+@dataclass
+class ModelConfig:
+    depths: List[int] = field(default_factory=lambda: [3, 4, 6, 3])
+    widths: List[int] = field(default_factory=lambda: [256, 512, 1024, 2048])  # residual width per stage
+    stem: Stem = Stem.resnet
+    stem_width: int = 64
+    spatial_conv: SpatialConv = SpatialConv.dense
+    layout: Layout = Layout.bottleneck
+    expansion: int = 4
+    kernel_size: int = 3
+    activation: Activation = Activation.relu
+    act_placement: Placement = Placement.every_conv
+    norm: Norm = Norm.batch
+    norm_placement: Placement = Placement.every_conv
+    downsample: Downsample = Downsample.in_block
+    head_norm: bool = False
+    layer_scale: float = 0.0  # initial value of the per-channel scale on the residual branch; 0 = off
+    drop_path: float = 0.0    # stochastic depth, rising linearly from 0 to this over all blocks
+    init: Init = Init.kaiming
+    in_chans: int = 3
+    num_classes: int = 1000
+
+    def __post_init__(self) -> None:
+        if len(self.depths) != len(self.widths):
+            _fail("model.depths", list(self.depths),
+                  f"it has {len(self.depths)} stages but model.widths={list(self.widths)} has "
+                  f"{len(self.widths)}; give one depth per width")
+        if not self.depths or any(d < 1 for d in self.depths):
+            _fail("model.depths", list(self.depths), "a non-empty list of positive block counts")
+        if any(w < 1 for w in self.widths):
+            _fail("model.widths", list(self.widths), "a list of positive channel counts")
+        if not (1 <= self.kernel_size <= 31 and self.kernel_size % 2 == 1):
+            _fail("model.kernel_size", self.kernel_size, "an odd integer from 1 to 31")
+        if self.expansion < 1:
+            _fail("model.expansion", self.expansion, "an integer >= 1")
+        if self.layout == Layout.bottleneck and any(w % self.expansion for w in self.widths):
+            _fail("model.widths", list(self.widths),
+                  f"with layout=bottleneck every width must be divisible by model.expansion={self.expansion}")
+        for name in ("stem_width", "in_chans", "num_classes"):
+            if getattr(self, name) < 1:
+                _fail(f"model.{name}", getattr(self, name), "a positive integer")
+        if self.layer_scale < 0:
+            _fail("model.layer_scale", self.layer_scale, "0 (off) or a positive initial scale such as 1e-6")
+        if not 0.0 <= self.drop_path < 1.0:
+            _fail("model.drop_path", self.drop_path, "a rate in [0, 1)")
+
+    def hidden_width(self, width: int) -> int:
+        """Channels inside a block whose residual width is `width`."""
+        if self.layout == Layout.bottleneck:
+            return width // self.expansion
+        return width * self.expansion
+
+
+@dataclass
+class TrainConfig:
+    """A training recipe (see configs/recipe/). Learning rate is base_lr per ref_batch images."""
+    opt: Optimizer = Optimizer.adamw
+    base_lr: float = 4e-3
+    ref_batch: int = 4096
+    batch_size: int = 128  # per process
+    momentum: float = 0.9
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.05
+    wd_exclude_1d: bool = True  # no weight decay on biases, norms and layer scales
+    epochs: int = 300
+    sched: Schedule = Schedule.cosine
+    warmup_epochs: float = 20
+    warmup_lr: float = 1e-6
+    min_lr: float = 1e-6
+    decay_milestones: List[int] = field(default_factory=lambda: [30, 60])
+    decay_rate: float = 0.1
+    auto_augment: Optional[str] = "rand-m9-mstd0.5-inc1"
+    re_prob: float = 0.25
+    crop_scale: List[float] = field(default_factory=lambda: [0.08, 1.0])
+    hflip: float = 0.5
+    interpolation: str = "bicubic"
+    mixup: float = 0.8
+    cutmix: float = 1.0
+    mixup_switch_prob: float = 0.5
+    smoothing: float = 0.1
+    grad_clip: Optional[float] = None
+    ema: bool = False
+    ema_decay: float = 0.9999
+
+    def __post_init__(self) -> None:
+        for name in ("base_lr", "ref_batch", "batch_size", "epochs"):
+            if getattr(self, name) <= 0:
+                _fail(f"train.{name}", getattr(self, name), "a positive number")
+        if self.warmup_epochs < 0 or self.warmup_epochs >= self.epochs:
+            _fail("train.warmup_epochs", self.warmup_epochs, f"0 <= warmup < train.epochs={self.epochs}")
+        if len(self.betas) != 2:
+            _fail("train.betas", list(self.betas), "two numbers, e.g. [0.9, 0.999]")
+        if len(self.crop_scale) != 2 or not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
+            _fail("train.crop_scale", list(self.crop_scale), "[min, max] with 0 < min <= max <= 1")
+        for name in ("re_prob", "hflip", "smoothing", "mixup_switch_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                _fail(f"train.{name}", getattr(self, name), "a probability in [0, 1]")
+        if self.mixup < 0 or self.cutmix < 0:
+            _fail("train.mixup/cutmix", (self.mixup, self.cutmix), "alphas >= 0 (0 turns one off)")
+        if self.interpolation not in ("bilinear", "bicubic"):
+            _fail("train.interpolation", self.interpolation, "bilinear or bicubic")
+
+
+@dataclass
+class DataConfig:
+    name: str = "fashion_mnist_small"
+    root: str = ""  # where the files are; empty = the dataset's default place
+    num_classes: int = 10
+    resolution: int = 32
+    grayscale: bool = False  # 1-channel source images, repeated to 3 channels
+    mean: List[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: List[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    eval_crop_pct: float = 1.0
+    download: bool = True
+    num_workers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.resolution < 8:
+            _fail("data.resolution", self.resolution, "an input size of at least 8 pixels")
+        if not 0 < self.eval_crop_pct <= 1:
+            _fail("data.eval_crop_pct", self.eval_crop_pct, "a fraction in (0, 1]")
+        if self.num_workers < 0:
+            _fail("data.num_workers", self.num_workers, "0 (load in the main process) or more")
+
+
+@dataclass
+class BudgetConfig:
+    """Scales the recipe's schedule (epochs, warm-up, milestones) without touching the network."""
+    name: str = "full"
+    epoch_scale: float = 1.0
+    epochs: Optional[int] = None          # absolute epoch count; wins over epoch_scale
+    max_train_iters: Optional[int] = None  # per epoch, for smoke tests
+    max_eval_iters: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        if self.epoch_scale <= 0:
+            _fail("budget.epoch_scale", self.epoch_scale, "a positive factor")
+        for name in ("epochs", "max_train_iters", "max_eval_iters"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                _fail(f"budget.{name}", v, "null or a positive integer")
+
+
+@dataclass
+class SystemConfig:
+    device: str = "auto"        # auto: cuda when present, else cpu
+    amp: bool = True            # bf16 autocast on CUDA
+    channels_last: bool = True  # on CUDA
+    compile: bool = False
+    fused_optimizer: bool = True  # fused AdamW/SGD on CUDA
+    sync_bn: bool = False
+    deterministic: bool = False
+
+    def __post_init__(self) -> None:
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            _fail("system.device", self.device, "auto, cpu, cuda or cuda:N")
+
+
+@dataclass
+class WandbConfig:
+    mode: WandbMode = WandbMode.auto
+    project: str = "roadmap"
+    entity: Optional[str] = None
+    group: Optional[str] = None  # default: the sweep's directory name in a multirun
+    tags: List[str] = field(default_factory=list)
+
+
+@dataclass
+class RunConfig:
+    step: StepMeta = field(default_factory=StepMeta)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    system: SystemConfig = field(default_factory=SystemConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    seed: int = 0
+
+    def schedule_epochs(self) -> tuple[int, float, List[int]]:
+        """Epochs, warm-up epochs and milestones after the budget's scaling."""
+        t, b = self.train, self.budget
+        epochs = b.epochs if b.epochs is not None else max(1, round(t.epochs * b.epoch_scale))
+        scale = epochs / t.epochs
+        return epochs, t.warmup_epochs * scale, [max(1, round(m * scale)) for m in t.decay_milestones]
+
+
+def register_configs() -> None:
+    """Register the schema; the network's class count follows the dataset's."""
+    schema = OmegaConf.structured(RunConfig)
+    schema.model.num_classes = "${data.num_classes}"
+    ConfigStore.instance().store(name="run_schema", node=schema)
+
+
+register_configs()

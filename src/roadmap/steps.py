@@ -1,0 +1,60 @@
+"""The roadmap's steps, read from the metadata in `configs/step/` (the one list of steps)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from .compose import config_dir
+from .config import StepMeta
+
+STEP_PREFIX = "/step/"
+
+
+@dataclass(frozen=True)
+class StepFile:
+    name: str          # the config option, e.g. "micro/gelu"
+    parent: str | None  # the step it inherits from
+    meta: StepMeta
+    path: Path
+
+    @property
+    def is_alias(self) -> bool:
+        return self.meta.name != self.name
+
+
+def read_step_file(path: Path, root: Path) -> StepFile:
+    raw = OmegaConf.load(path)
+    name = path.relative_to(root).with_suffix("").as_posix()
+    parents = [d for d in raw.get("defaults", []) if isinstance(d, str) and d.startswith(STEP_PREFIX)]
+    parent = parents[0][len(STEP_PREFIX):] if parents else None
+    own = raw.get("step")
+    meta = StepMeta(**OmegaConf.to_container(own)) if own is not None else None
+    if meta is None:  # an alias: the metadata of what it points to
+        meta = read_step_file(root / f"{parent}.yaml", root).meta
+    return StepFile(name, parent, meta, path)
+
+
+def step_files() -> list[StepFile]:
+    root = config_dir() / "step"
+    return [read_step_file(p, root) for p in sorted(root.rglob("*.yaml"))]
+
+
+def roadmap_steps() -> list[StepFile]:
+    """Every step in paper order, aliases left out."""
+    return sorted((s for s in step_files() if not s.is_alias), key=lambda s: s.meta.order)
+
+
+def own_fields(path: Path) -> set[str]:
+    """Dotted keys a step file sets itself (not through its defaults)."""
+    raw = OmegaConf.to_container(OmegaConf.load(path))
+    raw.pop("defaults", None)
+
+    def walk(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from walk(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}"
+    return set(walk(raw))
