@@ -1,0 +1,217 @@
+"""The network of every step is what the paper describes: counted, compared with the references, and run."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+import torchvision
+from omegaconf import OmegaConf
+
+from roadmap import build_model, load_config, roadmap_steps
+from roadmap.compat import copy_weights_from
+from roadmap.compose import compose_dict
+from roadmap.measure import count_gmacs, count_params, describe
+from roadmap.model import Block, LayerNorm2d
+from roadmap.steps import own_fields, step_files
+
+STEPS = [s.name for s in roadmap_steps()]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_all_table10_rows_are_steps_in_paper_order():
+    import csv
+    rows = list(csv.DictReader(open(ROOT.parent / "shared/paper/table10_resnet50_roadmap.csv")))
+    assert STEPS == [r["step"] for r in rows]
+    assert len(STEPS) == 17
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_gmacs_match_the_paper(step):
+    cfg = load_config(step, ["model.num_classes=1000"])
+    gmacs = count_gmacs(cfg.model, 224)
+    if step == "micro/layer_norm":  # the paper's 4.46 is an erratum: BN -> LN adds no MACs
+        assert gmacs == count_gmacs(load_config("micro/fewer_norms", ["model.num_classes=1000"]).model, 224)
+        assert "erratum" in cfg.step.note
+    else:
+        assert abs(gmacs - cfg.step.paper_gflops) <= 0.05, (step, gmacs, cfg.step.paper_gflops)
+
+
+def test_reference_counts_match_the_spec():
+    assert count_params(torchvision.models.resnet50()) == 25_557_032
+    assert abs(count_gmacs(load_config("baseline/resnet50", ["model.num_classes=1000"]), 224) - 4.089) < 0.001
+
+
+@pytest.mark.parametrize("step,expected", [("baseline/resnet50", 25_557_032),
+                                           ("micro/separate_downsample", 28_589_128),
+                                           ("convnext_t", 28_589_128)])
+def test_parameter_counts_are_exact(step, expected):
+    params, _ = describe(load_config(step).model, 224, 1000)
+    assert params == expected
+
+
+def _randomize_stats(module: torch.nn.Module) -> None:
+    """BN statistics and layer scales away from their defaults, so that equal logits mean something."""
+    g = torch.Generator().manual_seed(1)
+    for name, t in module.state_dict().items():
+        if name.endswith(("running_mean", "bias")):
+            t.copy_(torch.rand(t.shape, generator=g) - 0.5)
+        elif name.endswith(("running_var", "gamma")) or (t.dim() == 1 and name.endswith("weight")):
+            t.copy_(torch.rand(t.shape, generator=g) + 0.5)
+
+
+@pytest.mark.parametrize("step,make_reference", [
+    ("baseline/resnet50", lambda: torchvision.models.resnet50()),
+    ("micro/separate_downsample", lambda: timm.create_model("convnext_tiny", pretrained=False)),
+])
+def test_copied_reference_weights_give_the_same_logits(step, make_reference):
+    torch.manual_seed(0)
+    reference = make_reference().eval()
+    _randomize_stats(reference)
+    model = build_model(load_config(step, ["model.num_classes=1000"])).eval()
+    copy_weights_from(model, reference)
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        ours, theirs = model(x), reference(x)
+    assert theirs.abs().max() > 1e-2  # not a trivially zero output
+    assert (ours - theirs).abs().max().item() <= 1e-4
+
+
+def test_copying_into_a_different_architecture_fails_clearly():
+    model = build_model(load_config("micro/gelu", ["model.num_classes=1000"]))
+    with pytest.raises(ValueError, match="architectures differ.*stem.0.weight.*conv1.weight"):
+        copy_weights_from(model, torchvision.models.resnet50())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="architectures differ"):
+        copy_weights_from(build_model(load_config("baseline/resnet50")), torchvision.models.resnet50())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("resolution", [32, 224])
+@pytest.mark.parametrize("step", STEPS)
+def test_every_step_trains_forward_and_backward(step, resolution):
+    torch.manual_seed(0)
+    model = build_model(load_config(step, ["model.drop_path=0"])).train()
+    x = torch.randn(2, 3, resolution, resolution)
+    out = model(x)
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+    out.logsumexp(1).mean().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def _flat(cfg) -> dict:
+    out = {}
+
+    def walk(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                out[f"{prefix}{k}"] = v
+    walk(OmegaConf.to_container(cfg, resolve=True))
+    return out
+
+
+@pytest.mark.parametrize("step", [s for s in step_files() if s.parent], ids=lambda s: s.name)
+def test_a_step_differs_from_its_parent_only_in_the_fields_it_sets(step):
+    own = own_fields(step.path)
+    overrides_recipe = "override /recipe" in step.path.read_text()
+    mine, parent = _flat(compose_dict(step.name)), _flat(compose_dict(step.parent))
+    changed = {k for k in mine if mine[k] != parent[k]}
+    recipe_keys = set()
+    if overrides_recipe:
+        for r in (ROOT / "configs/recipe").glob("*.yaml"):
+            recipe_keys |= own_fields(r)
+    assert changed <= own | recipe_keys, changed - own - recipe_keys
+    model_fields = {k for k in own if k.startswith("model.")}
+    assert model_fields <= changed, f"fields set to the parent's value: {model_fields - changed}"
+    if step.is_alias:
+        assert not changed and not own
+    else:
+        assert model_fields or overrides_recipe, "a step must change the network or the recipe"
+
+
+def test_only_the_recipe_step_changes_the_recipe():
+    recipe = {s: load_config(s).train for s in STEPS}
+    assert recipe["baseline/resnet50"].opt.value == "sgd"
+    assert all(recipe[s] == recipe["baseline/enhanced_recipe"] for s in STEPS[1:])
+    assert recipe["baseline/enhanced_recipe"].opt.value == "adamw"
+
+
+def test_layer_norm_normalizes_channels_at_each_position_not_the_whole_map():
+    x = torch.randn(2, 8, 5, 5) * 3 + 1
+    y = LayerNorm2d(8)(x)
+    assert torch.allclose(y.mean(1), torch.zeros(2, 5, 5), atol=1e-5)
+    assert not torch.allclose(y, torch.nn.GroupNorm(1, 8, eps=1e-6)(x), atol=1e-3)
+
+
+def test_depthwise_conv_has_one_group_per_channel():
+    block = next(m for m in build_model(load_config("inverted_bottleneck/invert")).modules() if isinstance(m, Block))
+    spatial = [m for m in block.branch if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)][0]
+    assert spatial.groups == spatial.in_channels == spatial.out_channels == 96 * 4
+
+
+def test_drop_path_rises_linearly_over_blocks_not_stages():
+    model = build_model(load_config("micro/separate_downsample", ["model.drop_path=0.1"]))
+    rates = [getattr(b.drop_path, "drop_prob", 0.0) for b in model.modules() if isinstance(b, Block)]
+    assert len(rates) == 18
+    assert rates == pytest.approx([0.1 * i / 17 for i in range(18)])
+
+
+@pytest.mark.parametrize("step", ["baseline/resnet50", "micro/gelu"])
+def test_every_odd_kernel_from_3_to_31_works(step):
+    previous = 0.0
+    for k in range(3, 32, 2):
+        cfg = load_config(step, [f"model.kernel_size={k}"])
+        gmacs = count_gmacs(cfg, 64)
+        assert gmacs > previous
+        previous = gmacs
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 64)).shape == (1, 10)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["model.norm=layer"],
+    ["model.norm=layer", "model.downsample=separate", "model.layer_scale=1e-6"],
+    ["model.activation=gelu", "model.act_placement=one_per_block", "model.norm_placement=one_per_block"],
+    ["model.depths=[2,2]", "model.widths=[256,512]"],
+])
+def test_knobs_work_off_the_roadmap_on_resnet50(overrides):
+    model = build_model(load_config("baseline/resnet50", overrides)).train()
+    out = model(torch.randn(2, 3, 32, 32))
+    out.sum().backward()
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("override,pattern", [
+    ("model.kernel_size=4", r"model.kernel_size=4 .*odd integer from 1 to 31"),
+    ("model.kernel_size=33", r"model.kernel_size=33 .*odd integer from 1 to 31"),
+    ("model.activation=swish", r"swish.*expected one of \[relu, gelu\]"),
+    ("model.norm=group", r"group.*expected one of \[batch, layer\]"),
+    ("model.depths=[3,3]", r"model.depths=\[3, 3\] .*model.widths=\[96, 192, 384, 768\].*one depth per width"),
+    ("model.layer_scale=-1", r"model.layer_scale=-1.0 .*positive initial scale"),
+    ("step=micro/gelux", r"(?s)unknown step 'micro/gelux'.*\n  micro/gelu\n"),
+])
+def test_impossible_values_fail_when_loaded_naming_field_value_and_choices(override, pattern):
+    with pytest.raises(ValueError, match=pattern) as info:
+        load_config("micro/gelu", [override])
+    assert info.type is ValueError
+
+
+def test_inspect_steps_prints_every_step_and_the_erratum():
+    run = lambda *a: subprocess.run([sys.executable, str(ROOT / "scripts/inspect_steps.py"), *a],  # noqa: E731
+                                    capture_output=True, text=True, check=True).stdout
+    table = run()
+    assert [line.split("|")[1].strip() for line in table.splitlines()[3:]] == STEPS
+    assert "erratum" in table
+    rows = json.loads(run("--json", "--resolution", "64", "--num-classes", "100"))
+    assert [r["step"] for r in rows] == STEPS
+    assert set(rows[0]) >= {"step", "params", "gmacs", "paper_gflops", "paper_top1"}
+    resnet = describe(load_config("baseline/resnet50").model, 64, 100)
+    assert (rows[0]["params"], rows[0]["gmacs"]) == (resnet[0], round(resnet[1], 4))
