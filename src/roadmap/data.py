@@ -1,0 +1,151 @@
+"""Datasets and loaders. Augmentation is timm's (RandomResizedCrop, flip, RandAugment, random erasing)."""
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from timm.data import create_transform
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+
+from .config import RunConfig
+from .errors import DataError
+
+SHIPPED = Path(__file__).resolve().parent / "data" / "fashion_mnist_small.npz"
+FASHION_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+                 "t10k": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+
+
+class ArrayDataset(Dataset):
+    """Images held in memory as uint8 arrays (N, H, W) or (N, H, W, 3)."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform):
+        self.images, self.labels, self.transform = images, np.asarray(labels, dtype=np.int64), transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        return self.transform(Image.fromarray(self.images[i]).convert("RGB")), int(self.labels[i])
+
+
+def read_fashion_mnist(root: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    paths = [Path(root) / f for f in FASHION_FILES[split]]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise DataError(f"Fashion-MNIST files not found: {', '.join(missing)}. Install Debian's "
+                        "dataset-fashion-mnist (apt install dataset-fashion-mnist), or put the four idx .gz files "
+                        "from https://github.com/zalandoresearch/fashion-mnist in one folder and set data.root to it.")
+    with gzip.open(paths[0]) as f:
+        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    with gzip.open(paths[1]) as f:
+        labels = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64)
+    return images, labels
+
+
+def _shipped(cfg):
+    path = Path(cfg.root) if cfg.root else SHIPPED
+    if not path.is_file():
+        raise DataError(f"the shipped dataset is missing: {path}. Rebuild it with scripts/make_fashion_mnist_small.py")
+    d = np.load(path)
+    return (d["x_train"], d["y_train"]), (d["x_val"], d["y_val"])
+
+
+def _fashion_mnist(cfg):
+    return read_fashion_mnist(cfg.root, "train"), read_fashion_mnist(cfg.root, "t10k")
+
+
+def _cifar(cls, folder: str, url: str):
+    def load(cfg):
+        splits = []
+        for train in (True, False):
+            try:
+                ds = cls(cfg.root, train=train, download=False)
+            except RuntimeError:
+                if not cfg.download:
+                    raise DataError(f"{cls.__name__} not found in {Path(cfg.root) / folder} and data.download=false. "
+                                    f"Download {url}, extract it into {cfg.root}, or set data.root.") from None
+                try:
+                    ds = cls(cfg.root, train=train, download=True)
+                except Exception as e:
+                    raise DataError(f"{cls.__name__} not found in {Path(cfg.root) / folder} and the download failed "
+                                    f"({type(e).__name__}: {e}). Without internet, download {url} elsewhere, "
+                                    f"extract it into {cfg.root} (giving {folder}/), or set data.root.") from None
+            splits.append((ds.data, np.asarray(ds.targets)))
+        return splits[0], splits[1]
+    return load
+
+
+def _image_folder(cfg, train_tf, eval_tf):
+    from torchvision.datasets import ImageFolder
+    dirs = [Path(cfg.root) / s for s in ("train", "val")]
+    missing = [str(d) for d in dirs if not d.is_dir()]
+    if missing:
+        raise DataError(f"{cfg.name}: folder(s) not found: {', '.join(missing)}. Expected {cfg.root}/train/<class>/* "
+                        f"and {cfg.root}/val/<class>/*; set data.root.")
+    train, val = ImageFolder(str(dirs[0]), train_tf), ImageFolder(str(dirs[1]), eval_tf)
+    if len(train.classes) != cfg.num_classes or train.classes != val.classes:
+        raise DataError(f"{cfg.root}: {len(train.classes)} train and {len(val.classes)} val class folders, "
+                        f"data.num_classes={cfg.num_classes}; they must agree.")
+    return train, val
+
+
+def _cifar10(cfg):
+    from torchvision.datasets import CIFAR10
+    return _cifar(CIFAR10, "cifar-10-batches-py", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz")(cfg)
+
+
+def _cifar100(cfg):
+    from torchvision.datasets import CIFAR100
+    return _cifar(CIFAR100, "cifar-100-python", "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz")(cfg)
+
+
+ARRAYS = {"fashion_mnist_small": _shipped, "fashion_mnist": _fashion_mnist, "cifar10": _cifar10, "cifar100": _cifar100}
+FOLDERS = {"imagenet", "image_folder"}
+
+
+def build_transforms(cfg: RunConfig):
+    t, d = cfg.train, cfg.data
+    common = dict(input_size=d.resolution, interpolation=t.interpolation, mean=tuple(d.mean), std=tuple(d.std))
+    train_tf = create_transform(is_training=True, scale=tuple(t.crop_scale), hflip=t.hflip, color_jitter=None,
+                                auto_augment=t.auto_augment, re_prob=t.re_prob, re_mode="pixel", **common)
+    eval_tf = create_transform(is_training=False, crop_pct=d.eval_crop_pct, **common)
+    return train_tf, eval_tf
+
+
+def build_datasets(cfg: RunConfig) -> tuple[Dataset, Dataset]:
+    """Train and validation sets; raises DataError before any training if the files are not there."""
+    train_tf, eval_tf = build_transforms(cfg)
+    name = cfg.data.name
+    if name in FOLDERS:
+        return _image_folder(cfg.data, train_tf, eval_tf)
+    if name not in ARRAYS:
+        raise DataError(f"data.name={name!r} is unknown; valid: {', '.join(sorted(ARRAYS) + sorted(FOLDERS))}")
+    (x_train, y_train), (x_val, y_val) = ARRAYS[name](cfg.data)
+    top = max(int(y_train.max()), int(y_val.max())) + 1
+    if top > cfg.data.num_classes:
+        raise DataError(f"{name} has labels up to {top - 1} but data.num_classes={cfg.data.num_classes}")
+    return ArrayDataset(x_train, y_train, train_tf), ArrayDataset(x_val, y_val, eval_tf)
+
+
+def build_loaders(cfg: RunConfig, train: Dataset, val: Dataset, rank: int, world: int, pin: bool):
+    """Each process sees 1/world of the data; validation is split without padding, so counts add up exactly."""
+    workers = cfg.data.num_workers
+    extra = dict(num_workers=workers, pin_memory=pin, prefetch_factor=4 if workers else None)
+    sampler = DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True)
+    train_loader = DataLoader(train, batch_size=cfg.train.batch_size, sampler=sampler, drop_last=True, **extra)
+    if len(train_loader) == 0:
+        raise DataError(f"train.batch_size={cfg.train.batch_size} is larger than the {len(sampler)} training images "
+                        "each process gets; lower it")
+    val_loader = DataLoader(Subset(val, range(rank, len(val), world)), batch_size=cfg.train.batch_size, **extra)
+    return train_loader, val_loader
+
+
+def to_device(batch, device: torch.device, channels_last: bool):
+    x, y = batch
+    x = x.to(device, non_blocking=True)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, y.to(device, non_blocking=True)

@@ -1,0 +1,48 @@
+"""Processes and devices: torchrun's environment, NCCL on CUDA, gloo on the CPU."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from .config import SystemConfig
+
+
+@dataclass
+class Context:
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def sum(self, values: list[float]) -> list[float]:
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        if self.world > 1:
+            dist.all_reduce(t)
+        return t.tolist()
+
+
+def setup(system: SystemConfig) -> Context:
+    world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    cuda = system.device.startswith("cuda") or (system.device == "auto" and torch.cuda.is_available())
+    if cuda and not torch.cuda.is_available():
+        raise RuntimeError(f"system.device={system.device!r} but no CUDA device is available; use auto or cpu")
+    if cuda:
+        device = torch.device(system.device if ":" in system.device else f"cuda:{local}")
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if "MASTER_ADDR" in os.environ and not dist.is_initialized():  # launched by torchrun, any world size
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return Context(rank, world, device)
+
+
+def teardown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,43 @@
+"""The shipped dataset and the input pipeline."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from roadmap import load_config
+from roadmap.data import SHIPPED, build_datasets, build_loaders
+from conftest import ROOT, run_cli
+
+DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+
+
+def test_shipped_dataset_is_small_balanced_and_real():
+    assert SHIPPED.stat().st_size < 4e6
+    d = dict(np.load(SHIPPED))
+    x = d["x_train"]
+    assert x.shape == (5000, 28, 28) and d["x_val"].shape == (1000, 28, 28)
+    assert np.bincount(d["y_train"]).tolist() == [500] * 10 and np.bincount(d["y_val"]).tolist() == [100] * 10
+    assert x.std() > 50  # images, not placeholders
+    assert len({img.tobytes() for img in x}) == 5000
+
+
+@pytest.mark.skipif(not DEBIAN.is_dir(), reason="needs Debian's dataset-fashion-mnist to rebuild from")
+def test_shipped_dataset_rebuilds_identically_from_the_source(tmp_path):
+    out = tmp_path / "rebuilt.npz"
+    run_cli(ROOT / "scripts/make_fashion_mnist_small.py", "--root", DEBIAN, "--out", out, check=True)
+    a, b = np.load(SHIPPED), np.load(out)
+    assert all(np.array_equal(a[k], b[k]) for k in a.files)
+
+
+@pytest.mark.parametrize("recipe", ["classic", "enhanced"])
+def test_batches_are_normalized_3_channel_images_at_the_configured_resolution(recipe):
+    cfg = load_config("micro/gelu", [f"recipe={recipe}", "data.resolution=48", "train.batch_size=8"])
+    train, val = build_datasets(cfg)
+    train_loader, val_loader = build_loaders(cfg, train, val, rank=0, world=1, pin=False)
+    for loader in (train_loader, val_loader):
+        x, y = next(iter(loader))
+        assert x.shape == (8, 3, 48, 48) and x.dtype == torch.float32 and y.dtype == torch.int64
+        assert torch.equal(x[:, 0], x[:, 1]) or recipe == "enhanced"  # grey stays grey without colour ops
+        assert -3 < x.mean() < 3 and 0 <= y.min() and y.max() < 10
+    assert len(train_loader) == 5000 // 8 and len(val_loader.dataset) == 1000

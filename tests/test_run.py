@@ -1,0 +1,138 @@
+"""`python run.py step=...` end to end on the shipped dataset: records, W&B, resume, DDP, failures."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import FAST, ROOT, clean_env, run_cli, train_cli
+
+TIMING = ("images_per_s", "epoch_time_s")
+
+
+def load(run_dir) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def without_timing(history):
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in history]
+
+
+def test_a_run_writes_its_record_config_checkpoint_and_offline_wandb(tmp_path):
+    proc = train_cli(tmp_path, "step=micro/gelu", "wandb=offline", "seed=3")
+    rec = load(tmp_path)
+    assert rec["status"] == "completed" and rec["reason"] is None
+    assert (rec["step"], rec["seed"], rec["epochs"], rec["epochs_done"]) == ("micro/gelu", 3, 2, 2)
+    for row in rec["history"]:
+        assert set(row) >= {"epoch", "train_loss", "val_top1", "val_top5", "lr", "images_per_s"}
+        assert 0 <= row["val_top1"] <= row["val_top5"] <= 100 and row["images_per_s"] > 0
+    assert rec["best_top1"] == max(r["val_top1"] for r in rec["history"])
+    assert rec["final_top1"] == rec["history"][-1]["val_top1"]
+    assert rec["params"] > 0 and rec["gmacs"] > 0 and rec["wall_time_s"] > 0
+    assert rec["hardware"]["device"] == "cpu" and rec["git_commit"]
+    assert "activation: gelu" in (tmp_path / "config.yaml").read_text()
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert state["epoch"] == 2
+    offline = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(offline) == 1 and rec["wandb_id"] in offline[0].name
+    assert "wandb sync" in proc.stderr + proc.stdout
+    assert "img_s=" in proc.stderr  # the progress bar
+
+
+def test_running_the_same_command_again_does_not_train_again(tmp_path):
+    train_cli(tmp_path, "step=macro/patchify")
+    first = load(tmp_path)
+    proc = train_cli(tmp_path, "step=macro/patchify")
+    assert "already completed" in proc.stderr + proc.stdout
+    assert load(tmp_path) == first
+
+
+def test_a_run_killed_with_sigkill_resumes_to_the_same_metrics(tmp_path):
+    args = ["step=micro/separate_downsample", "budget.epochs=4"]
+    train_cli(tmp_path / "whole", *args)
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, str(ROOT / "run.py"), *FAST, *args, f"hydra.run.dir={killed}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        rec = json.loads((killed / "metrics.json").read_text()) if (killed / "metrics.json").exists() else {}
+        if rec.get("epochs_done", 0) >= 1:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert load(killed)["epochs_done"] < 4
+    train_cli(killed, *args)
+    whole, resumed = load(tmp_path / "whole"), load(killed)
+    assert resumed["status"] == "completed" and resumed["epochs_done"] == 4
+    assert without_timing(resumed["history"]) == without_timing(whole["history"])
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_torchrun_trains_with_ddp_on_cpu(tmp_path, world):
+    proc = run_cli("--standalone", f"--nproc_per_node={world}", ROOT / "run.py", *FAST, "step=micro/layer_norm",
+                   "budget.max_eval_iters=null", f"hydra.run.dir={tmp_path}", module="torch.distributed.run")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    rec = load(tmp_path)
+    assert rec["status"] == "completed" and rec["hardware"]["world_size"] == world
+    assert all(row["val_images"] == 1000 for row in rec["history"])  # shards add up, none padded or lost
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    # the classic recipe with a x1e12 "decay" after epoch 2 blows the weights up in epoch 2 or 3
+    proc = train_cli(tmp_path, "step=baseline/resnet50", "budget.epochs=null", "train.epochs=3",
+                     "train.decay_milestones=[2]", "train.decay_rate=1e12", check=False)
+    assert proc.returncode != 0
+    rec = load(tmp_path)
+    assert rec["status"] == "failed" and rec["reason"].startswith("NonFiniteLoss")
+    assert "last good checkpoint was kept" in proc.stderr
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert 1 <= state["epoch"] < 3 and state["epoch"] == rec["epochs_done"]
+    assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+
+
+def test_an_unknown_step_or_dataset_lists_the_valid_ones_and_creates_nothing(tmp_path):
+    proc = train_cli(tmp_path / "a", "step=micro/gelux", check=False)
+    assert proc.returncode != 0 and "unknown step 'micro/gelux'" in proc.stderr
+    assert "micro/gelu\n" in proc.stderr and "large_kernel/k7" in proc.stderr
+    proc = train_cli(tmp_path / "b", "data=cifar1000", check=False)
+    assert proc.returncode != 0 and "unknown data 'cifar1000'" in proc.stderr and "cifar100\n" in proc.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_missing_dataset_files_say_where_they_were_looked_for(tmp_path):
+    proc = train_cli(tmp_path, "data=fashion_mnist", f"data.root={tmp_path / 'nowhere'}", check=False)
+    assert proc.returncode != 0
+    assert f"{tmp_path / 'nowhere'}/train-images-idx3-ubyte.gz" in proc.stderr
+    assert load(tmp_path)["status"] == "failed"
+    proc = train_cli(tmp_path / "c", "data=cifar10", f"data.root={tmp_path / 'c10'}", "data.download=false",
+                     check=False)
+    assert proc.returncode != 0 and str(tmp_path / "c10" / "cifar-10-batches-py") in proc.stderr
+    assert "cifar-10-python.tar.gz" in proc.stderr
+
+
+def test_a_corrupt_checkpoint_is_named_and_kept(tmp_path):
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    proc = train_cli(tmp_path, "step=micro/gelu", check=False)
+    assert proc.returncode != 0 and str(tmp_path / "checkpoint.pt") in proc.stderr
+    assert (tmp_path / "checkpoint.pt").read_bytes() == b"not a checkpoint"
+
+
+def test_resuming_with_another_config_is_refused_and_touches_nothing(tmp_path):
+    train_cli(tmp_path, "step=micro/gelu")
+    before = (tmp_path / "metrics.json").read_text(), (tmp_path / "checkpoint.pt").read_bytes()
+    proc = train_cli(tmp_path, "step=micro/gelu", "train.base_lr=0.1", check=False)
+    assert proc.returncode != 0 and "train.base_lr: 0.004 -> 0.1" in proc.stderr
+    assert ((tmp_path / "metrics.json").read_text(), (tmp_path / "checkpoint.pt").read_bytes()) == before
+
+
+def test_wandb_online_without_an_api_key_falls_back_offline_and_training_goes_on(tmp_path):
+    env = clean_env(HOME=str(tmp_path / "home"), WANDB_INIT_TIMEOUT="20")
+    proc = train_cli(tmp_path / "run", "step=micro/gelu", "wandb=online", env=env)
+    assert proc.returncode == 0
+    assert load(tmp_path / "run")["status"] == "completed"
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
