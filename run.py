@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from roadmap.compose import check_choices, to_run_config
 from roadmap.errors import RoadmapError
+from roadmap.sweep import register_resolvers
 from roadmap.train import train
 
 log = logging.getLogger("roadmap")
@@ -28,13 +29,19 @@ def main(dcfg: DictConfig) -> float | None:
         record = train(cfg, Path(hc.runtime.output_dir), group)
     except (RoadmapError, ValueError) as e:
         log.error("%s", e)
-        if multirun:
+        if not multirun:
+            sys.exit(1)
+        return None  # recorded as failed in its metrics.json; the sweep goes on and SweepSummary reports it
+    except Exception:
+        if not multirun:
             raise
-        sys.exit(1)
+        log.exception("run failed; the sweep goes on")  # e.g. out of memory
+        return None
     return record.get("final_top1")
 
 
 if __name__ == "__main__":
+    register_resolvers()
     try:
         check_choices(sys.argv[1:])
     except ValueError as e:

@@ -27,7 +27,16 @@ class Context:
         return t.tolist()
 
 
+def _export_slurm_tasks() -> None:
+    """A submitit job of several tasks (hydra/launcher=slurm): set what torchrun would set, from SLURM's."""
+    if "RANK" not in os.environ and os.environ.get("SUBMITIT_EXECUTOR") == "slurm" \
+            and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        from submitit.helpers import TorchDistributedEnvironment
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+
+
 def setup(system: SystemConfig) -> Context:
+    _export_slurm_tasks()
     world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
     local = int(os.environ.get("LOCAL_RANK", 0))
     cuda = system.device.startswith("cuda") or (system.device == "auto" and torch.cuda.is_available())

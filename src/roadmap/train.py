@@ -110,7 +110,7 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None) -> dict:
             write_config(cfg, run_dir / "config.yaml")
             tracker = Tracker(cfg.wandb, run_dir, f"{cfg.step.name}/seed{cfg.seed}", group, config,
                               record.get("wandb_id"))
-            record["wandb_id"] = tracker.id
+            record.update(wandb_id=tracker.id, wandb_group=group)
             write_json(record, record_path)
         for epoch in range(start, epochs):
             seed_all(cfg.seed * 100_003 + epoch * 1_009 + ctx.rank)  # each epoch's randomness, resume or not

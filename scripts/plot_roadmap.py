@@ -1,0 +1,43 @@
+"""The paper's Figure 2 from your runs: roadmap.png/.svg, roadmap.csv and roadmap.md.
+
+    python scripts/plot_roadmap.py outputs/sweeps/cifar100-short             # every metrics.json below
+    python scripts/plot_roadmap.py --wandb ENTITY/PROJECT --group cifar100-short
+    python scripts/plot_roadmap.py SWEEP_DIR --out figures/ --metric best_top1
+
+One bar per step in paper order: mean top-1 over seeds with a standard-deviation error bar and the seed count,
+GMACs and the change from the previous adopted step beside it; side branches (kernel 5, 9, 11) hatched; the
+paper's ImageNet-1K top-1 as a marker (on a second axis when the data differ). Steps with no completed run are
+shown as such; failed runs are counted and listed in roadmap.md.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+from roadmap.report import records_from_dirs, records_from_wandb, report
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("paths", nargs="*", type=Path, help="sweep or run directories to search for metrics.json")
+    ap.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read the runs from the W&B API instead")
+    ap.add_argument("--group", help="with --wandb: the sweep's W&B group")
+    ap.add_argument("--out", type=Path, default=Path("outputs"), help="output folder (default outputs/)")
+    ap.add_argument("--metric", choices=["final_top1", "best_top1"], default="final_top1")
+    args = ap.parse_args()
+    if bool(args.paths) == bool(args.wandb) or (args.wandb and not args.group):
+        ap.error("give sweep directories, or --wandb ENTITY/PROJECT with --group G")
+    try:
+        records = records_from_wandb(args.wandb, args.group) if args.wandb else records_from_dirs(args.paths)
+        rows, failed = report(records, args.out, args.metric)
+    except (ValueError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+    done = sum(r["n"] for r in rows)
+    missing = [r["step"] for r in rows if r["n"] == 0]
+    print(f"{done} completed runs over {len(rows) - len(missing)} of {len(rows)} steps, {len(failed)} failed; "
+          f"wrote {', '.join(str(args.out / f'roadmap.{e}') for e in ('png', 'svg', 'csv', 'md'))}")
+    if missing:
+        print(f"no completed run: {', '.join(missing)}")
+
+
+if __name__ == "__main__":
+    main()

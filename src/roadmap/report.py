@@ -1,0 +1,160 @@
+"""The paper's Figure 2 from a sweep's run records: one row per step, the paper's numbers beside ours."""
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from pathlib import Path
+
+from .steps import roadmap_steps
+
+COLUMNS = ["step", "label", "n", "mean", "std", "min", "max", "gmacs", "params", "images_per_s", "paper_top1",
+           "paper_gflops", "adopted", "delta", "failed"]
+
+
+def records_from_dirs(paths: list[Path]) -> list[dict]:
+    """Every metrics.json under the given sweep (or run) directories, each once."""
+    seen, out = set(), []
+    for root in paths:
+        if not Path(root).exists():
+            raise FileNotFoundError(f"{root}: no such directory")
+        for path in sorted(Path(root).rglob("metrics.json")):
+            if path.resolve() not in seen:
+                seen.add(path.resolve())
+                out.append(json.loads(path.read_text()) | {"path": str(path.parent)})
+    return out
+
+
+def records_from_wandb(project: str, group: str, api=None) -> list[dict]:
+    """The same records from the W&B API: the runs of one group (a sweep) of ENTITY/PROJECT."""
+    if api is None:
+        import wandb
+        api = wandb.Api()
+    out = []
+    for run in api.runs(project, filters={"group": group}):
+        cfg, summary = run.config, run.summary
+        status = summary.get("status") or ("completed" if run.state == "finished" else run.state)
+        out.append({"step": cfg["step"]["name"], "label": cfg["step"]["label"], "seed": cfg["seed"],
+                    "data": cfg["data"]["name"], "budget": cfg["budget"]["name"], "status": status,
+                    "reason": None if status == "completed" else f"W&B state {run.state}", "path": run.url,
+                    **{k: summary.get(k) for k in ("final_top1", "best_top1", "params", "gmacs", "images_per_s")}})
+    return out
+
+
+def _mean(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.fmean(values) if values else None
+
+
+def summarize(records: list[dict], metric: str = "final_top1") -> tuple[list[dict], list[dict]]:
+    """One row per step in paper order (steps with no completed run included), and the failed runs."""
+    settings = {(r.get("data"), r.get("budget")) for r in records}
+    if len(settings) > 1:
+        raise ValueError(f"these records mix datasets/budgets {sorted(map(str, settings))}; chart one sweep at a time")
+    done = [r for r in records if r.get("status") == "completed" and r.get(metric) is not None]
+    failed = [r for r in records if r not in done]
+    steps = roadmap_steps()
+    known = {s.name for s in steps}
+    extra = sorted({r["step"] for r in records} - known)  # steps of the user's own, after the paper's
+    rows, previous = [], None
+    for s in steps + extra:
+        name = s if isinstance(s, str) else s.name
+        meta = None if isinstance(s, str) else s.meta
+        runs = [r for r in done if r["step"] == name]
+        values = [r[metric] for r in runs]
+        row = {"step": name, "label": meta.label if meta else name, "n": len(values),
+               "mean": statistics.fmean(values) if values else None,
+               "std": statistics.stdev(values) if len(values) > 1 else None,
+               "min": min(values, default=None), "max": max(values, default=None),
+               "gmacs": _mean([r.get("gmacs") for r in runs]), "params": _mean([r.get("params") for r in runs]),
+               "images_per_s": _mean([r.get("images_per_s") for r in runs]),
+               "paper_top1": meta.paper_top1 if meta else None, "paper_gflops": meta.paper_gflops if meta else None,
+               "adopted": meta.adopted if meta else True, "delta": None,
+               "failed": sum(r["step"] == name for r in failed)}
+        if row["mean"] is not None and previous is not None and previous["mean"] is not None:
+            row["delta"] = row["mean"] - previous["mean"]
+        if row["adopted"]:
+            previous = row
+        rows.append(row)
+    return rows, failed
+
+
+def write_tables(rows: list[dict], failed: list[dict], out: Path, title: str) -> None:
+    with open(out / "roadmap.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        w.writerows({k: ("" if r[k] is None else r[k]) for k in COLUMNS} for r in rows)
+    fmt = lambda v, spec: "" if v is None else format(v, spec)  # noqa: E731
+    lines = [f"# {title}", "", "| step | label | n | mean | std | min | max | GMACs | params | images/s | "
+             "paper top-1 | paper GFLOPs | change | failed |", "|" + "---|" * 14]
+    for r in rows:
+        lines.append(f"| {r['step']} | {r['label']}{'' if r['adopted'] else ' (not adopted)'} | {r['n']} | "
+                     f"{fmt(r['mean'], '.2f')} | {fmt(r['std'], '.2f')} | {fmt(r['min'], '.2f')} | "
+                     f"{fmt(r['max'], '.2f')} | {fmt(r['gmacs'], '.3f')} | {fmt(r['params'], ',.0f')} | "
+                     f"{fmt(r['images_per_s'], '.0f')} | {fmt(r['paper_top1'], '.2f')} | "
+                     f"{fmt(r['paper_gflops'], '.2f')} | {fmt(r['delta'], '+.2f')} | {r['failed']} |")
+    missing = [r["step"] for r in rows if r["n"] == 0]
+    if missing:
+        lines += ["", f"Steps with no completed run: {', '.join(missing)}."]
+    if failed:
+        lines += ["", f"Failed runs ({len(failed)}):"]
+        lines += [f"- {r.get('step')} seed {r.get('seed')}: {r.get('reason') or r.get('status')} ({r.get('path')})"
+                  for r in failed]
+    (out / "roadmap.md").write_text("\n".join(lines) + "\n")
+
+
+def plot(rows: list[dict], failed: list[dict], out: Path, title: str, xlabel: str, same_axis: bool) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 0.42 * len(rows) + 1.8))
+    ys = list(range(len(rows)))[::-1]  # the paper's first row at the top
+    ours = [(r["mean"], r["std"] or 0.0) for r in rows if r["mean"] is not None]
+    lo = min((m - s for m, s in ours), default=0.0)
+    hi = max((m + s for m, s in ours), default=100.0)
+    pad = max(1.0, 0.15 * (hi - lo))
+    left = max(0.0, lo - pad)
+    for y, r in zip(ys, rows):
+        failures = f", {r['failed']} failed" if r["failed"] else ""
+        if r["mean"] is None:
+            ax.text(left, y, f"  no completed run{failures}", va="center", color="0.4", style="italic")
+            continue
+        ax.barh(y, r["mean"] - left, left=left, xerr=r["std"] or 0.0, capsize=3, height=0.7,
+                color="#4c72b0" if r["adopted"] else "white", edgecolor="#4c72b0",
+                hatch=None if r["adopted"] else "///")
+        delta = "" if r["delta"] is None else f", {r['delta']:+.2f}"
+        ax.text(r["mean"] + (r["std"] or 0) + 0.02 * pad, y,
+                f" {r['mean']:.2f} (n={r['n']}{delta})  {r['gmacs']:.2f} GMACs{failures}", va="center", fontsize=8)
+    ax.set_yticks(ys, [r["label"] for r in rows])
+    ax.set_xlim(left, hi + 3.5 * pad)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    papers = [(y, r["paper_top1"]) for y, r in zip(ys, rows) if r["paper_top1"] is not None]
+    if papers:
+        pax = ax if same_axis else ax.twiny()
+        pax.scatter([p for _, p in papers], [y for y, _ in papers], marker="D", color="#dd8452", zorder=3,
+                    label="paper, ImageNet-1K")
+        if not same_axis:
+            pv = [p for _, p in papers]
+            pax.set_xlim(min(pv) - 0.5, max(pv) + 0.5 + 0.4 * (max(pv) - min(pv)))
+            pax.set_xlabel("paper top-1 (%), ImageNet-1K", color="#dd8452")
+        pax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    for ext in ("png", "svg"):
+        fig.savefig(out / f"roadmap.{ext}", dpi=150)
+    plt.close(fig)
+
+
+def report(records: list[dict], out: Path, metric: str = "final_top1") -> tuple[list[dict], list[dict]]:
+    if not records:
+        raise ValueError("no run records (metrics.json) found")
+    rows, failed = summarize(records, metric)
+    data, budget = records[0].get("data"), records[0].get("budget")
+    seeds = sorted({r.get("seed") for r in records if r.get("status") == "completed"}, key=str)
+    title = f"ConvNeXt roadmap on {data} ({budget} budget), seeds {', '.join(map(str, seeds)) or 'none'}"
+    out.mkdir(parents=True, exist_ok=True)
+    write_tables(rows, failed, out, title)
+    plot(rows, failed, out, title, f"{metric.replace('_top1', ' top-1')} (%) on {data}: mean and std over seeds",
+         same_axis=data == "imagenet")
+    return rows, failed

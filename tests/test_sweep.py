@@ -1,0 +1,184 @@
+"""Sweeps (Hydra multirun) with real short runs, and the roadmap chart from their records."""
+import csv
+import json
+import re
+import statistics
+from types import SimpleNamespace
+
+import pytest
+from conftest import FAST, ROOT, clean_env, run_cli
+
+from roadmap import roadmap_steps
+from roadmap.report import records_from_dirs, records_from_wandb, report
+
+STEPS = [s.name for s in roadmap_steps()]
+TINY = [*FAST, "budget.epochs=1", "budget.max_train_iters=1", "budget.max_eval_iters=1"]
+# the classic recipe's multistep schedule multiplies its rate by 1e12 after epoch 1: baseline/resnet50 fails
+# with a NaN loss; the enhanced recipe's cosine schedule ignores both fields
+FAIL_RESNET = ["train.decay_rate=1e12", "train.decay_milestones=[1]"]
+SWEPT = ["baseline/resnet50", "macro/patchify", "micro/gelu", "micro/separate_downsample"]
+
+
+def sweep(sweep_dir, *args, env=None):
+    return run_cli(ROOT / "run.py", "-m", *args, f"hydra.sweep.dir={sweep_dir}", env=env)
+
+
+def launched_steps(stdout: str) -> list[str]:
+    return re.findall(r"#\d+ : step=(\S+)", stdout)
+
+
+def records(sweep_dir) -> dict:
+    return {p.parent.relative_to(sweep_dir).as_posix(): json.loads(p.read_text())
+            for p in sorted(sweep_dir.rglob("metrics.json"))}
+
+
+def test_the_roadmap_sweep_runs_every_step_in_paper_order_in_one_wandb_group(tmp_path):
+    assert "micro" not in (ROOT / "configs/sweep/roadmap.yaml").read_text().split("hydra:")[1]  # no second list
+    proc = sweep(tmp_path / "s", "+sweep=roadmap", "seed=0", *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert launched_steps(proc.stdout) == STEPS
+    recs = records(tmp_path / "s")
+    assert sorted(recs) == sorted(f"{s}/seed0" for s in STEPS)
+    assert {r["status"] for r in recs.values()} == {"completed"}
+    assert {r["wandb_group"] for r in recs.values()} == {"s"}
+
+
+@pytest.fixture(scope="module")
+def failing_sweep(tmp_path_factory):
+    """Four steps x two seeds, baseline/resnet50 failing, then launched a second time."""
+    d = tmp_path_factory.mktemp("sweep") / "sw"
+    first = sweep(d, f"step={','.join(SWEPT)}", "seed=0,1", *FAST, *FAIL_RESNET)
+    before = records(d)
+    mtimes = {p: p.stat().st_mtime_ns for p in d.rglob("metrics.json")}
+    second = sweep(d, f"step={','.join(SWEPT)}", "seed=0,1", *FAST, *FAIL_RESNET)
+    return SimpleNamespace(dir=d, first=first, second=second, before=before, mtimes=mtimes)
+
+
+def test_a_failed_run_is_recorded_the_sweep_goes_on_and_ends_non_zero_with_a_summary(failing_sweep):
+    proc, recs = failing_sweep.first, failing_sweep.before
+    assert proc.returncode != 0
+    assert launched_steps(proc.stdout) == [s for s in SWEPT for _ in (0, 1)]
+    assert len(recs) == 8
+    for name, rec in recs.items():
+        failed = name.startswith("baseline/resnet50")
+        assert rec["status"] == ("failed" if failed else "completed"), name
+    summary = proc.stderr.strip().splitlines()[-1]
+    assert summary.startswith("sweep finished with 2 failed run(s): baseline/resnet50 seed 0 (NonFiniteLoss")
+    assert "baseline/resnet50 seed 1" in summary and "gelu" not in summary
+
+
+def test_a_relaunched_sweep_skips_completed_runs_and_retries_failed_ones(failing_sweep):
+    proc, d = failing_sweep.second, failing_sweep.dir
+    assert proc.returncode != 0
+    assert proc.stderr.count("already completed") == 6
+    after = records(d)
+    for path, mtime in failing_sweep.mtimes.items():
+        rel = path.parent.relative_to(d).as_posix()
+        if after[rel]["status"] == "completed":
+            assert path.stat().st_mtime_ns == mtime and after[rel] == failing_sweep.before[rel]
+        else:
+            assert rel.startswith("baseline/resnet50") and path.stat().st_mtime_ns > mtime
+
+
+def test_the_chart_and_tables_from_a_real_sweep_match_its_records(failing_sweep, tmp_path):
+    proc = run_cli(ROOT / "scripts/plot_roadmap.py", failing_sweep.dir, "--out", tmp_path, check=True)
+    assert "6 completed runs over 3 of 17 steps, 2 failed" in proc.stdout
+    for ext in ("png", "svg", "csv", "md"):
+        assert (tmp_path / f"roadmap.{ext}").stat().st_size > 500
+    rows = list(csv.DictReader(open(tmp_path / "roadmap.csv")))
+    assert [r["step"] for r in rows] == STEPS
+    recs = records(failing_sweep.dir).values()
+    for row in rows:
+        mine = [r for r in recs if r["step"] == row["step"] and r["status"] == "completed"]
+        assert int(row["n"]) == len(mine)
+        assert int(row["failed"]) == sum(r["step"] == row["step"] and r["status"] == "failed" for r in recs)
+        if not mine:
+            assert row["mean"] == row["std"] == ""
+            continue
+        top1 = [r["final_top1"] for r in mine]
+        assert float(row["mean"]) == pytest.approx(statistics.fmean(top1))
+        assert float(row["std"]) == pytest.approx(statistics.stdev(top1))
+        assert (float(row["min"]), float(row["max"])) == (min(top1), max(top1))
+        assert float(row["gmacs"]) == pytest.approx(mine[0]["gmacs"])
+        assert float(row["images_per_s"]) == pytest.approx(statistics.fmean(r["images_per_s"] for r in mine))
+    md = (tmp_path / "roadmap.md").read_text()
+    assert "Failed runs (2):" in md and "baseline/resnet50 seed 1: NonFiniteLoss" in md
+
+
+def _record(path, step, seed, top1, status="completed", **extra):
+    path.mkdir(parents=True)
+    rec = {"step": step, "seed": seed, "data": "cifar100", "budget": "short", "status": status,
+           "final_top1": top1 if status == "completed" else None, "best_top1": top1, "gmacs": 0.1,
+           "params": 1000, "images_per_s": 500.0, "reason": None if status == "completed" else "OutOfMemoryError"}
+    (path / "metrics.json").write_text(json.dumps(rec | extra))
+
+
+def test_hand_made_records_missing_steps_failed_runs_one_seed_and_side_branches(tmp_path):
+    d = tmp_path / "runs"
+    for seed, top1 in enumerate([70.0, 72.0, 74.0]):
+        _record(d / f"move{seed}", "large_kernel/move_up", seed, top1)
+    _record(d / "k5", "large_kernel/k5", 0, 75.0)                       # one seed, a side branch
+    _record(d / "k7a", "large_kernel/k7", 0, 76.0)
+    _record(d / "k7b", "large_kernel/k7", 1, 77.0)
+    _record(d / "k7c", "large_kernel/k7", 2, None, status="failed")
+    _record(d / "k9", "large_kernel/k9", 0, 78.0)
+    _record(d / "gelu", "micro/gelu", 0, None, status="failed")         # failed, no completed run
+    recs = records_from_dirs([d])
+    rows, failed = report(recs, tmp_path)
+    by = {r["step"]: r for r in rows}
+    assert [r["step"] for r in rows] == STEPS and len(recs) == 9 and len(failed) == 2
+    assert (by["large_kernel/move_up"]["mean"], by["large_kernel/move_up"]["std"]) == (72.0, 2.0)
+    assert by["large_kernel/k5"]["n"] == 1 and by["large_kernel/k5"]["std"] is None
+    assert by["large_kernel/k5"]["delta"] == 3.0   # against move_up, the previous adopted step
+    assert by["large_kernel/k7"]["delta"] == 4.5 and by["large_kernel/k7"]["failed"] == 1
+    assert by["large_kernel/k9"]["delta"] == 1.5   # against k7, not against the side branch k5
+    assert by["micro/gelu"]["n"] == 0 and by["micro/gelu"]["failed"] == 1 and by["micro/gelu"]["mean"] is None
+    assert by["micro/fewer_acts"]["delta"] is None  # its predecessor has no completed run
+    rows_csv = list(csv.DictReader(open(tmp_path / "roadmap.csv")))
+    k5 = next(r for r in rows_csv if r["step"] == "large_kernel/k5")
+    assert (k5["n"], k5["mean"], k5["std"], k5["adopted"]) == ("1", "75.0", "", "False")
+    md = (tmp_path / "roadmap.md").read_text()
+    assert "kernel size -> 5 (not adopted)" in md and "Steps with no completed run: baseline/resnet50" in md
+    assert "micro/gelu seed 0: OutOfMemoryError" in md
+
+
+def test_records_of_different_datasets_are_not_averaged_together(tmp_path):
+    _record(tmp_path / "a", "micro/gelu", 0, 70.0)
+    _record(tmp_path / "b", "micro/gelu", 1, 90.0, data="cifar10")
+    proc = run_cli(ROOT / "scripts/plot_roadmap.py", tmp_path, "--out", tmp_path / "o")
+    assert proc.returncode != 0 and "mix datasets" in proc.stderr
+
+
+def test_records_from_the_wandb_api(tmp_path):
+    def run(step, seed, top1, state="finished"):
+        return SimpleNamespace(
+            config={"step": {"name": step, "label": step}, "seed": seed, "data": {"name": "cifar100"},
+                    "budget": {"name": "short"}}, state=state, url=f"https://wandb.ai/x/{step}/{seed}",
+            summary={"status": "completed" if state == "finished" else None, "final_top1": top1, "gmacs": 0.1,
+                     "params": 10, "images_per_s": 5.0, "best_top1": top1})
+
+    class Api:
+        def runs(self, path, filters):
+            assert (path, filters) == ("me/roadmap", {"group": "cifar100-short"})
+            return [run("micro/gelu", 0, 60.0), run("micro/gelu", 1, 62.0), run("convnext_t", 0, None, "crashed")]
+
+    recs = records_from_wandb("me/roadmap", "cifar100-short", api=Api())
+    rows, failed = report(recs, tmp_path)
+    gelu = next(r for r in rows if r["step"] == "micro/gelu")
+    assert (gelu["n"], gelu["mean"]) == (2, 61.0) and len(failed) == 1 and failed[0]["status"] == "crashed"
+
+
+def test_the_slurm_launcher_config_composes_with_its_documented_fields():
+    proc = run_cli(ROOT / "run.py", "hydra/launcher=slurm", "hydra.launcher.partition=gpu",
+                   "hydra.launcher.gpus_per_node=4", "--cfg", "hydra", check=True)
+    launcher = proc.stdout.split("launcher:")[1]
+    assert "SlurmLauncher" in launcher and "partition: gpu" in launcher and "gpus_per_node: 4" in launcher
+    assert "tasks_per_node: ${.gpus_per_node}" in launcher  # one process per GPU
+    assert "max_num_timeout: 20" in launcher and "timeout_min: 2880" in launcher
+
+
+def test_submitit_local_launcher_runs_a_sweep(tmp_path):
+    proc = sweep(tmp_path / "s", "hydra/launcher=submitit_local", "step=micro/gelu", "seed=0", *TINY,
+                 env=clean_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert records(tmp_path / "s")["micro/gelu/seed0"]["status"] == "completed"
