@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from roadmap import build_model, load_config, roadmap_steps
 from roadmap.compat import copy_weights_from
-from roadmap.compose import compose_dict
+from roadmap.compose import compose_dict, flatten
 from roadmap.measure import count_gmacs, count_params, describe
 from roadmap.model import Block, LayerNorm2d
 from roadmap.steps import own_fields, step_files
@@ -116,16 +116,7 @@ def test_every_step_trains_forward_and_backward(step, resolution):
 
 
 def _flat(cfg) -> dict:
-    out = {}
-
-    def walk(d, prefix=""):
-        for k, v in d.items():
-            if isinstance(v, dict):
-                walk(v, f"{prefix}{k}.")
-            else:
-                out[f"{prefix}{k}"] = v
-    walk(OmegaConf.to_container(cfg, resolve=True))
-    return out
+    return flatten(OmegaConf.to_container(cfg, resolve=True))
 
 
 @pytest.mark.parametrize("step", [s for s in step_files() if s.parent], ids=lambda s: s.name)

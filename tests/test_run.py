@@ -5,9 +5,12 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from conftest import FAST, ROOT, clean_env, run_cli, train_cli
+
+from roadmap.data import SHIPPED
 
 TIMING = ("images_per_s", "epoch_time_s")
 
@@ -71,14 +74,26 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_metrics(tmp_path):
     assert without_timing(resumed["history"]) == without_timing(whole["history"])
 
 
+def test_metrics_do_not_depend_on_the_number_of_loader_workers(tmp_path):
+    args = ["step=micro/separate_downsample", "budget.epochs=2"]
+    train_cli(tmp_path / "w0", *args, "data.num_workers=0")
+    train_cli(tmp_path / "w2", *args, "data.num_workers=2")
+    assert without_timing(load(tmp_path / "w0")["history"]) == without_timing(load(tmp_path / "w2")["history"])
+
+
 @pytest.mark.parametrize("world", [1, 2])
 def test_torchrun_trains_with_ddp_on_cpu(tmp_path, world):
-    proc = run_cli("--standalone", f"--nproc_per_node={world}", ROOT / "run.py", *FAST, "step=micro/layer_norm",
-                   "budget.max_eval_iters=null", f"hydra.run.dir={tmp_path}", module="torch.distributed.run")
+    # 1001 validation images in batches of 250: rank 0 evaluates 3 batches, rank 1 two (BatchNorm buffers)
+    d = dict(np.load(SHIPPED))
+    d["x_val"], d["y_val"] = np.concatenate([d["x_val"], d["x_val"][:1]]), np.concatenate([d["y_val"], d["y_val"][:1]])
+    np.savez(tmp_path / "odd.npz", **d)
+    proc = run_cli("--standalone", f"--nproc_per_node={world}", ROOT / "run.py", *FAST, "step=macro/patchify",
+                   "budget.max_eval_iters=null", "train.batch_size=250", f"data.root={tmp_path / 'odd.npz'}",
+                   f"hydra.run.dir={tmp_path / 'run'}", module="torch.distributed.run", timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    rec = load(tmp_path)
+    rec = load(tmp_path / "run")
     assert rec["status"] == "completed" and rec["hardware"]["world_size"] == world
-    assert all(row["val_images"] == 1000 for row in rec["history"])  # shards add up, none padded or lost
+    assert all(row["val_images"] == 1001 for row in rec["history"])  # shards add up, none padded or lost
 
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):

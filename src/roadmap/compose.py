@@ -23,6 +23,14 @@ def config_dir() -> Path:
     return path
 
 
+def flatten(d: dict, prefix: str = "") -> dict:
+    """{"model": {"kernel_size": 7}} -> {"model.kernel_size": 7}"""
+    out = {}
+    for k, v in d.items():
+        out.update(flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
 def to_run_config(cfg: DictConfig) -> RunConfig:
     """Typed, validated config. Raises ValueError naming the bad field and what is allowed."""
     cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), cfg)

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import gzip
+import random
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 from timm.data import create_transform
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 
 from .config import RunConfig
 from .errors import DataError
@@ -130,12 +131,57 @@ def build_datasets(cfg: RunConfig) -> tuple[Dataset, Dataset]:
     return ArrayDataset(x_train, y_train, train_tf), ArrayDataset(x_val, y_val, eval_tf)
 
 
+class EpochSampler(Sampler):
+    """A DistributedSampler that yields (index, epoch), so that a sample knows which epoch draws it."""
+
+    def __init__(self, sampler: DistributedSampler):
+        self.sampler = sampler
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self):
+        epoch = self.sampler.epoch
+        return ((i, epoch) for i in self.sampler)
+
+
+class SeededSamples(Dataset):
+    """Each sample's augmentation is seeded by (seed, epoch, index): the same in every run, whatever the
+    number of loader workers, whether they persist, and whether the run was resumed."""
+
+    def __init__(self, dataset: Dataset, seed: int):
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]):
+        index, epoch = key
+        s = (self.seed * 1_000_003 + epoch) * 10_000_019 + index
+        py_state, np_state = random.getstate(), np.random.get_state()
+        with torch.random.fork_rng(devices=[]):  # leave the loading process's own random streams alone
+            random.seed(s)
+            np.random.seed(s % 2**32)
+            torch.manual_seed(s)
+            try:
+                return self.dataset[index]
+            finally:
+                random.setstate(py_state)
+                np.random.set_state(np_state)
+
+
 def build_loaders(cfg: RunConfig, train: Dataset, val: Dataset, rank: int, world: int, pin: bool):
     """Each process sees 1/world of the data; validation is split without padding, so counts add up exactly."""
     workers = cfg.data.num_workers
-    extra = dict(num_workers=workers, pin_memory=pin, prefetch_factor=4 if workers else None)
-    sampler = DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True)
-    train_loader = DataLoader(train, batch_size=cfg.train.batch_size, sampler=sampler, drop_last=True, **extra)
+    extra = dict(num_workers=workers, pin_memory=pin, prefetch_factor=4 if workers else None,
+                 persistent_workers=workers > 0)
+    sampler = EpochSampler(DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,
+                                              drop_last=True))
+    train_loader = DataLoader(SeededSamples(train, cfg.seed), batch_size=cfg.train.batch_size, sampler=sampler,
+                              drop_last=True, **extra)
     if len(train_loader) == 0:
         raise DataError(f"train.batch_size={cfg.train.batch_size} is larger than the {len(sampler)} training images "
                         "each process gets; lower it")

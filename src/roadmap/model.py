@@ -78,7 +78,9 @@ class Block(nn.Module):
         y = self.branch(x)
         if self.gamma is not None:
             y = y * self.gamma.view(1, -1, 1, 1)
-        return self.post_act(self.shortcut(x) + self.drop_path(y))
+        y = self.drop_path(y)
+        y += self.shortcut(x)  # in place, as torchvision: no backward here needs the branch's output
+        return self.post_act(y)
 
 
 def make_stem(cfg: ModelConfig) -> nn.Sequential:

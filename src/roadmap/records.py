@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from .compose import flatten
 from .config import RunConfig
 from .errors import ConfigMismatch, CorruptCheckpoint
 
@@ -59,15 +60,8 @@ def plain(cfg: RunConfig) -> dict:
     return OmegaConf.to_container(OmegaConf.structured(cfg), enum_to_str=True)
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
 def check_same_config(saved: dict, current: dict, run_dir: Path) -> None:
-    a, b = _flat(saved), _flat(current)
+    a, b = flatten(saved), flatten(current)
     diff = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
             if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_CHANGES)]
     if diff:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from .compose import config_dir
+from .compose import config_dir, flatten
 from .config import StepMeta
 
 STEP_PREFIX = "/step/"
@@ -50,11 +50,4 @@ def own_fields(path: Path) -> set[str]:
     """Dotted keys a step file sets itself (not through its defaults)."""
     raw = OmegaConf.to_container(OmegaConf.load(path))
     raw.pop("defaults", None)
-
-    def walk(d, prefix=""):
-        for k, v in d.items():
-            if isinstance(v, dict):
-                yield from walk(v, f"{prefix}{k}.")
-            else:
-                yield f"{prefix}{k}"
-    return set(walk(raw))
+    return set(flatten(raw))

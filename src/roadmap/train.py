@@ -103,8 +103,10 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None) -> dict:
         criterion = build_loss(cfg, mixup)
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[ctx.device] if cuda else None) \
             if ctx.world > 1 else model
+        # evaluation runs on the bare module: DDP's forward is a collective, and shards may differ by a batch
+        eval_net = model
         if cfg.system.compile:
-            net = torch.compile(net)
+            net, eval_net = torch.compile(net), torch.compile(model)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and cfg.system.amp else nullcontext()
         if ctx.main:
             write_config(cfg, run_dir / "config.yaml")
@@ -159,7 +161,8 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None) -> dict:
             if not _finite(model):
                 raise NonFiniteLoss(f"the weights became NaN or infinite in epoch {epoch + 1}; the last good "
                                     "checkpoint was kept. Lower train.base_lr or set train.grad_clip.")
-            top1, top5, val_images = evaluate(net, val_loader, ctx, autocast, channels_last, cfg.budget.max_eval_iters)
+            top1, top5, val_images = evaluate(eval_net, val_loader, ctx, autocast, channels_last,
+                                              cfg.budget.max_eval_iters)
             row = {"epoch": epoch + 1, "train_loss": loss_total / (iters * ctx.world), "val_top1": top1,
                    "val_top5": top5, "val_images": val_images, "lr": optimizer.param_groups[0]["lr"],
                    "images_per_s": seen_total / train_time, "epoch_time_s": time.perf_counter() - t0}
