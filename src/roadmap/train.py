@@ -15,7 +15,7 @@ from tqdm import tqdm
 from .config import RunConfig
 from .data import build_datasets, build_loaders, to_device
 from .distributed import Context, setup, teardown
-from .errors import ConfigMismatch, NonFiniteLoss, RoadmapError
+from .errors import ConfigMismatch, NonFiniteLoss
 from .measure import count_gmacs, count_params
 from .model import build_model
 from .recipe import build_loss, build_mixup, build_optimizer, build_scheduler, scaled_lr
@@ -207,5 +207,3 @@ def _summarize(record: dict, wall: float) -> None:
     record.update(best_top1=max(r["val_top1"] for r in h), final_top1=h[-1]["val_top1"], epochs_done=len(h),
                   images_per_s=sum(r["images_per_s"] for r in h) / len(h), wall_time_s=wall)
 
-
-__all__ = ["train", "evaluate", "RoadmapError"]
