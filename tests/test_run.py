@@ -151,3 +151,11 @@ def test_wandb_online_without_an_api_key_falls_back_offline_and_training_goes_on
     assert proc.returncode == 0
     assert load(tmp_path / "run")["status"] == "completed"
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+
+
+def test_ema_is_off_for_the_roadmap_and_evaluated_beside_the_model_when_on(tmp_path):
+    train_cli(tmp_path / "on", "step=micro/gelu", "train.ema=true", "train.ema_decay=0.5")
+    assert all(0 <= row["val_top1_ema"] <= 100 for row in load(tmp_path / "on")["history"])
+    assert torch.load(tmp_path / "on" / "checkpoint.pt", weights_only=False)["ema"] is not None
+    train_cli(tmp_path / "off", "step=micro/gelu")
+    assert "val_top1_ema" not in load(tmp_path / "off")["history"][0]
