@@ -19,6 +19,13 @@ FASHION_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyt
                  "t10k": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
 
 
+def seed_all(seed: int) -> None:
+    """Python's, NumPy's and torch's CPU random streams."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
 class ArrayDataset(Dataset):
     """Images held in memory as uint8 arrays (N, H, W) or (N, H, W, 3)."""
 
@@ -58,25 +65,23 @@ def _fashion_mnist(cfg):
     return read_fashion_mnist(cfg.root, "train"), read_fashion_mnist(cfg.root, "t10k")
 
 
-def _cifar(cls, folder: str, url: str):
-    def load(cfg):
-        splits = []
-        for train in (True, False):
+def _cifar(cfg, cls, folder: str, url: str):
+    splits = []
+    for train in (True, False):
+        try:
+            ds = cls(cfg.root, train=train, download=False)
+        except RuntimeError:
+            if not cfg.download:
+                raise DataError(f"{cls.__name__} not found in {Path(cfg.root) / folder} and data.download=false. "
+                                f"Download {url}, extract it into {cfg.root}, or set data.root.") from None
             try:
-                ds = cls(cfg.root, train=train, download=False)
-            except RuntimeError:
-                if not cfg.download:
-                    raise DataError(f"{cls.__name__} not found in {Path(cfg.root) / folder} and data.download=false. "
-                                    f"Download {url}, extract it into {cfg.root}, or set data.root.") from None
-                try:
-                    ds = cls(cfg.root, train=train, download=True)
-                except Exception as e:
-                    raise DataError(f"{cls.__name__} not found in {Path(cfg.root) / folder} and the download failed "
-                                    f"({type(e).__name__}: {e}). Without internet, download {url} elsewhere, "
-                                    f"extract it into {cfg.root} (giving {folder}/), or set data.root.") from None
-            splits.append((ds.data, np.asarray(ds.targets)))
-        return splits[0], splits[1]
-    return load
+                ds = cls(cfg.root, train=train, download=True)
+            except Exception as e:
+                raise DataError(f"{cls.__name__} not found in {Path(cfg.root) / folder} and the download failed "
+                                f"({type(e).__name__}: {e}). Without internet, download {url} elsewhere, "
+                                f"extract it into {cfg.root} (giving {folder}/), or set data.root.") from None
+        splits.append((ds.data, np.asarray(ds.targets)))
+    return splits[0], splits[1]
 
 
 def _image_folder(cfg, train_tf, eval_tf):
@@ -95,12 +100,12 @@ def _image_folder(cfg, train_tf, eval_tf):
 
 def _cifar10(cfg):
     from torchvision.datasets import CIFAR10
-    return _cifar(CIFAR10, "cifar-10-batches-py", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz")(cfg)
+    return _cifar(cfg, CIFAR10, "cifar-10-batches-py", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz")
 
 
 def _cifar100(cfg):
     from torchvision.datasets import CIFAR100
-    return _cifar(CIFAR100, "cifar-100-python", "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz")(cfg)
+    return _cifar(cfg, CIFAR100, "cifar-100-python", "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz")
 
 
 ARRAYS = {"fashion_mnist_small": _shipped, "fashion_mnist": _fashion_mnist, "cifar10": _cifar10, "cifar100": _cifar100}
@@ -163,9 +168,7 @@ class SeededSamples(Dataset):
         s = (self.seed * 1_000_003 + epoch) * 10_000_019 + index
         py_state, np_state = random.getstate(), np.random.get_state()
         with torch.random.fork_rng(devices=[]):  # leave the loading process's own random streams alone
-            random.seed(s)
-            np.random.seed(s % 2**32)
-            torch.manual_seed(s)
+            seed_all(s)
             try:
                 return self.dataset[index]
             finally:

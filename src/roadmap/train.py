@@ -2,18 +2,16 @@
 from __future__ import annotations
 
 import logging
-import random
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
-import numpy as np
 import torch
 from timm.utils import ModelEmaV3
 from tqdm import tqdm
 
 from .config import RunConfig
-from .data import build_datasets, build_loaders, to_device
+from .data import build_datasets, build_loaders, seed_all, to_device
 from .distributed import Context, setup, teardown
 from .errors import ConfigMismatch, NonFiniteLoss
 from .measure import count_gmacs, count_params
@@ -24,12 +22,6 @@ from .records import (check_same_config, git_commit, hardware, load_checkpoint, 
 from .tracking import Tracker
 
 log = logging.getLogger(__name__)
-
-
-def seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 @torch.no_grad()
