@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import random
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -57,8 +58,13 @@ def _shipped(cfg):
     path = Path(cfg.root) if cfg.root else SHIPPED
     if not path.is_file():
         raise DataError(f"the shipped dataset is missing: {path}. Rebuild it with scripts/make_fashion_mnist_small.py")
-    d = np.load(path)
-    return (d["x_train"], d["y_train"]), (d["x_val"], d["y_val"])
+    try:
+        d = np.load(path)
+        return (d["x_train"], d["y_train"]), (d["x_val"], d["y_val"])
+    except (OSError, ValueError, KeyError, AttributeError) as e:
+        raise DataError(f"data.root={str(path)!r} is not a dataset this project can read ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:120]}); {cfg.name} needs a .npz with x_train, y_train, x_val, "
+                        "y_val (as scripts/make_fashion_mnist_small.py writes), or data.root= for the shipped one")
 
 
 def _fashion_mnist(cfg):
@@ -176,11 +182,22 @@ class SeededSamples(Dataset):
                 np.random.set_state(np_state)
 
 
+def _ignore_stop_signals(_: int) -> None:
+    """Loader workers leave SIGINT and SIGTERM to the main process, which records the interruption and shuts
+    them down; a worker that died of the signal first would add a traceback to the one line the user gets."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def build_loaders(cfg: RunConfig, train: Dataset, val: Dataset, rank: int, world: int, pin: bool):
     """Each process sees 1/world of the data; validation is split without padding, so counts add up exactly."""
     workers = cfg.data.num_workers
+    # Each loader draws its workers' base seed from a generator of its own: from the global stream, a fresh
+    # iterator would draw where a persistent one does not, and the model's randomness (stochastic depth) would
+    # then depend on the worker count and on whether the run was resumed.
     extra = dict(num_workers=workers, pin_memory=pin, prefetch_factor=4 if workers else None,
-                 persistent_workers=workers > 0)
+                 persistent_workers=workers > 0, generator=torch.Generator().manual_seed(cfg.seed),
+                 worker_init_fn=_ignore_stop_signals if workers else None)
     sampler = EpochSampler(DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,
                                               drop_last=True))
     train_loader = DataLoader(SeededSamples(train, cfg.seed), batch_size=cfg.train.batch_size, sampler=sampler,

@@ -8,6 +8,7 @@ import torch
 import torch.distributed as dist
 
 from .config import SystemConfig
+from .errors import RoadmapError
 
 
 @dataclass
@@ -41,12 +42,17 @@ def setup(system: SystemConfig) -> Context:
     local = int(os.environ.get("LOCAL_RANK", 0))
     cuda = system.device.startswith("cuda") or (system.device == "auto" and torch.cuda.is_available())
     if cuda and not torch.cuda.is_available():
-        raise RuntimeError(f"system.device={system.device!r} but no CUDA device is available; use auto or cpu")
+        raise RoadmapError(f"system.device={system.device!r} is not allowed here: no CUDA device is available "
+                           "(torch.cuda.is_available() is False); use system.device=auto or cpu")
     if cuda:
         device = torch.device(system.device if ":" in system.device else f"cuda:{local}")
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
+    if system.deterministic:  # reproducible kernels, at some cost in speed
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
     if "MASTER_ADDR" in os.environ and not dist.is_initialized():  # launched by torchrun, any world size
         dist.init_process_group("nccl" if cuda else "gloo")
     return Context(rank, world, device)
