@@ -267,6 +267,15 @@ class RunConfig:
     wandb: WandbConfig = field(default_factory=WandbConfig)
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        t = self.train
+        if self.model.norm == Norm.batch and t.batch_size < 2:
+            _fail("train.batch_size", t.batch_size, "at least 2 with model.norm=batch (BatchNorm normalizes over "
+                  "the batch), or model.norm=layer")
+        if (t.mixup > 0 or t.cutmix > 0) and t.batch_size % 2:
+            _fail("train.batch_size", t.batch_size, f"an even number: Mixup/CutMix (train.mixup={t.mixup}, "
+                  f"train.cutmix={t.cutmix}) pairs each image with another; or train.mixup=0 train.cutmix=0")
+
     def schedule_epochs(self) -> tuple[int, float, List[int]]:
         """Epochs, warm-up epochs and milestones after the budget's scaling."""
         t, b = self.train, self.budget
@@ -279,6 +288,7 @@ def register_configs() -> None:
     """Register the schema; the network's class count follows the dataset's."""
     schema = OmegaConf.structured(RunConfig)
     schema.model.num_classes = "${data.num_classes}"
+    schema.data.root = schema.data.num_classes = "???"  # each data config gives them (or says ??? for the user)
     ConfigStore.instance().store(name="run_schema", node=schema)
 
 

@@ -38,3 +38,31 @@ def describe(model_cfg, resolution: int = 224, num_classes: int | None = None) -
     """(parameters, GMACs) of a model config."""
     model = _meta_model(model_cfg, num_classes)
     return count_params(model), _gmacs(model, resolution)
+
+
+def check_input_size(model_cfg, resolution: int) -> None:
+    """Raise ValueError if some layer cannot run on a `resolution` input (a 2x2/2 conv on a 1x1 map, say),
+    naming the layer, the map it gets and the smallest resolution that runs."""
+    model = _meta_model(model_cfg, None)
+    names = {m: n for n, m in model.named_modules()}
+    seen: dict = {}
+    hooks = [m.register_forward_pre_hook(lambda m, args: seen.update(module=m, shape=tuple(args[0].shape)))
+             for m in model.modules() if not list(m.children())]
+
+    def runs(size: int) -> bool:
+        try:
+            with torch.no_grad():
+                model(torch.empty(1, model.cfg.in_chans, size, size, device="meta"))
+            return True
+        except RuntimeError:
+            return False
+
+    if runs(resolution):
+        return
+    module, shape = seen["module"], seen["shape"]
+    for h in hooks:
+        h.remove()
+    smallest = next((r for r in range(resolution + 1, 513) if runs(r)), None)
+    raise ValueError(f"data.resolution={resolution} is too small for this network: {names[module]} "
+                     f"({type(module).__name__}) gets a {shape[-2]}x{shape[-1]} map and cannot run; "
+                     + (f"use data.resolution={smallest} or more" if smallest else "no size up to 512 runs"))

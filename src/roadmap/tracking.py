@@ -4,11 +4,36 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import socket
+import threading
 from pathlib import Path
+from urllib.parse import urlparse
 
 from .config import WandbConfig, WandbMode
 
 log = logging.getLogger(__name__)
+
+PROBE_S = 3.0         # to reach the W&B server at all (DNS and TCP), before trying online
+INIT_TIMEOUT_S = 8.0  # wandb.init's own limit online (its default is 90 s); the offline start follows
+_online_failed: str | None = None  # why online failed in this process: a sweep does not wait on every run
+
+
+def reachable(url: str, timeout: float = PROBE_S) -> bool:
+    """Whether a TCP connection to the server of `url` opens within `timeout` seconds, DNS included."""
+    u = urlparse(url)
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((u.hostname, u.port or (443 if u.scheme == "https" else 80)), timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
 
 
 def resolve_mode(mode: WandbMode) -> str:
@@ -32,16 +57,28 @@ class Tracker:
         mode = resolve_mode(cfg.mode)
         if not enabled or mode == "disabled":
             return
+        global _online_failed
+        if mode == "online" and _online_failed is None:
+            url = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+            if not reachable(url):
+                _online_failed = f"{url} could not be reached within {PROBE_S:.0f} s"
+        if mode == "online" and _online_failed is not None:
+            log.warning("W&B online is not available (%s); logging offline", _online_failed)
+            mode = "offline"
         for attempt in ([mode, "offline"] if mode == "online" else [mode]):
             try:
                 import wandb
+                settings = wandb.Settings(console="off", init_timeout=INIT_TIMEOUT_S)
                 self.run = wandb.init(project=cfg.project, entity=cfg.entity, name=name, group=group,
                                       tags=list(cfg.tags), config=config, dir=str(run_dir), id=run_id,
-                                      resume="allow", mode=attempt, settings=wandb.Settings(console="off"))
+                                      resume="allow", mode=attempt, settings=settings)
                 break
             except Exception as e:  # noqa: BLE001 - W&B must never stop a run
-                log.warning("W&B %s start failed (%s: %s); %s", attempt, type(e).__name__, e,
-                            "trying offline" if attempt == "online" else "training goes on without W&B")
+                if attempt == "online":
+                    _online_failed = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+                log.warning("W&B %s start failed (%s); %s", attempt, str(e).splitlines()[0][:200] if str(e) else
+                            type(e).__name__, "logging offline" if attempt == "online" else
+                            "training goes on without W&B")
         if self.run is not None and self.run.settings.mode == "offline":
             log.info("W&B is offline; to upload this run later: wandb sync %s", Path(self.run.dir).parent)
 
