@@ -1,6 +1,7 @@
 """Train and evaluate one roadmap step:  python run.py step=micro/gelu [data=cifar100] [seed=1] [key=value ...]
 
 Hydra app over configs/; `python run.py --help` lists the groups, `--cfg job` prints the composed config.
+Exit status: 0 completed, 1 failed or refused (one line says why), 128 + N after signal N (130 Ctrl-C, 143 SIGTERM).
 """
 import logging
 import sys
@@ -11,8 +12,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from roadmap.compose import check_choices, to_run_config
-from roadmap.errors import RoadmapError
+from roadmap.compose import check_choices, preflight, to_run_config
+from roadmap.errors import ConfigMismatch, CorruptCheckpoint, Interrupted, RoadmapError, RunLocked
 from roadmap.sweep import register_resolvers
 from roadmap.train import train
 
@@ -20,30 +21,41 @@ log = logging.getLogger("roadmap")
 
 
 @hydra.main(config_path="configs", config_name="config", version_base=None)
-def main(dcfg: DictConfig) -> float | None:
+def main(dcfg: DictConfig) -> dict:
+    """Returns the job's outcome ({"status", "reason", "final_top1"}), which a sweep's summary counts."""
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     try:
         cfg = to_run_config(dcfg)
         group = cfg.wandb.group or (Path(hc.sweep.dir).name if multirun else None)
-        record = train(cfg, Path(hc.runtime.output_dir), group)
-    except (RoadmapError, ValueError) as e:
+        record = train(cfg, Path(hc.runtime.output_dir), group, list(hc.overrides.task))
+        return {"status": record["status"], "reason": None, "final_top1": record.get("final_top1")}
+    except Interrupted as e:
         log.error("%s", e)
-        if not multirun:
-            sys.exit(1)
-        return None  # recorded as failed in its metrics.json; the sweep goes on and SweepSummary reports it
-    except Exception:
+        sys.exit(e.exit_code)  # a sweep stops too: Ctrl-C means stop
+    except (ConfigMismatch, CorruptCheckpoint, RunLocked) as e:
+        error, status = e, "refused"  # the directory is another run's, unreadable or in use: nothing was touched
+    except (RoadmapError, ValueError) as e:
+        error, status = e, "failed"
+    except Exception as e:
         if not multirun:
             raise
         log.exception("run failed; the sweep goes on")  # e.g. out of memory
-        return None
-    return record.get("final_top1")
+        return {"status": "failed", "reason": f"{type(e).__name__}: {e}"}
+    log.error("%s", error)
+    if not multirun:
+        sys.exit(1)
+    return {"status": status, "reason": str(error)}
 
 
 if __name__ == "__main__":
     register_resolvers()
     try:
         check_choices(sys.argv[1:])
+        preflight(sys.argv[1:])
+        main()
     except ValueError as e:
         sys.exit(f"error: {e}")
-    main()
+    except KeyboardInterrupt:  # before a run started (composing the config): nothing to record
+        print("interrupted before the run started; nothing was written", file=sys.stderr)
+        sys.exit(130)

@@ -19,3 +19,23 @@ class ConfigMismatch(RoadmapError):
 
 class NonFiniteLoss(RoadmapError):
     """The loss became NaN or infinite."""
+
+
+class RunLocked(RoadmapError):
+    """Another process holds the run directory."""
+
+
+class WriteFailed(RoadmapError):
+    """A record or checkpoint could not be written (full disk, quota, read-only file system)."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM: not an error of the run, so not an Exception that a broad `except` would swallow."""
+
+    def __init__(self, signal_name: str, signum: int):
+        super().__init__(signal_name)
+        self.signal_name, self.signum = signal_name, signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,19 +13,41 @@ from omegaconf import OmegaConf
 
 from .compose import flatten
 from .config import RunConfig
-from .errors import ConfigMismatch, CorruptCheckpoint
+from .errors import ConfigMismatch, CorruptCheckpoint, WriteFailed
 
 # sections that may change between a run and its resumption: where and how it runs, not what it computes
 RESUMABLE_CHANGES = ("system.", "wandb.", "data.num_workers", "data.root", "data.download")
 
 
+SUMMARY = ("best_top1", "final_top1", "epochs_done", "images_per_s", "wall_time_s")
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
 def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write to a temporary file, then rename it over `path`: `path` is always the old or the new version.
+    A failed write (full disk, quota) removes the temporary file and raises WriteFailed, one line long."""
+    tmp = _tmp(path)
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except Exception as e:
+        tmp.unlink(missing_ok=True)
+        cause = f"{e.strerror}" if isinstance(e, OSError) and e.strerror else f"{type(e).__name__}: {e}"
+        free = shutil.disk_usage(path.parent).free / 2**20
+        raise WriteFailed(f"could not write {path} ({cause.splitlines()[0]}; {free:.0f} MiB free there); "
+                          f"{path.name} is as it was before and no temporary file was left") from None
+
+
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Temporary files of a process that died while writing (only call this while holding the run's lock)."""
+    for name in ("checkpoint.pt", "metrics.json", "config.yaml", "overrides.yaml"):
+        _tmp(run_dir / name).unlink(missing_ok=True)
 
 
 def save_checkpoint(state: dict, path: Path) -> None:
@@ -45,14 +68,44 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def write_json(data: dict, path: Path) -> None:
+    if data.get("status") == "completed":
+        check_completed(data)
     _atomic(path, lambda f: f.write(json.dumps(data, indent=2).encode()))
 
 
 def read_json(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
+
+
+def summarize(record: dict) -> dict:
+    """The summary fields, from the per-epoch history (the one source of every recorded number)."""
+    h = record["history"]
+    if h:
+        record.update(best_top1=max(r["val_top1"] for r in h), final_top1=h[-1]["val_top1"], epochs_done=len(h),
+                      images_per_s=sum(r["images_per_s"] for r in h) / len(h),
+                      wall_time_s=sum(r["epoch_time_s"] for r in h))
+    else:
+        record.update({k: None for k in SUMMARY}, epochs_done=0)
+    return record
+
+
+def record_from_checkpoint(state: dict, epochs: int) -> dict:
+    """The record as it stood when `state` was saved, its status derived: completed only after every epoch."""
+    record = dict(state.get("record") or {}, history=list(state["history"]))
+    summarize(record)
+    done = state["epoch"] >= epochs and record["epochs_done"] == epochs
+    record.update(status="completed" if done else "running", reason=None, signal=None)
+    return record
+
+
+def check_completed(record: dict) -> None:
+    missing = [k for k in SUMMARY if record.get(k) is None]
+    if missing:
+        raise AssertionError(f"a completed record must have {missing}; not written")
 
 
 def plain(cfg: RunConfig) -> dict:
@@ -69,8 +122,10 @@ def check_same_config(saved: dict, current: dict, run_dir: Path) -> None:
                              "Give this run its own directory (hydra.run.dir=...) or move that one away.")
 
 
-def write_config(cfg: RunConfig, path: Path) -> None:
+def write_config(cfg: RunConfig, path: Path, overrides=()) -> None:
+    """config.yaml, the resolved config, and overrides.yaml beside it, the command line's overrides."""
     _atomic(path, lambda f: f.write(OmegaConf.to_yaml(OmegaConf.structured(cfg)).encode()))
+    _atomic(path.with_name("overrides.yaml"), lambda f: f.write(OmegaConf.to_yaml(list(overrides)).encode()))
 
 
 def git_commit() -> str | None:

@@ -6,10 +6,19 @@ import json
 import statistics
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from .steps import roadmap_steps
 
 COLUMNS = ["step", "label", "n", "mean", "std", "min", "max", "gmacs", "params", "images_per_s", "paper_top1",
            "paper_gflops", "adopted", "delta", "failed"]
+
+
+def _step_of(run_dir: Path) -> str:
+    try:
+        return str(OmegaConf.load(run_dir / "config.yaml").step.name)
+    except Exception:  # noqa: BLE001 - no config either: the run is named by its directory
+        return str(run_dir)
 
 
 def records_from_dirs(paths: list[Path]) -> list[dict]:
@@ -21,7 +30,12 @@ def records_from_dirs(paths: list[Path]) -> list[dict]:
         for path in sorted(Path(root).rglob("metrics.json")):
             if path.resolve() not in seen:
                 seen.add(path.resolve())
-                out.append(json.loads(path.read_text()) | {"path": str(path.parent)})
+                try:
+                    rec = json.loads(path.read_text())
+                except (OSError, ValueError):  # damaged: running the run's command again rebuilds it
+                    rec = {"step": _step_of(path.parent), "status": "unreadable",
+                           "reason": "metrics.json unreadable; run the same command again to rebuild it"}
+                out.append(rec | {"path": str(path.parent)})
     return out
 
 
@@ -51,6 +65,13 @@ def summarize(records: list[dict], metric: str = "final_top1") -> tuple[list[dic
     settings = {(r.get("data"), r.get("budget")) for r in records}
     if len(settings) > 1:
         raise ValueError(f"these records mix datasets/budgets {sorted(map(str, settings))}; chart one sweep at a time")
+    variants: dict[str, set] = {}
+    for r in records:
+        variants.setdefault(r.get("step"), set()).add(r.get("variant") or "")
+    for step, found in variants.items():
+        if len(found) > 1:
+            raise ValueError(f"the records of {step} come from {len(found)} variants ({'; '.join(sorted(found))}); "
+                             "chart one variant at a time by giving its directories")
     done = [r for r in records if r.get("status") == "completed" and r.get(metric) is not None]
     failed = [r for r in records if r not in done]
     steps = roadmap_steps()

@@ -1,10 +1,14 @@
-"""Train and evaluate one step. Resumable: every epoch ends in an atomic checkpoint and metrics.json."""
+"""Train and evaluate one step. Resumable and exact: every epoch ends in an atomic checkpoint that carries the
+run's record, and each epoch's randomness depends only on (seed, epoch), so a resumed run repeats the numbers
+of one never interrupted. One process at a time holds a run directory."""
 from __future__ import annotations
 
 import logging
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from timm.utils import ModelEmaV3
@@ -13,27 +17,82 @@ from tqdm import tqdm
 from .config import RunConfig
 from .data import build_datasets, build_loaders, seed_all, to_device
 from .distributed import Context, setup, teardown
-from .errors import ConfigMismatch, NonFiniteLoss
-from .measure import count_gmacs, count_params
+from .errors import Interrupted, NonFiniteLoss, RoadmapError, WriteFailed
+from .lock import RunLock
+from .measure import describe
 from .model import build_model
+from .naming import variant_name
 from .recipe import build_loss, build_mixup, build_optimizer, build_scheduler, scaled_lr
 from .records import (check_same_config, git_commit, hardware, load_checkpoint, plain, read_json,
-                      save_checkpoint, write_config, write_json)
+                      record_from_checkpoint, remove_stale_temporaries, save_checkpoint, summarize, write_config,
+                      write_json)
+from .signals import check, deferred, interruptible
 from .tracking import Tracker
 
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class Trainer:
+    """Everything a training epoch needs, built once per process."""
+    model: torch.nn.Module
+    net: torch.nn.Module       # what trains: DDP-wrapped and/or compiled
+    eval_net: torch.nn.Module  # the bare (or compiled) module: DDP's forward is a collective
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    ema: ModelEmaV3 | None
+    mixup: object
+    criterion: torch.nn.Module
+    train_loader: object
+    val_loader: object
+    iters: int
+    autocast: object
+    channels_last: bool
+
+
+def build_trainer(cfg: RunConfig, ctx: Context, state: dict | None) -> Trainer:
+    seed_all(cfg.seed)
+    train_set, val_set = build_datasets(cfg)
+    cuda = ctx.device.type == "cuda"
+    channels_last = cuda and cfg.system.channels_last
+    model = build_model(cfg)
+    if cfg.system.sync_bn and ctx.world > 1:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(ctx.device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    train_loader, val_loader = build_loaders(cfg, train_set, val_set, ctx.rank, ctx.world, pin=cuda)
+    iters = min(len(train_loader), cfg.budget.max_train_iters or len(train_loader))
+    optimizer = build_optimizer(cfg, model, scaled_lr(cfg, cfg.train.batch_size * ctx.world),
+                                fused=cuda and cfg.system.fused_optimizer)
+    ema = ModelEmaV3(model, decay=cfg.train.ema_decay) if cfg.train.ema else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if ema is not None and state.get("ema") is not None:
+            ema.load_state_dict(state["ema"])
+    scheduler = build_scheduler(cfg, optimizer, iters)
+    scheduler.step_update(state["global_step"] if state is not None else 0)
+    mixup = build_mixup(cfg)
+    net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[ctx.device] if cuda else None) \
+        if ctx.world > 1 else model
+    eval_net = model
+    if cfg.system.compile:
+        net, eval_net = torch.compile(net), torch.compile(model)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and cfg.system.amp else nullcontext()
+    return Trainer(model, net, eval_net, optimizer, scheduler, ema, mixup, build_loss(cfg, mixup), train_loader,
+                   val_loader, iters, autocast, channels_last)
+
+
 @torch.no_grad()
-def evaluate(model, loader, ctx: Context, autocast, channels_last: bool, max_iters: int | None) -> tuple[float, ...]:
+def evaluate(model, loader, ctx: Context, t: Trainer, max_iters: int | None) -> tuple[float, ...]:
     """(top-1 %, top-5 %, images) over every process's share of the validation set."""
     model.eval()
     correct1 = correct5 = seen = 0
     for i, batch in enumerate(loader):
+        check()  # a signal held since the last batch
         if max_iters is not None and i >= max_iters:
             break
-        x, y = to_device(batch, ctx.device, channels_last)
-        with autocast:
+        x, y = to_device(batch, ctx.device, t.channels_last)
+        with t.autocast:
             out = model(x).float()
         top = out.topk(min(5, out.shape[1]), dim=1).indices
         correct1 += (top[:, 0] == y).sum().item()
@@ -43,159 +102,168 @@ def evaluate(model, loader, ctx: Context, autocast, channels_last: bool, max_ite
     return 100.0 * correct1 / max(seen, 1), 100.0 * correct5 / max(seen, 1), int(seen)
 
 
-def _finite(model: torch.nn.Module) -> bool:
-    return all(torch.isfinite(p).all() for p in model.parameters())
+def train_epoch(cfg: RunConfig, ctx: Context, t: Trainer, epoch: int, step: int, label: str) -> tuple[dict, int]:
+    """One epoch of training and its evaluation: (the history row, the global step after it)."""
+    seed_all(cfg.seed * 100_003 + epoch * 1_009 + ctx.rank)  # each epoch's randomness, resume or not
+    t.train_loader.sampler.set_epoch(epoch)
+    t.net.train()
+    cuda = ctx.device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(ctx.device)
+    loss_sum, seen, t0 = torch.zeros((), device=ctx.device), 0, time.perf_counter()
+    with tqdm(total=t.iters, desc=label, disable=not ctx.main, unit="it", dynamic_ncols=True) as bar:
+        for i, batch in enumerate(t.train_loader):
+            check()  # a signal held since the last batch
+            if i >= t.iters:
+                break
+            x, y = to_device(batch, ctx.device, t.channels_last)
+            if t.mixup is not None:
+                x, y = t.mixup(x, y)
+            with t.autocast:
+                loss = t.criterion(t.net(x), y)
+            t.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.train.grad_clip:
+                torch.nn.utils.clip_grad_norm_(t.model.parameters(), cfg.train.grad_clip)
+            t.optimizer.step()
+            step += 1
+            t.scheduler.step_update(step)
+            if t.ema is not None:
+                t.ema.update(t.model, step=step)
+            loss_sum += loss.detach()
+            seen += x.shape[0]
+            if i % 10 == 0 or i + 1 == t.iters or not cuda:  # a GPU sync: not every iteration there
+                if not torch.isfinite(loss_sum):  # NaN and inf stick in the sum: none since the last check
+                    raise NonFiniteLoss(f"the loss became {loss.item()} by epoch {epoch + 1}, iteration {i + 1} "
+                                        f"(lr {t.optimizer.param_groups[0]['lr']:.3g})")
+                if ctx.main:
+                    rate = seen * ctx.world / (time.perf_counter() - t0)
+                    bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.0f}", refresh=False)
+            bar.update()
+        if cuda:
+            torch.cuda.synchronize(ctx.device)
+        train_time = time.perf_counter() - t0
+    loss_total, seen_total = ctx.sum([loss_sum.item(), seen])
+    if not all(torch.isfinite(p).all() for p in t.model.parameters()):
+        raise NonFiniteLoss(f"the weights became NaN or infinite in epoch {epoch + 1}")
+    top1, top5, val_images = evaluate(t.eval_net, t.val_loader, ctx, t, cfg.budget.max_eval_iters)
+    row = {"epoch": epoch + 1, "train_loss": loss_total / (t.iters * ctx.world), "val_top1": top1, "val_top5": top5,
+           "val_images": val_images, "lr": t.optimizer.param_groups[0]["lr"],
+           "images_per_s": seen_total / train_time, "epoch_time_s": time.perf_counter() - t0}
+    if t.ema is not None:
+        row["val_top1_ema"], row["val_top5_ema"], _ = evaluate(t.ema.module, t.val_loader, ctx, t,
+                                                               cfg.budget.max_eval_iters)
+    if cuda:
+        row["gpu_mem_gb"] = torch.cuda.max_memory_allocated(ctx.device) / 2**30
+    return row, step
 
 
-def train(cfg: RunConfig, run_dir: Path, group: str | None = None) -> dict:
-    """Train `cfg` in `run_dir`, resuming from its checkpoint. Returns the run record (metrics.json)."""
+def start_record(cfg: RunConfig, run_dir: Path, state: dict | None, epochs: int, variant: str) -> dict:
+    """The run's record, derived from its last complete checkpoint whenever there is one: a metrics.json that is
+    missing, unreadable or behind the checkpoint is rebuilt from it."""
+    if state is not None:
+        check_same_config(state["config"], plain(cfg), run_dir)
+        record = record_from_checkpoint(state, epochs)
+    else:
+        record = {"status": "running", "reason": None, "signal": None, "history": [],
+                  "wandb_id": (read_json(run_dir / "metrics.json") or {}).get("wandb_id")}
+        summarize(record)
+    params, gmacs = describe(cfg.model, cfg.data.resolution)
+    identity = {"step": cfg.step.name, "label": cfg.step.label, "seed": cfg.seed, "variant": variant,
+                "data": cfg.data.name, "budget": cfg.budget.name, "epochs": epochs, "run_dir": str(run_dir),
+                "params": params, "gmacs": gmacs, "resolution": cfg.data.resolution}
+    return dict.fromkeys(identity) | record | identity  # who the run is first, then how it went
+
+
+def ended(record: dict, e: BaseException, ckpt: Path) -> str:
+    """Record how the run ended; returns the one line to tell the user."""
+    kept = f"the last good checkpoint ({ckpt}, epoch {record['epochs_done']}) was kept" if record["epochs_done"] \
+        else "no checkpoint was written yet"
+    if isinstance(e, Interrupted):
+        record.update(status="interrupted", signal=e.signal_name, reason=f"interrupted by {e.signal_name}")
+        return f"interrupted by {e.signal_name}; {kept}. Run the same command again to resume."
+    if isinstance(e, SystemExit):  # a launcher's own signal handler (submitit's requeue on SLURM) ended the run
+        record.update(status="interrupted", reason=f"stopped by SystemExit({e.code}), e.g. a requeue")
+        return f"stopped by SystemExit({e.code}); {kept}. The same command (or the requeued job) resumes it."
+    record.update(status="failed", reason=f"{type(e).__name__}: {e}")
+    if isinstance(e, NonFiniteLoss):
+        return f"{e}; {kept}. Lower train.base_lr or set train.grad_clip."
+    if isinstance(e, WriteFailed):
+        return f"{e}. {kept[0].upper()}{kept[1:]}; free space and run the same command again to resume."
+    return f"{type(e).__name__}: {e}"
+
+
+def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Sequence[str] = ()) -> dict:
+    """Train `cfg` in `run_dir`, resuming from its checkpoint. Returns the run record (metrics.json).
+
+    `overrides`, the command line's, are written to overrides.yaml; those that change what the run computes
+    name its variant (naming.py)."""
+    variant = variant_name(overrides)
     ctx = setup(cfg.system)
     run_dir.mkdir(parents=True, exist_ok=True)
     record_path, ckpt_path = run_dir / "metrics.json", run_dir / "checkpoint.pt"
-    config = plain(cfg)
     epochs = cfg.schedule_epochs()[0]
-    record = read_json(record_path) or {}
-    tracker = None
+    tracker, record = None, {}
     try:
-        state = load_checkpoint(ckpt_path) if ckpt_path.exists() else None  # CorruptCheckpoint: keep it, say so
-        if state is not None:
-            check_same_config(state["config"], config, run_dir)
-            if state["epoch"] >= epochs and record.get("status") == "completed":
+        with RunLock(run_dir, enabled=ctx.main), interruptible():
+            if ctx.main:
+                remove_stale_temporaries(run_dir)
+            state = load_checkpoint(ckpt_path) if ckpt_path.exists() else None  # a corrupt one is left as it is
+            record = start_record(cfg, run_dir, state, epochs, variant)  # another config: refused, nothing touched
+            if record["status"] == "completed":
+                if ctx.main and read_json(record_path) != record:
+                    write_json(record, record_path)
+                    log.info("%s disagreed with %s; rebuilt from the checkpoint", record_path, ckpt_path)
                 log.info("%s already completed (%d epochs): nothing to do", run_dir, epochs)
                 return record
-        record.update(step=cfg.step.name, label=cfg.step.label, seed=cfg.seed, data=cfg.data.name,
-                      budget=cfg.budget.name, epochs=epochs, run_dir=str(run_dir), status="running", reason=None,
-                      history=state["history"] if state is not None else [])
-        seed_all(cfg.seed)
-        train_set, val_set = build_datasets(cfg)
-        cuda = ctx.device.type == "cuda"
-        channels_last = cuda and cfg.system.channels_last
-        model = build_model(cfg)
-        record.update(params=count_params(model), gmacs=count_gmacs(cfg.model, cfg.data.resolution),
-                      resolution=cfg.data.resolution, hardware=hardware(ctx.device, ctx.world), git_commit=git_commit())
-        if cfg.system.sync_bn and ctx.world > 1:
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        model.to(ctx.device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-        train_loader, val_loader = build_loaders(cfg, train_set, val_set, ctx.rank, ctx.world, pin=cuda)
-        iters = min(len(train_loader), cfg.budget.max_train_iters or len(train_loader))
-        global_batch = cfg.train.batch_size * ctx.world
-        optimizer = build_optimizer(cfg, model, scaled_lr(cfg, global_batch), fused=cuda and cfg.system.fused_optimizer)
-        ema = ModelEmaV3(model, decay=cfg.train.ema_decay) if cfg.train.ema else None
-        start, step, wall = 0, 0, 0.0
-        if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            if ema is not None and state.get("ema") is not None:
-                ema.load_state_dict(state["ema"])
-            start, step, wall = state["epoch"], state["global_step"], state["wall_time_s"]
-            log.info("resuming %s from epoch %d of %d", ckpt_path, start, epochs)
-        scheduler = build_scheduler(cfg, optimizer, iters)
-        scheduler.step_update(step)
-        mixup = build_mixup(cfg)
-        criterion = build_loss(cfg, mixup)
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[ctx.device] if cuda else None) \
-            if ctx.world > 1 else model
-        # evaluation runs on the bare module: DDP's forward is a collective, and shards may differ by a batch
-        eval_net = model
-        if cfg.system.compile:
-            net, eval_net = torch.compile(net), torch.compile(model)
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and cfg.system.amp else nullcontext()
-        if ctx.main:
-            write_config(cfg, run_dir / "config.yaml")
-            tracker = Tracker(cfg.wandb, run_dir, f"{cfg.step.name}/seed{cfg.seed}", group, config,
-                              record.get("wandb_id"))
-            record.update(wandb_id=tracker.id, wandb_group=group)
-            write_json(record, record_path)
-        for epoch in range(start, epochs):
-            seed_all(cfg.seed * 100_003 + epoch * 1_009 + ctx.rank)  # each epoch's randomness, resume or not
-            train_loader.sampler.set_epoch(epoch)
-            net.train()
-            if cuda:
-                torch.cuda.reset_peak_memory_stats(ctx.device)
-            loss_sum, seen, t0 = torch.zeros((), device=ctx.device), 0, time.perf_counter()
-            bar = tqdm(total=iters, desc=f"{cfg.step.name} epoch {epoch + 1}/{epochs}", disable=not ctx.main,
-                       unit="it", dynamic_ncols=True)
-            for i, batch in enumerate(train_loader):
-                if i >= iters:
-                    break
-                x, y = to_device(batch, ctx.device, channels_last)
-                if mixup is not None:
-                    x, y = mixup(x, y)
-                with autocast:
-                    loss = criterion(net(x), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.train.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-                optimizer.step()
-                step += 1
-                scheduler.step_update(step)
-                if ema is not None:
-                    ema.update(model, step=step)
-                loss_sum += loss.detach()
-                seen += x.shape[0]
-                if i % 10 == 0 or i + 1 == iters or not cuda:  # a GPU sync: not every iteration there
-                    if not torch.isfinite(loss_sum):  # NaN and inf stick in the sum: none since the last check
-                        raise NonFiniteLoss(
-                            f"the loss became {loss.item()} by epoch {epoch + 1}, iteration {i + 1} (lr "
-                            f"{optimizer.param_groups[0]['lr']:.3g}); the last good checkpoint was kept "
-                            f"({ckpt_path if ckpt_path.exists() else 'none yet'}). Lower train.base_lr or set "
-                            "train.grad_clip.")
-                    if ctx.main:
-                        rate = seen * ctx.world / (time.perf_counter() - t0)
-                        bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.0f}", refresh=False)
-                bar.update()
-            if cuda:
-                torch.cuda.synchronize(ctx.device)
-            train_time = time.perf_counter() - t0
-            bar.close()
-            loss_total, seen_total = ctx.sum([loss_sum.item(), seen])
-            if not _finite(model):
-                raise NonFiniteLoss(f"the weights became NaN or infinite in epoch {epoch + 1}; the last good "
-                                    "checkpoint was kept. Lower train.base_lr or set train.grad_clip.")
-            top1, top5, val_images = evaluate(eval_net, val_loader, ctx, autocast, channels_last,
-                                              cfg.budget.max_eval_iters)
-            row = {"epoch": epoch + 1, "train_loss": loss_total / (iters * ctx.world), "val_top1": top1,
-                   "val_top5": top5, "val_images": val_images, "lr": optimizer.param_groups[0]["lr"],
-                   "images_per_s": seen_total / train_time, "epoch_time_s": time.perf_counter() - t0}
-            if ema is not None:
-                row["val_top1_ema"], row["val_top5_ema"], _ = evaluate(ema.module, val_loader, ctx, autocast,
-                                                                       channels_last, cfg.budget.max_eval_iters)
-            if cuda:
-                row["gpu_mem_gb"] = torch.cuda.max_memory_allocated(ctx.device) / 2**30
-            wall += row["epoch_time_s"]
-            if ctx.main:
-                save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                 "ema": ema.state_dict() if ema is not None else None, "epoch": epoch + 1,
-                                 "global_step": step, "wall_time_s": wall, "config": config,
-                                 "history": record["history"] + [row]}, ckpt_path)
-                record["history"].append(row)
-                _summarize(record, wall)
-                write_json(record, record_path)
-                tracker.log(row, step=step)
-                log.info("epoch %d/%d: loss %.4f, top-1 %.2f, top-5 %.2f, %.0f images/s", epoch + 1, epochs,
-                         row["train_loss"], top1, top5, row["images_per_s"])
-        record["status"] = "completed"
-    except ConfigMismatch:
-        raise  # the directory belongs to another configuration: touch nothing
-    except BaseException as e:
-        record.update(status="failed", reason=f"{type(e).__name__}: {e}")
-        if ctx.main:
-            write_json(record, record_path)
-        raise
+            record.update(hardware=hardware(ctx.device, ctx.world), git_commit=git_commit())
+            try:
+                if ctx.main:
+                    write_json(record, record_path)
+                    write_config(cfg, run_dir / "config.yaml", overrides)
+                t = build_trainer(cfg, ctx, state)
+                if ctx.main:
+                    name = "/".join(filter(None, (cfg.step.name, variant, f"seed{cfg.seed}")))
+                    tracker = Tracker(cfg.wandb, run_dir, name, group, plain(cfg), record.get("wandb_id"))
+                    record.update(wandb_id=tracker.id, wandb_group=group)
+                    write_json(record, record_path)
+                step = state["global_step"] if state is not None else 0
+                for epoch in range(len(record["history"]), epochs):
+                    with deferred():
+                        row, step = train_epoch(cfg, ctx, t, epoch, step,
+                                                f"{cfg.step.name} epoch {epoch + 1}/{epochs}")
+                    if not ctx.main:
+                        continue
+                    after = summarize(dict(record, history=record["history"] + [row]))
+                    save_checkpoint({"model": t.model.state_dict(), "optimizer": t.optimizer.state_dict(),
+                                     "ema": t.ema.state_dict() if t.ema is not None else None, "epoch": epoch + 1,
+                                     "global_step": step, "config": plain(cfg), "history": after["history"],
+                                     "record": after}, ckpt_path)
+                    record = after
+                    write_json(record, record_path)
+                    tracker.log(row, step=step)
+                    log.info("epoch %d/%d: loss %.4f, top-1 %.2f, top-5 %.2f, %.0f images/s", epoch + 1, epochs,
+                             row["train_loss"], row["val_top1"], row["val_top5"], row["images_per_s"])
+                record["status"] = "completed"
+                if ctx.main:
+                    write_json(record, record_path)
+            except BaseException as e:
+                if isinstance(e, KeyboardInterrupt):  # SIGINT under a handler other than ours
+                    e = Interrupted("SIGINT", 2)
+                message = ended(record, e, ckpt_path)
+                if ctx.main:
+                    try:
+                        write_json(record, record_path)
+                    except WriteFailed as again:
+                        message += f" The record could not be updated either ({again})."
+                if isinstance(e, (RoadmapError, Interrupted)):
+                    e.args = (message,)  # the one line run.py prints
+                    raise e from None
+                raise
     finally:
         if tracker is not None:
             tracker.summary({k: record.get(k) for k in ("best_top1", "final_top1", "params", "gmacs",
                                                         "images_per_s", "status")})
             tracker.finish(0 if record.get("status") == "completed" else 1)
         teardown()
-    if ctx.main:
-        write_json(record, record_path)
     return record
-
-
-def _summarize(record: dict, wall: float) -> None:
-    h = record["history"]
-    record.update(best_top1=max(r["val_top1"] for r in h), final_top1=h[-1]["val_top1"], epochs_done=len(h),
-                  images_per_s=sum(r["images_per_s"] for r in h) / len(h), wall_time_s=wall)
-

@@ -1,0 +1,47 @@
+"""One writer per run directory: an advisory lock on `<run_dir>/.lock` that names its holder.
+
+The kernel drops a `flock` when its process dies, however it dies (SIGKILL included), so a lock left by a
+dead process never blocks a rerun; the file itself stays, holding the last holder's description."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+from .errors import RunLocked
+
+
+class RunLock:
+    def __init__(self, run_dir: Path, enabled: bool = True):
+        self.path, self.enabled, self.fd = Path(run_dir) / ".lock", enabled, None
+
+    def __enter__(self) -> "RunLock":
+        if not self.enabled:
+            return self
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunLocked(f"{self.path.parent} is in use by {self.holder()}; this process stopped without "
+                            "touching it. Wait for that run to end (or stop it), then run the same command again.")
+        since = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since}).encode())
+        self.fd = fd
+        return self
+
+    def holder(self) -> str:
+        try:
+            h = json.loads(self.path.read_text())
+            return f"pid {h['pid']} on {h['host']} (since {h['since']})"
+        except (OSError, ValueError, KeyError):
+            return "another process (its description could not be read)"
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the lock
+            self.fd = None
