@@ -45,7 +45,7 @@ def main(dcfg: DictConfig) -> dict:
     log.error("%s", error)
     if not multirun:
         sys.exit(1)
-    return {"status": status, "reason": str(error)}
+    return {"status": status, "reason": f"{type(error).__name__}: {error}"}
 
 
 if __name__ == "__main__":

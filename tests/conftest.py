@@ -1,6 +1,8 @@
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,9 +21,10 @@ def clean_env(**extra) -> dict:
     return env
 
 
-def run_cli(*args, cwd=ROOT, env=None, timeout=600, check=False, module=None) -> subprocess.CompletedProcess:
+def run_cli(*args, cwd=ROOT, env=None, timeout=600, check=False, module=None, **kw) -> subprocess.CompletedProcess:
     cmd = [sys.executable, *(["-m", module] if module else []), *map(str, args)]
-    proc = subprocess.run(cmd, cwd=cwd, env=env or clean_env(), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=cwd, env=env or clean_env(), capture_output=True, text=True, timeout=timeout,
+                          **kw)
     if check and proc.returncode != 0:
         raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
@@ -29,6 +32,36 @@ def run_cli(*args, cwd=ROOT, env=None, timeout=600, check=False, module=None) ->
 
 def train_cli(run_dir, *overrides, check=True, **kw) -> subprocess.CompletedProcess:
     return run_cli(ROOT / "run.py", *FAST, *overrides, f"hydra.run.dir={run_dir}", check=check, **kw)
+
+
+def start_cli(run_dir, *overrides, env=None, **kw) -> subprocess.Popen:
+    """A training run in the background (stdout and stderr to files in run_dir's parent)."""
+    run_dir = Path(run_dir)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    out = open(run_dir.parent / f"{run_dir.name}.log", "w")
+    cmd = [sys.executable, str(ROOT / "run.py"), *FAST, *overrides, f"hydra.run.dir={run_dir}"]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env or clean_env(), stdout=out, stderr=subprocess.STDOUT, **kw)
+
+
+def load(run_dir) -> dict:
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+def wait_for_epochs(run_dir, epochs: int, proc: subprocess.Popen, timeout: float = 300) -> None:
+    """Until the run's record has `epochs` epochs done (0: until it started training); fails if it ended first."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            rec = load(run_dir)
+        except (OSError, ValueError):
+            rec = {}
+        if rec.get("status") == "running" and rec.get("epochs_done", 0) >= epochs and \
+                (epochs or rec.get("hardware")):
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended ({proc.returncode}) before epoch {epochs} was done")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for epoch {epochs}")
 
 
 def pytest_collection_modifyitems(config, items):

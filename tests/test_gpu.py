@@ -1,9 +1,7 @@
 """On a CUDA machine: bf16 autocast, channels_last, fused AdamW and torch.compile in a real run. Skipped on CPU."""
 import pytest
 import torch
-from conftest import train_cli
-
-from test_run import load
+from conftest import load, train_cli
 
 pytestmark = pytest.mark.gpu
 

@@ -28,8 +28,18 @@ def launched_steps(stdout: str) -> list[str]:
 
 
 def records(sweep_dir) -> dict:
+    """Every run record under a sweep, by its directory relative to the sweep's."""
     return {p.parent.relative_to(sweep_dir).as_posix(): json.loads(p.read_text())
             for p in sorted(sweep_dir.rglob("metrics.json"))}
+
+
+def by_run(recs: dict) -> dict:
+    """The same records by "<step>/seed<seed>"; each directory is <step>/<variant>/seed<seed>."""
+    out = {}
+    for rel, rec in recs.items():
+        assert rel.startswith(rec["step"] + "/") and rel.endswith(f"/seed{rec['seed']}"), rel
+        out[f"{rec['step']}/seed{rec['seed']}"] = rec
+    return out
 
 
 def test_the_roadmap_sweep_runs_every_step_in_paper_order_in_one_wandb_group(tmp_path):
@@ -37,7 +47,7 @@ def test_the_roadmap_sweep_runs_every_step_in_paper_order_in_one_wandb_group(tmp
     proc = sweep(tmp_path / "s", "+sweep=roadmap", "seed=0", *TINY)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert launched_steps(proc.stdout) == STEPS
-    recs = records(tmp_path / "s")
+    recs = by_run(records(tmp_path / "s"))
     assert sorted(recs) == sorted(f"{s}/seed0" for s in STEPS)
     assert {r["status"] for r in recs.values()} == {"completed"}
     assert {r["wandb_group"] for r in recs.values()} == {"s"}
@@ -55,7 +65,7 @@ def failing_sweep(tmp_path_factory):
 
 
 def test_a_failed_run_is_recorded_the_sweep_goes_on_and_ends_non_zero_with_a_summary(failing_sweep):
-    proc, recs = failing_sweep.first, failing_sweep.before
+    proc, recs = failing_sweep.first, by_run(failing_sweep.before)
     assert proc.returncode != 0
     assert launched_steps(proc.stdout) == [s for s in SWEPT for _ in (0, 1)]
     assert len(recs) == 8
@@ -63,8 +73,9 @@ def test_a_failed_run_is_recorded_the_sweep_goes_on_and_ends_non_zero_with_a_sum
         failed = name.startswith("baseline/resnet50")
         assert rec["status"] == ("failed" if failed else "completed"), name
     summary = proc.stderr.strip().splitlines()[-1]
-    assert summary.startswith("sweep finished with 2 failed run(s): baseline/resnet50 seed 0 (NonFiniteLoss")
-    assert "baseline/resnet50 seed 1" in summary and "gelu" not in summary
+    assert summary.startswith("sweep of 8 job(s): 6 completed, 2 failed. Not completed: baseline/resnet50/")
+    assert summary.count(": failed (NonFiniteLoss") == 2 and "/seed0: failed" in summary
+    assert "/seed1: failed" in summary and "gelu" not in summary
 
 
 def test_a_relaunched_sweep_skips_completed_runs_and_retries_failed_ones(failing_sweep):
@@ -181,4 +192,4 @@ def test_submitit_local_launcher_runs_a_sweep(tmp_path):
     proc = sweep(tmp_path / "s", "hydra/launcher=submitit_local", "step=micro/gelu", "seed=0", *TINY,
                  env=clean_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert records(tmp_path / "s")["micro/gelu/seed0"]["status"] == "completed"
+    assert by_run(records(tmp_path / "s"))["micro/gelu/seed0"]["status"] == "completed"
