@@ -3,17 +3,20 @@
     python scripts/plot_roadmap.py outputs/sweeps/cifar100-short             # every metrics.json below
     python scripts/plot_roadmap.py --wandb ENTITY/PROJECT --group cifar100-short
     python scripts/plot_roadmap.py SWEEP_DIR --out figures/ --metric best_top1
+    python scripts/plot_roadmap.py SWEEP_DIR --log-wandb                     # also a W&B run of job_type chart
 
-One bar per step in paper order: mean top-1 over seeds with a standard-deviation error bar and the seed count,
-GMACs and the change from the previous adopted step beside it; side branches (kernel 5, 9, 11) hatched; the
-paper's ImageNet-1K top-1 as a marker (on a second axis when the data differ). Steps with no completed run are
-shown as such; failed runs are counted and listed in roadmap.md.
+One bar per step in paper order: mean top-1 over seeds with its 95% confidence interval and the seed count, GMACs
+and the change from the previous adopted step beside it with its 95% interval (paired by seed where the seeds
+match), marked * where the interval excludes zero; side branches (kernel 5, 9, 11) hatched; the paper's
+ImageNet-1K top-1 as a marker (on a second axis when the data differ). roadmap.md and roadmap.csv add images/s,
+and the agreement of our changes with the paper's (sign agreement, Spearman's rank correlation; also in
+roadmap_agreement.csv). Steps with no completed run are shown as such; failed runs are counted and listed.
 """
 import argparse
 import sys
 from pathlib import Path
 
-from roadmap.report import records_from_dirs, records_from_wandb, report
+from roadmap.report import compare_with_paper, log_to_wandb, records_from_dirs, records_from_wandb, report
 
 
 def main() -> None:
@@ -23,6 +26,10 @@ def main() -> None:
     ap.add_argument("--group", help="with --wandb: the sweep's W&B group")
     ap.add_argument("--out", type=Path, default=Path("outputs"), help="output folder (default outputs/)")
     ap.add_argument("--metric", choices=["final_top1", "best_top1"], default="final_top1")
+    ap.add_argument("--log-wandb", action="store_true", help="log the chart and table as a W&B run of job_type "
+                    "chart in the sweep's group (offline without an API key)")
+    ap.add_argument("--wandb-project", default="roadmap", help="with --log-wandb: the W&B project")
+    ap.add_argument("--wandb-entity", default=None, help="with --log-wandb: the W&B entity")
     args = ap.parse_args()
     if bool(args.paths) == bool(args.wandb) or (args.wandb and not args.group):
         ap.error("give sweep directories, or --wandb ENTITY/PROJECT with --group G")
@@ -37,6 +44,12 @@ def main() -> None:
           f"wrote {', '.join(str(args.out / f'roadmap.{e}') for e in ('png', 'svg', 'csv', 'md'))}")
     if missing:
         print(f"no completed run: {', '.join(missing)}")
+    if args.log_wandb:
+        groups = {r.get("wandb_group") for r in records} - {None}
+        group = args.group or (groups.pop() if len(groups) == 1 else f"{records[0].get('data')}-"
+                                                                      f"{records[0].get('budget')}")
+        where = log_to_wandb(rows, compare_with_paper(rows), args.out, group, args.wandb_project, args.wandb_entity)
+        print(f"W&B chart run in group {group}: {where or 'not logged (W&B unavailable)'}")
 
 
 if __name__ == "__main__":

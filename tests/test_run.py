@@ -1,9 +1,11 @@
 """`python run.py step=...` end to end on the shipped dataset: records, W&B, resume, DDP, failures."""
+import json
 
 import numpy as np
 import pytest
 import torch
 from conftest import FAST, ROOT, clean_env, load, run_cli, train_cli
+from wandb_log import run_info
 
 from roadmap.data import SHIPPED
 
@@ -26,6 +28,11 @@ def test_a_run_writes_its_record_config_checkpoint_and_offline_wandb(tmp_path):
     assert state["epoch"] == 2
     offline = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(offline) == 1 and rec["wandb_id"] in offline[0].name
+    info = run_info(offline[0].parent)  # what the W&B dashboard sorts, groups and filters by
+    assert info["job_type"] == "train" and info["tags"] == ["micro"]
+    assert (json.loads(info["config"]["step_order"]), json.loads(info["config"]["step_label"])) == (12, "ReLU -> GELU")
+    assert json.loads(info["config"]["step_group"]) == "micro" and json.loads(info["config"]["seed"]) == 3
+    assert {"train_loss", "val_top1", "images_per_s"} <= info["history_keys"]
     assert "wandb sync" in proc.stderr + proc.stdout
     assert "img_s=" in proc.stderr  # the progress bar
 

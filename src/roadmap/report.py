@@ -8,10 +8,13 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from .stats import agreement, change, t_quantile
 from .steps import roadmap_steps
 
-COLUMNS = ["step", "label", "n", "mean", "std", "min", "max", "gmacs", "params", "images_per_s", "paper_top1",
-           "paper_gflops", "adopted", "delta", "failed"]
+COLUMNS = ["step", "label", "n", "mean", "std", "ci_low", "ci_high", "min", "max", "gmacs", "params", "images_per_s",
+           "paper_top1", "paper_gflops", "adopted", "delta", "delta_low", "delta_high", "delta_method", "real",
+           "paper_delta", "failed"]
+AGREEMENT = ["steps", "sign_agree", "sign_compared", "sign_agreement", "spearman"]
 
 
 def _step_of(run_dir: Path) -> str:
@@ -60,6 +63,20 @@ def _mean(values: list) -> float | None:
     return statistics.fmean(values) if values else None
 
 
+def mean_interval(values: list[float], level: float = 0.95) -> tuple[float | None, float | None]:
+    """The t interval of the mean of `values` (None, None for fewer than two)."""
+    if len(values) < 2:
+        return None, None
+    half = t_quantile(level, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
+    return statistics.fmean(values) - half, statistics.fmean(values) + half
+
+
+def compare_with_paper(rows: list[dict]) -> dict:
+    """Sign agreement and Spearman's rank correlation of our step-to-step changes and the paper's."""
+    pairs = [(r["delta"], r["paper_delta"]) for r in rows if r["delta"] is not None and r["paper_delta"] is not None]
+    return agreement([a for a, _ in pairs], [b for _, b in pairs])
+
+
 def summarize(records: list[dict], metric: str = "final_top1") -> tuple[list[dict], list[dict]]:
     """One row per step in paper order (steps with no completed run included), and the failed runs."""
     settings = {(r.get("data"), r.get("budget")) for r in records}
@@ -83,37 +100,64 @@ def summarize(records: list[dict], metric: str = "final_top1") -> tuple[list[dic
         meta = None if isinstance(s, str) else s.meta
         runs = [r for r in done if r["step"] == name]
         values = [r[metric] for r in runs]
+        by_seed = {r.get("seed"): r[metric] for r in runs}
+        if len(by_seed) < len(runs):  # a seed twice (runs from two places): nothing to pair
+            by_seed = {f"{r.get('seed')}#{i}": r[metric] for i, r in enumerate(runs)}
+        mean_ci = mean_interval(values)
         row = {"step": name, "label": meta.label if meta else name, "n": len(values),
                "mean": statistics.fmean(values) if values else None,
                "std": statistics.stdev(values) if len(values) > 1 else None,
+               "ci_low": mean_ci[0], "ci_high": mean_ci[1], "by_seed": by_seed,
                "min": min(values, default=None), "max": max(values, default=None),
                "gmacs": _mean([r.get("gmacs") for r in runs]), "params": _mean([r.get("params") for r in runs]),
                "images_per_s": _mean([r.get("images_per_s") for r in runs]),
                "paper_top1": meta.paper_top1 if meta else None, "paper_gflops": meta.paper_gflops if meta else None,
-               "adopted": meta.adopted if meta else True, "delta": None,
+               "adopted": meta.adopted if meta else True, "delta": None, "delta_low": None, "delta_high": None,
+               "delta_method": None, "real": None, "paper_delta": None,
                "failed": sum(r["step"] == name for r in failed)}
-        if row["mean"] is not None and previous is not None and previous["mean"] is not None:
-            row["delta"] = row["mean"] - previous["mean"]
+        if previous is not None:
+            c = change(previous["by_seed"], by_seed)
+            if c is not None:
+                row.update(delta=c.delta, delta_low=c.low, delta_high=c.high, real=c.real,
+                           delta_method=f"{c.method}, n={c.n}")
+            if row["paper_top1"] is not None and previous["paper_top1"] is not None:
+                row["paper_delta"] = round(row["paper_top1"] - previous["paper_top1"], 4)  # 2-decimal numbers
         if row["adopted"]:
             previous = row
         rows.append(row)
     return rows, failed
 
 
-def write_tables(rows: list[dict], failed: list[dict], out: Path, title: str) -> None:
+def write_tables(rows: list[dict], failed: list[dict], out: Path, title: str, agree: dict) -> None:
+    """roadmap.csv (a row per step), roadmap_agreement.csv (one row) and roadmap.md (both, and the failures)."""
     with open(out / "roadmap.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
         w.writeheader()
         w.writerows({k: ("" if r[k] is None else r[k]) for k in COLUMNS} for r in rows)
+    with open(out / "roadmap_agreement.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=AGREEMENT)
+        w.writeheader()
+        w.writerow({k: "" if agree[k] is None else agree[k] for k in AGREEMENT})
     fmt = lambda v, spec: "" if v is None else format(v, spec)  # noqa: E731
-    lines = [f"# {title}", "", "| step | label | n | mean | std | min | max | GMACs | params | images/s | "
-             "paper top-1 | paper GFLOPs | change | failed |", "|" + "---|" * 14]
+    lines = [f"# {title}", "", "| step | label | n | mean | 95% CI | std | GMACs | params | images/s | change | "
+             "change 95% CI | real? | paper top-1 | paper change | paper GFLOPs | failed |", "|" + "---|" * 16]
     for r in rows:
+        ci = f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if r["ci_low"] is not None else ""
+        dci = f"[{r['delta_low']:+.2f}, {r['delta_high']:+.2f}] ({r['delta_method']})" \
+            if r["delta_low"] is not None else (r["delta_method"] or "")
+        real = {True: "**yes**", False: "no", None: ""}[r["real"]]
         lines.append(f"| {r['step']} | {r['label']}{'' if r['adopted'] else ' (not adopted)'} | {r['n']} | "
-                     f"{fmt(r['mean'], '.2f')} | {fmt(r['std'], '.2f')} | {fmt(r['min'], '.2f')} | "
-                     f"{fmt(r['max'], '.2f')} | {fmt(r['gmacs'], '.3f')} | {fmt(r['params'], ',.0f')} | "
-                     f"{fmt(r['images_per_s'], '.0f')} | {fmt(r['paper_top1'], '.2f')} | "
-                     f"{fmt(r['paper_gflops'], '.2f')} | {fmt(r['delta'], '+.2f')} | {r['failed']} |")
+                     f"{fmt(r['mean'], '.2f')} | {ci} | {fmt(r['std'], '.2f')} | {fmt(r['gmacs'], '.3f')} | "
+                     f"{fmt(r['params'], ',.0f')} | {fmt(r['images_per_s'], '.0f')} | {fmt(r['delta'], '+.2f')} | "
+                     f"{dci} | {real} | {fmt(r['paper_top1'], '.2f')} | {fmt(r['paper_delta'], '+.2f')} | "
+                     f"{fmt(r['paper_gflops'], '.2f')} | {r['failed']} |")
+    lines += ["", "Change: from the previous adopted step (side branches are compared with it too), paired by seed "
+              "where both steps have the same seeds, else Welch's interval; **yes** where the 95% interval excludes "
+              "zero.", "", f"Agreement with the paper over the {agree['steps']} steps where both changes exist: "
+              + (f"the sign agrees on {agree['sign_agree']} of {agree['sign_compared']}" if agree["sign_compared"]
+                 else "no signs to compare")
+              + (f", Spearman's rank correlation {agree['spearman']:+.2f}." if agree["spearman"] is not None
+                 else ", too few steps for a rank correlation.")]
     missing = [r["step"] for r in rows if r["n"] == 0]
     if missing:
         lines += ["", f"Steps with no completed run: {', '.join(missing)}."]
@@ -131,9 +175,10 @@ def plot(rows: list[dict], failed: list[dict], out: Path, title: str, xlabel: st
 
     fig, ax = plt.subplots(figsize=(10, 0.42 * len(rows) + 1.8))
     ys = list(range(len(rows)))[::-1]  # the paper's first row at the top
-    ours = [(r["mean"], r["std"] or 0.0) for r in rows if r["mean"] is not None]
-    lo = min((m - s for m, s in ours), default=0.0)
-    hi = max((m + s for m, s in ours), default=100.0)
+    ours = [(r["ci_low"] if r["ci_low"] is not None else r["mean"], r["ci_high"] if r["ci_high"] is not None
+             else r["mean"]) for r in rows if r["mean"] is not None]
+    lo = min((a for a, _ in ours), default=0.0)
+    hi = max((b for _, b in ours), default=100.0)
     pad = max(1.0, 0.15 * (hi - lo))
     left = max(0.0, lo - pad)
     for y, r in zip(ys, rows):
@@ -141,14 +186,17 @@ def plot(rows: list[dict], failed: list[dict], out: Path, title: str, xlabel: st
         if r["mean"] is None:
             ax.text(left, y, f"  no completed run{failures}", va="center", color="0.4", style="italic")
             continue
-        ax.barh(y, r["mean"] - left, left=left, xerr=r["std"] or 0.0, capsize=3, height=0.7,
+        err = [[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]] if r["ci_low"] is not None else None
+        ax.barh(y, r["mean"] - left, left=left, xerr=err, capsize=3, height=0.7,
                 color="#4c72b0" if r["adopted"] else "white", edgecolor="#4c72b0",
                 hatch=None if r["adopted"] else "///")
         delta = "" if r["delta"] is None else f", {r['delta']:+.2f}"
-        ax.text(r["mean"] + (r["std"] or 0) + 0.02 * pad, y,
+        if r["delta_low"] is not None:
+            delta += f" [{r['delta_low']:+.2f}, {r['delta_high']:+.2f}]{'*' if r['real'] else ''}"
+        ax.text((r["ci_high"] if r["ci_high"] is not None else r["mean"]) + 0.02 * pad, y,
                 f" {r['mean']:.2f} (n={r['n']}{delta})  {r['gmacs']:.2f} GMACs{failures}", va="center", fontsize=8)
     ax.set_yticks(ys, [r["label"] for r in rows])
-    ax.set_xlim(left, hi + 3.5 * pad)
+    ax.set_xlim(left, hi + 4.5 * pad)
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     papers = [(y, r["paper_top1"]) for y, r in zip(ys, rows) if r["paper_top1"] is not None]
@@ -171,11 +219,37 @@ def report(records: list[dict], out: Path, metric: str = "final_top1") -> tuple[
     if not records:
         raise ValueError("no run records (metrics.json) found")
     rows, failed = summarize(records, metric)
+    agree = compare_with_paper(rows)
     data, budget = records[0].get("data"), records[0].get("budget")
     seeds = sorted({r.get("seed") for r in records if r.get("status") == "completed"}, key=str)
     title = f"ConvNeXt roadmap on {data} ({budget} budget), seeds {', '.join(map(str, seeds)) or 'none'}"
     out.mkdir(parents=True, exist_ok=True)
-    write_tables(rows, failed, out, title)
-    plot(rows, failed, out, title, f"{metric.replace('_top1', ' top-1')} (%) on {data}: mean and std over seeds",
-         same_axis=data == "imagenet")
+    write_tables(rows, failed, out, title, agree)
+    plot(rows, failed, out, title, f"{metric.replace('_top1', ' top-1')} (%) on {data}: mean and 95% CI over seeds\n"
+         "beside each bar: the change from the previous adopted step [its 95% CI], * where real", same_axis=data == "imagenet")
+    for r in rows:
+        r.pop("by_seed")
     return rows, failed
+
+
+def log_to_wandb(rows: list[dict], agree: dict, out: Path, group: str, project: str = "roadmap",
+                 entity: str | None = None, mode: str = "auto") -> str | None:
+    """One W&B run of job_type `chart` in the sweep's group: the chart image, the per-step table and a bar chart
+    of it, and the agreement figures in its summary. Offline without an API key. Returns the run's directory."""
+    import wandb
+
+    from .config import WandbConfig, WandbMode
+    from .tracking import Tracker
+    columns = [c for c in COLUMNS if c != "adopted"] + ["adopted"]
+    table = wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])
+    cfg = WandbConfig(mode=WandbMode(mode), project=project, entity=entity)
+    tracker = Tracker(cfg, out, f"chart/{group}", group, {"steps": len(rows), "group": group}, None,
+                      job_type="chart", tags=("chart",))
+    if tracker.run is None:
+        return None
+    tracker.log({"roadmap/chart": wandb.Image(str(out / "roadmap.png")), "roadmap/table": table,
+                 "roadmap/top1": wandb.plot.bar(table, "label", "mean", title="top-1 per step")}, step=0)
+    tracker.summary({f"agreement/{k}": v for k, v in agree.items()})
+    where = tracker.run.dir
+    tracker.finish()
+    return where

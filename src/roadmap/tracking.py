@@ -52,7 +52,7 @@ def resolve_mode(mode: WandbMode) -> str:
 
 class Tracker:
     def __init__(self, cfg: WandbConfig, run_dir: Path, name: str, group: str | None, config: dict,
-                 run_id: str | None, enabled: bool = True):
+                 run_id: str | None, enabled: bool = True, job_type: str = "train", tags: tuple[str, ...] = ()):
         self.run = None
         mode = resolve_mode(cfg.mode)
         if not enabled or mode == "disabled":
@@ -70,8 +70,9 @@ class Tracker:
                 import wandb
                 settings = wandb.Settings(console="off", init_timeout=INIT_TIMEOUT_S)
                 self.run = wandb.init(project=cfg.project, entity=cfg.entity, name=name, group=group,
-                                      tags=list(cfg.tags), config=config, dir=str(run_dir), id=run_id,
-                                      resume="allow", mode=attempt, settings=settings)
+                                      job_type=job_type, tags=list(dict.fromkeys([*tags, *cfg.tags])),
+                                      config=config, dir=str(run_dir), id=run_id, resume="allow", mode=attempt,
+                                      settings=settings)
                 break
             except Exception as e:  # noqa: BLE001 - W&B must never stop a run
                 if attempt == "online":

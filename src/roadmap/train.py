@@ -224,7 +224,11 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Se
                 t = build_trainer(cfg, ctx, state)
                 if ctx.main:
                     name = "/".join(filter(None, (cfg.step.name, variant, f"seed{cfg.seed}")))
-                    tracker = Tracker(cfg.wandb, run_dir, name, group, plain(cfg), record.get("wandb_id"))
+                    # top-level keys the dashboard can sort and group runs by, and the step's group as a tag
+                    keys = {"step_name": cfg.step.name, "step_order": cfg.step.order, "step_label": cfg.step.label,
+                            "step_group": cfg.step.name.split("/")[0], "variant": variant}
+                    tracker = Tracker(cfg.wandb, run_dir, name, group, plain(cfg) | keys, record.get("wandb_id"),
+                                      tags=(keys["step_group"],))
                     record.update(wandb_id=tracker.id, wandb_group=group)
                     write_json(record, record_path)
                 step = state["global_step"] if state is not None else 0

@@ -1,0 +1,105 @@
+"""The chart's statistics on hand-made records, checked against values computed by hand, and the chart in W&B."""
+import csv
+import json
+
+import pytest
+from conftest import ROOT, clean_env, run_cli
+from wandb_log import run_info
+
+from roadmap import roadmap_steps
+from roadmap.report import records_from_dirs, report
+
+STEPS = [s.name for s in roadmap_steps()]
+
+
+def write(d, step, seed, top1, group="cifar100-short"):
+    path = d / f"{step.replace('/', '_')}_{seed}"
+    path.mkdir(parents=True)
+    (path / "metrics.json").write_text(json.dumps({
+        "step": step, "seed": seed, "data": "cifar100", "budget": "short", "status": "completed",
+        "final_top1": top1, "best_top1": top1, "gmacs": 0.25, "params": 1000, "images_per_s": 900.0 + seed,
+        "wandb_group": group, "variant": ""}))
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    """Five adopted steps in a row, two seeds each, plus a side branch with three seeds (unequal seeds)."""
+    d = tmp_path / "runs"
+    values = {"large_kernel/move_up": (70.0, 71.0),     # the base
+              "large_kernel/k7": (71.0, 72.0),          # +1.0 on both seeds: paired, real
+              "micro/gelu": (71.0, 71.0),               # diffs 0.0 and -1.0: mean -0.5, not real
+              "micro/fewer_acts": (73.0, 73.0),         # +2.0 on both seeds: real
+              "micro/fewer_norms": (73.4, 73.2)}        # diffs 0.4, 0.2: mean 0.3, see below
+    for step, seeds in values.items():
+        for seed, v in enumerate(seeds):
+            write(d, step, seed, v)
+    for seed, v in enumerate((71.0, 72.0, 73.0)):     # k9 vs k7 (71, 72): unequal seeds, Welch
+        write(d, "large_kernel/k9", seed, v)
+    return d
+
+
+def test_changes_are_paired_by_seed_with_intervals_and_marked_real_only_when_they_exclude_zero(sweep, tmp_path):
+    rows, _ = report(records_from_dirs([sweep]), tmp_path / "out")
+    by = {r["step"]: r for r in rows}
+    k7 = by["large_kernel/k7"]  # both diffs 1.0: sd 0, interval [1, 1]
+    assert (k7["delta"], k7["delta_low"], k7["delta_high"], k7["real"]) == (1.0, 1.0, 1.0, True)
+    assert k7["delta_method"] == "paired, n=2"
+    gelu = by["micro/gelu"]  # diffs 0 and -1: mean -0.5, sd 0.70711, se 0.5, half-width 12.7062 * 0.5 = 6.3531
+    assert gelu["delta"] == pytest.approx(-0.5) and gelu["real"] is False
+    assert (gelu["delta_low"], gelu["delta_high"]) == (pytest.approx(-6.8531, abs=1e-3), pytest.approx(5.8531, abs=1e-3))
+    norms = by["micro/fewer_norms"]  # diffs 0.4, 0.2: mean 0.3, sd 0.14142, se 0.1, half-width 1.27062
+    assert norms["delta"] == pytest.approx(0.3) and norms["real"] is False
+    assert norms["delta_low"] == pytest.approx(0.3 - 1.27062, abs=1e-4)
+    k9 = by["large_kernel/k9"]  # vs k7 (71, 72): means 72 vs 71.5; se^2 = 1/3 + 0.5/2 = 0.58333;
+    # df = 0.58333^2 / ((1/3)^2/2 + 0.25^2/1) = 2.7931 -> 2; half-width 4.3027 * 0.76376 = 3.2862
+    assert k9["delta_method"] == "welch, n=2" and k9["delta"] == pytest.approx(0.5)
+    assert (k9["delta_low"], k9["delta_high"]) == (pytest.approx(-2.7862, abs=1e-3), pytest.approx(3.7862, abs=1e-3))
+    assert by["micro/fewer_acts"]["real"] is True and by["large_kernel/move_up"]["delta"] is None
+    # the mean's own interval: move_up 70, 71: mean 70.5, se 0.5, half-width 6.3531
+    assert by["large_kernel/move_up"]["ci_low"] == pytest.approx(70.5 - 6.3531, abs=1e-3)
+    assert by["large_kernel/move_up"]["images_per_s"] == 900.5 and by["large_kernel/move_up"]["gmacs"] == 0.25
+    csv_rows = {r["step"]: r for r in csv.DictReader(open(tmp_path / "out/roadmap.csv"))}
+    assert list(csv_rows) == STEPS
+    assert (csv_rows["large_kernel/k7"]["real"], csv_rows["micro/gelu"]["real"], csv_rows["baseline/resnet50"]["real"]) \
+        == ("True", "False", "")
+    assert float(csv_rows["micro/gelu"]["delta_low"]) == pytest.approx(-6.8531, abs=1e-3)
+    assert float(csv_rows["large_kernel/k7"]["paper_delta"]) == pytest.approx(0.65)
+    md = (tmp_path / "out/roadmap.md").read_text()
+    assert "| large_kernel/k7 | kernel size -> 7 | 2 |" in md and "| +1.00 | [+1.00, +1.00] (paired, n=2) | **yes** |" in md
+    assert "| -0.50 | [-6.85, +5.85] (paired, n=2) | no |" in md
+
+
+def test_agreement_with_the_paper_by_hand(sweep, tmp_path):
+    rows, _ = report(records_from_dirs([sweep]), tmp_path / "out")
+    # paper changes (Table 10): k7 80.57-79.92 = +0.65, k9 80.57-80.57 = 0 (vs k7), gelu 80.62-80.57 = +0.05,
+    # fewer_acts 81.27-80.62 = +0.65, fewer_norms 81.41-81.27 = +0.14; ours: +1.0, +0.5, -0.5, +2.0, +0.3
+    # signs over the 4 steps with a non-zero paper change: k7, fewer_acts, fewer_norms agree, gelu does not: 3 of 4
+    # Spearman over the 5 steps in paper order (k7, k9, gelu, acts, norms): ours +1.0, +0.5, -0.5, +2.0, +0.3 ->
+    # ranks 4, 3, 1, 5, 2; paper +0.65, 0.0, +0.05, +0.65, +0.14 -> ranks 4.5, 1, 2, 4.5, 3; both have mean 3;
+    # deviations (1, 0, -2, 2, -1) and (1.5, -2, -1, 1.5, 0): products sum to 6.5, squares to 10 and 9.5;
+    # Pearson of the ranks = 6.5 / sqrt(10 * 9.5)
+    agree = next(csv.DictReader(open(tmp_path / "out/roadmap_agreement.csv")))
+    assert (agree["steps"], agree["sign_agree"], agree["sign_compared"]) == ("5", "3", "4")
+    assert float(agree["sign_agreement"]) == pytest.approx(0.75)
+    assert float(agree["spearman"]) == pytest.approx(6.5 / (10 * 9.5) ** 0.5)
+    md = (tmp_path / "out/roadmap.md").read_text()
+    assert "over the 5 steps where both changes exist: the sign agrees on 3 of 4, Spearman's rank correlation " \
+           f"{6.5 / (10 * 9.5) ** 0.5:+.2f}." in md
+
+
+def test_log_wandb_puts_the_chart_and_a_row_per_step_in_one_chart_run_of_the_sweeps_group(sweep, tmp_path):
+    out = tmp_path / "out"
+    env = clean_env(WANDB_MODE="offline", HOME=str(tmp_path / "home"))
+    proc = run_cli(ROOT / "scripts/plot_roadmap.py", sweep, "--out", out, "--log-wandb", env=env, check=True)
+    assert "W&B chart run in group cifar100-short" in proc.stdout
+    (run,) = (out / "wandb").glob("offline-run-*")
+    info = run_info(run)
+    assert (info["job_type"], info["group"], info["tags"]) == ("chart", "cifar100-short", ["chart"])
+    assert {"roadmap/chart/path", "roadmap/table/path", "roadmap/top1_table/path"} <= info["history_keys"]
+    (table,) = (run / "files/media/table").rglob("*.table.json")
+    data = json.loads(table.read_text())
+    assert len(data["data"]) == len(STEPS) and "real" in data["columns"] and "delta_low" in data["columns"]
+    steps = [row[data["columns"].index("step")] for row in data["data"]]
+    assert steps == STEPS
+    (image,) = (run / "files/media/images").rglob("*.png")
+    assert image.read_bytes()[:4] == b"\x89PNG" and image.stat().st_size > 10_000
