@@ -2,7 +2,8 @@
 
     python scripts/inspect_steps.py                    # table at 224x224, 1000 classes
     python scripts/inspect_steps.py --json             # the same as a JSON list
-    python scripts/inspect_steps.py --resolution 32 --num-classes 100
+    python scripts/inspect_steps.py --resolution 32 --num-classes 100    # with each stage's feature-map size
+    python scripts/inspect_steps.py --resolution 32 --override model.stem_stride=1
 """
 from __future__ import annotations
 
@@ -10,15 +11,17 @@ import argparse
 import json
 
 from roadmap import load_config, roadmap_steps
-from roadmap.measure import describe
+from roadmap.measure import describe, feature_sizes
 
 
-def rows(resolution: int, num_classes: int) -> list[dict]:
+def rows(resolution: int, num_classes: int, overrides: list[str]) -> list[dict]:
     out = []
     for s in roadmap_steps():
-        params, gmacs = describe(load_config(s.name).model, resolution, num_classes)
+        model = load_config(s.name, [f"data.resolution={resolution}", *overrides]).model
+        params, gmacs = describe(model, resolution, num_classes)
         out.append({"step": s.name, "label": s.meta.label, "params": params, "gmacs": round(gmacs, 4),
-                    "paper_gflops": s.meta.paper_gflops, "paper_top1": s.meta.paper_top1, "note": s.meta.note})
+                    "maps": feature_sizes(model, resolution), "paper_gflops": s.meta.paper_gflops,
+                    "paper_top1": s.meta.paper_top1, "note": s.meta.note})
     return out
 
 
@@ -27,8 +30,13 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print a JSON list of objects")
     ap.add_argument("--resolution", type=int, default=224, help="input size (default 224)")
     ap.add_argument("--num-classes", type=int, default=1000, help="classifier outputs (default 1000)")
+    ap.add_argument("--override", action="append", default=[], help="a config override for every step, "
+                    "e.g. model.stem_stride=2 (repeatable)")
     args = ap.parse_args()
-    table = rows(args.resolution, args.num_classes)
+    try:
+        table = rows(args.resolution, args.num_classes, args.override)
+    except ValueError as e:
+        ap.exit(1, f"error: {e}\n")
     if args.json:
         print(json.dumps(table, indent=2))
         return
@@ -37,12 +45,16 @@ def main() -> None:
           " (torch.utils.flop_counter / 2), the paper's 'GFLOPs'.")
     if not paper_setting:
         print("The paper's numbers are at 224x224 with 1000 classes; the difference column is not comparable here.")
-    print(f"| {'step':28s} | {'params':>11s} | {'GMACs':>6s} | {'paper':>5s} | {'diff':>6s} | {'top-1':>5s} | note")
-    print(f"|{'-' * 30}|{'-' * 13}|{'-' * 8}|{'-' * 7}|{'-' * 8}|{'-' * 7}|------")
+    maps = not paper_setting or bool(args.override)  # feature-map sides: after the stem, then each stage
+    print(f"| {'step':28s} | {'params':>11s} | {'GMACs':>6s} | {'paper':>5s} | {'diff':>6s} | {'top-1':>5s} | "
+          + ("maps (stem: stages) | " if maps else "") + "note")
+    print(f"|{'-' * 30}|{'-' * 13}|{'-' * 8}|{'-' * 7}|{'-' * 8}|{'-' * 7}|" + ("-" * 21 + "|" if maps else "")
+          + "------")
     for r in table:
         diff = r["gmacs"] - r["paper_gflops"]
+        sides = f" {r['maps'][0]}: {' '.join(map(str, r['maps'][1:]))}".ljust(20) + " |" if maps else ""
         print(f"| {r['step']:28s} | {r['params']:>11,d} | {r['gmacs']:6.3f} | {r['paper_gflops']:5.2f} | "
-              f"{diff:+6.3f} | {r['paper_top1']:5.2f} | {r['note']}")
+              f"{diff:+6.3f} | {r['paper_top1']:5.2f} |{sides} {r['note']}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from roadmap import build_model, load_config, roadmap_steps
 from roadmap.compat import copy_weights_from
 from roadmap.compose import compose_dict, flatten
-from roadmap.measure import count_gmacs, count_params, describe
+from roadmap.measure import count_gmacs, count_params, describe, feature_sizes
 from roadmap.model import Block, LayerNorm2d
 from roadmap.steps import own_fields, step_files
 
@@ -196,7 +196,7 @@ def test_knobs_work_off_the_roadmap_on_resnet50(overrides):
     ("model.kernel_size=33", r"model.kernel_size=33 .*odd integer from 1 to 31"),
     ("model.activation=swish", r"swish.*expected one of \[relu, gelu\]"),
     ("model.norm=group", r"group.*expected one of \[batch, layer\]"),
-    ("model.depths=[3,3]", r"model.depths=\[3, 3\] .*model.widths=\[96, 192, 384, 768\].*one depth per width"),
+    ("model.widths=[96,192]", r"model.depths=\[3, 3, 9, 3\] .*model.widths=\[96, 192\].*one depth per width"),
     ("model.layer_scale=-1", r"model.layer_scale=-1.0 .*positive initial scale"),
     ("step=micro/gelux", r"unknown step 'micro/gelux' \(did you mean micro/gelu\?\); valid step choices: .*, micro/gelu, "),
 ])
@@ -217,3 +217,73 @@ def test_inspect_steps_prints_every_step_and_the_erratum():
     assert set(rows[0]) >= {"step", "params", "gmacs", "paper_gflops", "paper_top1"}
     resnet = describe(load_config("baseline/resnet50").model, 64, 100)
     assert (rows[0]["params"], rows[0]["gmacs"]) == (resnet[0], round(resnet[1], 4))
+
+
+def test_widths_follow_base_width_and_the_layout_and_no_step_restates_them():
+    def widths(step, *overrides):
+        return load_config(step, list(overrides)).model.widths
+    assert widths("baseline/resnet50") == [256, 512, 1024, 2048]           # bottleneck: 4 x 64 x 2^i
+    assert widths("resnextify/width") == [384, 768, 1536, 3072]            # bottleneck: 4 x 96 x 2^i
+    assert widths("inverted_bottleneck/invert") == [96, 192, 384, 768]     # inverted: 96 x 2^i
+    assert widths("convnext_t", "model.base_width=128") == [128, 256, 512, 1024]
+    assert widths("baseline/resnet50", "model.base_width=32", "model.depths=[2,2,2]") == [128, 256, 512]
+    assert widths("convnext_t", "model.widths=[10,20,30,40]") == [10, 20, 30, 40]  # explicit widths win
+    assert (load_config("baseline/resnet50").model.stem_width, load_config("resnextify/width").model.stem_width) \
+        == (64, 96)
+    for s in step_files():
+        assert flatten(OmegaConf.to_container(OmegaConf.load(s.path))).get("model.widths") is None, s.name
+
+
+@pytest.mark.parametrize("stride", [1, 2, 4])
+@pytest.mark.parametrize("step", STEPS)
+def test_stem_stride_trains_every_step_at_32_with_the_documented_feature_maps(step, stride):
+    cfg = load_config(step, [f"model.stem_stride={stride}", "model.drop_path=0"])
+    # the stem reduces 32 by the stride; each later stage halves the map
+    assert feature_sizes(cfg.model, 32) == [32 // stride, 32 // stride, 16 // stride, 8 // stride, 4 // stride]
+    torch.manual_seed(0)
+    model = build_model(cfg).train()
+    out = model(torch.randn(2, 3, 32, 32))
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+    out.logsumexp(1).mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_the_resnet_stem_drops_its_max_pool_then_its_stride():
+    kinds = {s: [type(m).__name__ for m in build_model(load_config("baseline/resnet50", [f"model.stem_stride={s}"]))
+                 .stem] for s in (1, 2, 4)}
+    assert kinds[4] == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"] and kinds[2] == kinds[1] == kinds[4][:3]
+    stems = {s: build_model(load_config("baseline/resnet50", [f"model.stem_stride={s}"])).stem[0] for s in (1, 2, 4)}
+    assert [(c.kernel_size, c.stride) for c in stems.values()] == [((3, 3), (1, 1)), ((7, 7), (2, 2)), ((7, 7), (2, 2))]
+    patch = build_model(load_config("convnext_t", ["model.stem_stride=2"])).stem[0]
+    assert (patch.kernel_size, patch.stride) == ((2, 2), (2, 2))
+
+
+SIZES = [  # timm's model, and the overrides of ours that make it
+    ("convnext_small", "convnext_t", ["model.depths=[3,3,27,3]"]),
+    ("convnext_base", "convnext_t", ["model.depths=[3,3,27,3]", "model.base_width=128"]),
+    ("convnext_large", "convnext_t", ["model.depths=[3,3,27,3]", "model.base_width=192"]),
+    ("resnet101", "baseline/resnet50", ["model.depths=[3,4,23,3]"]),
+    ("resnet152", "baseline/resnet50", ["model.depths=[3,8,36,3]"]),
+    ("resnet200", "baseline/resnet50", ["model.depths=[3,24,36,3]"]),
+]
+
+
+@pytest.mark.parametrize("name,step,overrides", SIZES, ids=[s[0] for s in SIZES])
+def test_every_size_by_override_equals_timms_model_in_parameters_and_logits(name, step, overrides):
+    torch.manual_seed(0)
+    reference = timm.create_model(name, pretrained=False).eval()
+    _randomize_stats(reference)
+    model = build_model(load_config(step, [*overrides, "model.num_classes=1000"])).eval()
+    assert count_params(model) == count_params(reference)
+    copy_weights_from(model, reference)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ours, theirs = model(x), reference(x)
+    assert theirs.abs().max() > 1e-2 and (ours - theirs).abs().max().item() <= 1e-4
+
+
+def test_convnext_xlarge_by_override_has_timms_parameter_count():
+    with torch.device("meta"):
+        reference = timm.create_model("convnext_xlarge", pretrained=False)
+    cfg = load_config("convnext_t", ["model.depths=[3,3,27,3]", "model.base_width=256", "model.num_classes=1000"])
+    assert describe(cfg.model, 224)[0] == count_params(reference) == 350_196_968

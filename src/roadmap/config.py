@@ -92,9 +92,16 @@ class StepMeta:
 @dataclass
 class ModelConfig:
     depths: List[int] = field(default_factory=lambda: [3, 4, 6, 3])
-    widths: List[int] = field(default_factory=lambda: [256, 512, 1024, 2048])  # residual width per stage
+    # Stage widths follow from base_width and the layout: a bottleneck's residual width is 4 x base x 2^i (its
+    # 3x3 conv runs at base x 2^i), an inverted or depthwise-first block's is base x 2^i. So "width 96" is written
+    # once, whatever the layout. Explicit widths (the residual width per stage) win, for off-roadmap networks.
+    base_width: int = 64
+    widths: Optional[List[int]] = None
     stem: Stem = Stem.resnet
-    stem_width: int = 64
+    stem_width: Optional[int] = None  # None: base_width
+    # How much the stem reduces the image: 4 as in the paper; 2 or 1 for small images (the ResNet stem drops its
+    # max-pool, then its stride, becoming a CIFAR-style 3x3/1 conv; the patchify stem's patch equals the stride)
+    stem_stride: int = 4
     spatial_conv: SpatialConv = SpatialConv.dense
     layout: Layout = Layout.bottleneck
     expansion: int = 4
@@ -112,6 +119,15 @@ class ModelConfig:
     num_classes: int = 1000
 
     def __post_init__(self) -> None:
+        if self.base_width < 1:
+            _fail("model.base_width", self.base_width, "a positive integer (ResNet-50 64, ConvNeXt-T 96)")
+        if self.widths is None:
+            scale = self.expansion if self.layout == Layout.bottleneck else 1
+            self.widths = [scale * self.base_width * 2 ** i for i in range(len(self.depths))]
+        if self.stem_width is None:
+            self.stem_width = self.base_width
+        if self.stem_stride not in (1, 2, 4):
+            _fail("model.stem_stride", self.stem_stride, "4 (the paper), 2 or 1 (for small images)")
         if len(self.depths) != len(self.widths):
             _fail("model.depths", list(self.depths),
                   f"it has {len(self.depths)} stages but model.widths={list(self.widths)} has "

@@ -40,6 +40,17 @@ def describe(model_cfg, resolution: int = 224, num_classes: int | None = None) -
     return count_params(model), _gmacs(model, resolution)
 
 
+def feature_sizes(model_cfg, resolution: int) -> list[int]:
+    """The side of the feature map after the stem and after each stage, for a `resolution` input."""
+    model = _meta_model(model_cfg, None)
+    sizes: list[int] = []
+    for m in [model.stem, *model.stages]:
+        m.register_forward_hook(lambda m, args, out: sizes.append(out.shape[-1]))
+    with torch.no_grad():
+        model(torch.empty(1, model.cfg.in_chans, resolution, resolution, device="meta"))
+    return sizes
+
+
 def check_input_size(model_cfg, resolution: int) -> None:
     """Raise ValueError if some layer cannot run on a `resolution` input (a 2x2/2 conv on a 1x1 map, say),
     naming the layer, the map it gets and the smallest resolution that runs."""

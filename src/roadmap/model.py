@@ -84,11 +84,14 @@ class Block(nn.Module):
 
 
 def make_stem(cfg: ModelConfig) -> nn.Sequential:
-    c = cfg.stem_width
+    """Reduces the image `stem_stride` times: patchify, a sxs/s conv + norm; ResNet, a 7x7/2 conv + norm + act
+    + 3x3/2 max-pool at stride 4, without the max-pool at 2, and a CIFAR-style 3x3/1 conv + norm + act at 1."""
+    c, s = cfg.stem_width, cfg.stem_stride
     if cfg.stem == Stem.patchify:
-        return nn.Sequential(conv(cfg, cfg.in_chans, c, 4, stride=4, normed=True, padding=0), make_norm(cfg, c))
-    return nn.Sequential(conv(cfg, cfg.in_chans, c, 7, stride=2, normed=True), make_norm(cfg, c),
-                         make_act(cfg), nn.MaxPool2d(3, stride=2, padding=1))
+        return nn.Sequential(conv(cfg, cfg.in_chans, c, s, stride=s, normed=True, padding=0), make_norm(cfg, c))
+    layers = [conv(cfg, cfg.in_chans, c, 7 if s > 1 else 3, stride=min(s, 2), normed=True), make_norm(cfg, c),
+              make_act(cfg)]
+    return nn.Sequential(*layers, *([nn.MaxPool2d(3, stride=2, padding=1)] if s == 4 else []))
 
 
 class Network(nn.Module):
