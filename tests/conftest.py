@@ -48,7 +48,8 @@ def load(run_dir) -> dict:
 
 
 def wait_for_epochs(run_dir, epochs: int, proc: subprocess.Popen, timeout: float = 300) -> None:
-    """Until the run's record has `epochs` epochs done (0: until it started training); fails if it ended first."""
+    """Until the run's record has `epochs` epochs done (0: until its first epoch started, its config.yaml and
+    overrides.yaml written and W&B set up, which `wandb_group` in the record marks); fails if it ended first."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
@@ -56,7 +57,7 @@ def wait_for_epochs(run_dir, epochs: int, proc: subprocess.Popen, timeout: float
         except (OSError, ValueError):
             rec = {}
         if rec.get("status") == "running" and rec.get("epochs_done", 0) >= epochs and \
-                (epochs or rec.get("hardware")):
+                (epochs or "wandb_group" in rec):
             return
         if proc.poll() is not None:
             raise AssertionError(f"the run ended ({proc.returncode}) before epoch {epochs} was done")
