@@ -57,7 +57,7 @@ def save_checkpoint(state: dict, path: Path) -> None:
 def load_checkpoint(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
-        missing = {"model", "optimizer", "epoch", "global_step", "config"} - set(state)
+        missing = {"model", "optimizer", "epoch", "global_step", "config", "record"} - set(state)
     except Exception as e:
         raise CorruptCheckpoint(f"checkpoint {path} cannot be read ({type(e).__name__}: {e}). It was left as it is; "
                                 "move it away (or restore a good copy) and run the same command again.") from None
@@ -95,7 +95,7 @@ def summarize(record: dict) -> dict:
 
 def record_from_checkpoint(state: dict, epochs: int) -> dict:
     """The record as it stood when `state` was saved, its status derived: completed only after every epoch."""
-    record = dict(state.get("record") or {}, history=list(state["history"]))
+    record = dict(state["record"], history=list(state["record"]["history"]))
     summarize(record)
     done = state["epoch"] >= epochs and record["epochs_done"] == epochs
     record.update(status="completed" if done else "running", reason=None, signal=None)

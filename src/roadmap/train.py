@@ -241,8 +241,7 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Se
                     after = summarize(dict(record, history=record["history"] + [row]))
                     save_checkpoint({"model": t.model.state_dict(), "optimizer": t.optimizer.state_dict(),
                                      "ema": t.ema.state_dict() if t.ema is not None else None, "epoch": epoch + 1,
-                                     "global_step": step, "config": plain(cfg), "history": after["history"],
-                                     "record": after}, ckpt_path)
+                                     "global_step": step, "config": plain(cfg), "record": after}, ckpt_path)
                     record = after
                     write_json(record, record_path)
                     tracker.log(row, step=step)
