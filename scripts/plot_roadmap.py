@@ -11,11 +11,15 @@ match), marked * where the interval excludes zero; side branches (kernel 5, 9, 1
 ImageNet-1K top-1 as a marker (on a second axis when the data differ). roadmap.md and roadmap.csv add images/s,
 and the agreement of our changes with the paper's (sign agreement, Spearman's rank correlation; also in
 roadmap_agreement.csv). Steps with no completed run are shown as such; failed runs are counted and listed.
+
+A leave-one-out sweep (`+sweep=leave_one_out`) gives leave_one_out.png/.svg/.csv/.md instead: the change from the
+full model when each step is undone, with its 95% interval, beside the paper's gain when the step was adopted.
 """
 import argparse
 import sys
 from pathlib import Path
 
+from roadmap import report_reverse
 from roadmap.report import compare_with_paper, log_to_wandb, records_from_dirs, records_from_wandb, report
 
 
@@ -35,9 +39,21 @@ def main() -> None:
         ap.error("give sweep directories, or --wandb ENTITY/PROJECT with --group G")
     try:
         records = records_from_wandb(args.wandb, args.group) if args.wandb else records_from_dirs(args.paths)
-        rows, failed = report(records, args.out, args.metric)
+        reverse = bool(records) and all("undo" in r for r in records) and any(r["undo"] for r in records)
+        if reverse:
+            rows, failed = report_reverse.report(records, args.out, args.metric)
+        else:
+            rows, failed = report(records, args.out, args.metric)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
+    if reverse:
+        ran = sum(r["n"] > 0 for r in rows[1:])
+        print(f"leave one out: {sum(r['n'] for r in rows)} completed runs over {ran} of {len(rows) - 1} undone steps "
+              f"and {'the' if rows[0]['n'] else 'no run of the'} full model, {len(failed)} failed; wrote "
+              f"{', '.join(str(args.out / f'leave_one_out.{e}') for e in ('png', 'svg', 'csv', 'md'))}")
+        if args.log_wandb:
+            print("--log-wandb logs the forward roadmap's chart only; the leave-one-out runs are in W&B already")
+        return
     done = sum(r["n"] for r in rows)
     missing = [r["step"] for r in rows if r["n"] == 0]
     print(f"{done} completed runs over {len(rows) - len(missing)} of {len(rows)} steps, {len(failed)} failed; "
@@ -47,7 +63,8 @@ def main() -> None:
     if args.log_wandb:
         groups = {r.get("wandb_group") for r in records} - {None}
         group = args.group or (groups.pop() if len(groups) == 1 else f"{records[0].get('data')}-"
-                                                                      f"{records[0].get('budget')}")
+                                                                      f"{records[0].get('budget')}-"
+                                                                      f"{records[0].get('regime') or 'r50'}")
         where = log_to_wandb(rows, compare_with_paper(rows), args.out, group, args.wandb_project, args.wandb_entity)
         print(f"W&B chart run in group {group}: {where or 'not logged (W&B unavailable)'}")
 

@@ -16,8 +16,13 @@ from roadmap.compose import compose_dict, flatten
 from roadmap.measure import count_gmacs, count_params, describe, feature_sizes
 from roadmap.model import Block, LayerNorm2d
 from roadmap.steps import own_fields, step_files
+from timm.models.convnext import checkpoint_filter_fn
+from torch import nn
+
+from official_layout import OfficialConvNeXt, official_state_dict
 
 STEPS = [s.name for s in roadmap_steps()]
+REGIMES = ["r50", "r200"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -39,15 +44,57 @@ def test_all_table10_rows_are_steps_in_paper_order_with_the_papers_numbers():
     assert len(STEPS) == 17
 
 
+@pytest.mark.parametrize("regime", REGIMES)
 @pytest.mark.parametrize("step", STEPS)
-def test_gmacs_match_the_paper(step):
-    cfg = load_config(step, ["model.num_classes=1000"])
+def test_gmacs_match_the_paper(step, regime):
+    cfg = load_config(step, ["model.num_classes=1000", f"regime={regime}"])
     gmacs = count_gmacs(cfg.model, 224)
-    if step == "micro/layer_norm":  # the paper's 4.46 is an erratum: BN -> LN adds no MACs
-        assert gmacs == count_gmacs(load_config("micro/fewer_norms", ["model.num_classes=1000"]).model, 224)
-        assert "erratum" in cfg.step.note
+    if step == "micro/layer_norm":  # BN -> LN adds no MACs (Table 10 prints 4.46, an erratum; Table 11 agrees)
+        fewer_norms = load_config("micro/fewer_norms", ["model.num_classes=1000", f"regime={regime}"]).model
+        assert gmacs == count_gmacs(fewer_norms, 224)
+        assert regime != "r50" or "erratum" in cfg.step.note
+    elif cfg.step.paper_gflops is None:
+        pytest.skip(f"no paper GFLOPs for {step} in configs/regime/{regime}.yaml: {cfg.regime.paper_source}")
     else:
         assert abs(gmacs - cfg.step.paper_gflops) <= 0.05, (step, gmacs, cfg.step.paper_gflops)
+
+
+def test_the_r200_regime_goes_from_timms_resnet200_to_convnext_base():
+    def params(step, *overrides):
+        return describe(load_config(step, ["regime=r200", "model.num_classes=1000", *overrides]).model, 224)[0]
+    with torch.device("meta"):
+        resnet200, convnext_b = (count_params(timm.create_model(n)) for n in ("resnet200", "convnext_base"))
+    assert params("baseline/resnet50") == params("baseline/enhanced_recipe") == resnet200
+    assert params("convnext_t") == convnext_b
+    cfg = load_config("macro/stage_ratio", ["regime=r200"])
+    assert (cfg.model.depths, cfg.model.base_width, cfg.model.drop_path) == ([3, 3, 27, 3], 84, 0.5)
+    assert load_config("resnextify/width", ["regime=r200"]).model.base_width == 128
+    assert load_config("baseline/resnet50", ["regime=r200"]).model.drop_path == 0.0  # the classic recipe's
+    labels = {s.name: s.meta.label for s in roadmap_steps("r200")}
+    assert labels["baseline/resnet50"] == "ResNet-200 (PyTorch)"
+    assert labels["micro/separate_downsample"] == "separate d.s. conv (ConvNeXt-B)"
+
+
+def test_no_step_file_states_a_number_that_belongs_to_a_regime():
+    for s in step_files():
+        own = flatten(OmegaConf.to_container(OmegaConf.load(s.path), resolve=False))
+        for key in ("model.depths", "model.base_width", "model.drop_path", "step.paper_top1", "step.paper_gflops"):
+            assert key not in own or str(own[key]).startswith("${regime."), (s.name, key, own[key])
+
+
+def test_the_regime_names_run_and_sweep_directories_and_is_in_the_record():
+    from hydra.core.hydra_config import HydraConfig
+
+    from roadmap.sweep import register_resolvers
+    register_resolvers()
+    dirs = {}
+    for regime in REGIMES:
+        cfg = compose_dict("micro/gelu", [f"regime={regime}"], hydra=True)
+        HydraConfig.instance().set_config(cfg)
+        dirs[regime] = (cfg.hydra.run.dir, cfg.hydra.sweep.dir)
+    assert dirs["r50"][0] == "outputs/runs/fashion_mnist_small/full/r50/micro/gelu/seed0"
+    assert dirs["r200"] == ("outputs/runs/fashion_mnist_small/full/r200/micro/gelu/seed0",
+                            "outputs/sweeps/fashion_mnist_small-full-r200")
 
 
 def test_reference_counts_match_the_spec():
@@ -90,6 +137,50 @@ def test_copied_reference_weights_give_the_same_logits(step, make_reference):
     assert (ours - theirs).abs().max().item() <= 1e-4
 
 
+def test_the_official_convnext_module_and_checkpoint_give_the_same_logits():
+    torch.manual_seed(0)
+    reference = timm.create_model("convnext_tiny", pretrained=False).eval()
+    _randomize_stats(reference)
+    official_state = official_state_dict(reference.state_dict())
+    back = checkpoint_filter_fn({"model": official_state}, reference)  # timm's converter from the official format
+    assert all(torch.equal(back[k].reshape(v.shape), v) for k, v in reference.state_dict().items())
+    official = OfficialConvNeXt().eval()
+    official.load_state_dict(official_state)
+    assert list(official.state_dict()) == list(official_state)  # the official order: all downsampling first
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        theirs = official(x)
+        assert theirs.abs().max() > 1e-2 and (theirs - reference(x)).abs().max() <= 1e-4
+        for source in (official, official_state, {"model": official_state}):  # a module, a state dict, a checkpoint
+            model = build_model(load_config("convnext_t", ["model.num_classes=1000"])).eval()
+            copy_weights_from(model, source)
+            assert (model(x) - theirs).abs().max().item() <= 1e-4
+
+
+@pytest.mark.parametrize("step,make_reference", [
+    ("convnext_t", lambda: timm.create_model("convnext_tiny", pretrained=False)),
+    ("baseline/resnet50", lambda: torchvision.models.resnet50()),
+])
+def test_a_checkpoint_without_its_classifier_loads_into_a_10_class_network(step, make_reference):
+    torch.manual_seed(0)
+    reference = make_reference().eval()
+    _randomize_stats(reference)
+    model = build_model(load_config(step, ["model.num_classes=10"])).eval()
+    fc = model.fc.weight.clone()
+    with pytest.raises(ValueError, match=r"\(10, \d+\) in this network but .*\(1000, \d+\).*classifier=False"):
+        copy_weights_from(model, reference)
+    source = official_state_dict(reference.state_dict()) if step == "convnext_t" else reference.state_dict()
+    copy_weights_from(model, source, classifier=False)
+    assert torch.equal(model.fc.weight, fc)  # its own classifier, untouched
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ours = model.head_norm(model.forward_features(x).mean((2, 3), keepdim=True)).flatten(1)
+        theirs = reference.forward_head(reference.forward_features(x), pre_logits=True) if step == "convnext_t" \
+            else torch.flatten(reference.avgpool(nn.Sequential(*list(reference.children())[:-2])(x)), 1)
+        assert model(x).shape == (2, 10)
+    assert (ours - theirs).abs().max().item() <= 1e-4
+
+
 def test_copying_into_a_different_architecture_fails_clearly():
     model = build_model(load_config("micro/gelu", ["model.num_classes=1000"]))
     with pytest.raises(ValueError, match="architectures differ.*stem.0.weight.*conv1.weight"):
@@ -123,15 +214,18 @@ def _flat(cfg) -> dict:
 def test_a_step_differs_from_its_parent_only_in_the_fields_it_sets(step):
     own = own_fields(step.path)
     overrides_recipe = "override /recipe" in step.path.read_text()
-    mine, parent = _flat(compose_dict(step.name)), _flat(compose_dict(step.parent))
-    changed = {k for k in mine if mine[k] != parent[k]}
     recipe_keys = set()
     if overrides_recipe:
         for r in (ROOT / "configs/recipe").glob("*.yaml"):
             recipe_keys |= own_fields(r)
-    assert changed <= own | recipe_keys, changed - own - recipe_keys
+    changed = set()  # in some regime: r50's stage-ratio step keeps the width that r200's widens
+    for regime in REGIMES:
+        mine, parent = (_flat(compose_dict(s, [f"regime={regime}"])) for s in (step.name, step.parent))
+        in_regime = {k for k in mine if mine[k] != parent[k]}
+        assert in_regime <= own | recipe_keys, (regime, in_regime - own - recipe_keys)
+        changed |= in_regime
     model_fields = {k for k in own if k.startswith("model.")}
-    assert model_fields <= changed, f"fields set to the parent's value: {model_fields - changed}"
+    assert model_fields <= changed, f"fields set to the parent's value in every regime: {model_fields - changed}"
     if step.is_alias:
         assert not changed and not own
     else:
@@ -217,6 +311,12 @@ def test_inspect_steps_prints_every_step_and_the_erratum():
     assert set(rows[0]) >= {"step", "params", "gmacs", "paper_gflops", "paper_top1"}
     resnet = describe(load_config("baseline/resnet50").model, 64, 100)
     assert (rows[0]["params"], rows[0]["gmacs"]) == (resnet[0], round(resnet[1], 4))
+    table11 = run("--regime", "r200")
+    assert table11.startswith("ResNet-200 to ConvNeXt-B (Table 11)") and "No paper numbers for r200" in table11
+    lines = table11.splitlines()[4:]
+    assert [line.split("|")[1].strip() for line in lines] == STEPS
+    resnet200 = describe(load_config("baseline/resnet50", ["regime=r200"]).model, 224, 1000)[0]
+    assert lines[0].split("|")[2].strip() == f"{resnet200:,d}" and "n/a" in lines[0]
 
 
 def test_widths_follow_base_width_and_the_layout_and_no_step_restates_them():

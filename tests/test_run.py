@@ -29,7 +29,10 @@ def test_a_run_writes_its_record_config_checkpoint_and_offline_wandb(tmp_path):
     offline = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(offline) == 1 and rec["wandb_id"] in offline[0].name
     info = run_info(offline[0].parent)  # what the W&B dashboard sorts, groups and filters by
-    assert info["job_type"] == "train" and info["tags"] == ["micro"]
+    assert info["job_type"] == "train" and info["tags"] == ["micro", "r50"]
+    assert json.loads(info["config"]["regime_name"]) == "r50" and json.loads(info["config"]["undo_step"]) is None
+    assert json.loads(info["config"]["regime"])["paper"]["micro/gelu"]["top1"] == 80.62  # keys with "/" survive
+    assert (rec["regime"], rec["undo"]) == ("r50", None)
     assert (json.loads(info["config"]["step_order"]), json.loads(info["config"]["step_label"])) == (12, "ReLU -> GELU")
     assert json.loads(info["config"]["step_group"]) == "micro" and json.loads(info["config"]["seed"]) == 3
     assert {"train_loss", "val_top1", "images_per_s"} <= info["history_keys"]

@@ -12,7 +12,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from .config import RunConfig
+from .config import PaperRow, RunConfig
 from .measure import check_input_size
 
 
@@ -34,7 +34,8 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-SETTINGS = set(flatten(OmegaConf.to_container(OmegaConf.structured(RunConfig))))
+SETTINGS = set(flatten(OmegaConf.to_container(OmegaConf.structured(RunConfig)))) | {"undo"}
+PAPER_ROW = set(OmegaConf.to_container(OmegaConf.structured(PaperRow)))
 
 
 def unknown_setting(key: str) -> str:
@@ -53,7 +54,10 @@ def check_keys(cfg: DictConfig) -> None:
     """Every key is a field of RunConfig (`+model.kernal_size=5` would add one), and every `???` was given."""
     given = flatten(OmegaConf.to_container(cfg))  # unresolved: ${...} and ??? as written
     for key in given:
-        if key not in SETTINGS:
+        if key.startswith("regime.paper."):  # a table: rows by step name, each with PaperRow's fields
+            if key.rsplit(".", 1)[-1] not in PAPER_ROW:
+                raise ValueError(f"{key}: a paper row's fields are {', '.join(sorted(PAPER_ROW))}")
+        elif key not in SETTINGS:
             raise ValueError(unknown_setting(key))
     missing = sorted(k for k, v in given.items() if v == "???")
     if missing:
@@ -63,8 +67,9 @@ def check_keys(cfg: DictConfig) -> None:
 
 def to_run_config(cfg: DictConfig) -> RunConfig:
     """Typed, validated config. Raises ValueError naming the bad field and what is allowed."""
+    from .leave_one_out import apply_undo  # it reads the step files, through steps.py, which imports this module
     check_keys(cfg)
-    cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), cfg)
+    cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), apply_undo(cfg.copy()))
     try:
         run = OmegaConf.to_object(cfg)
     except Exception as e:  # OmegaConf wraps errors raised in __post_init__
@@ -74,7 +79,7 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
     return run
 
 
-GROUPS = ("step", "recipe", "data", "budget", "wandb")
+GROUPS = ("step", "regime", "recipe", "data", "budget", "wandb")
 
 
 def options(group: str) -> list[str]:

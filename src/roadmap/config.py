@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
@@ -78,7 +78,8 @@ def _fail(field_name: str, value, allowed: str) -> None:
 
 @dataclass
 class StepMeta:
-    """Where a step sits in the roadmap and what the paper reports for it (the chart's one source)."""
+    """Where a step sits in the roadmap (from its file) and what the paper reports for it (filled in from the
+    regime's table, so one step file serves both roadmaps; the chart's one source)."""
     name: str = "custom"
     label: str = "custom"
     order: int = -1
@@ -87,6 +88,49 @@ class StepMeta:
     paper_top1_std: Optional[float] = None
     paper_gflops: Optional[float] = None
     note: str = ""
+
+
+@dataclass
+class PaperRow:
+    """One row of the paper's table for a regime. `label` names the step where the regime names a network."""
+    top1: Optional[float] = None
+    top1_std: Optional[float] = None
+    gflops: Optional[float] = None
+    label: Optional[str] = None
+    note: str = ""
+
+
+@dataclass
+class RegimeConfig:
+    """What the paper's two roadmaps differ in (configs/regime/): Table 10, ResNet-50 to ConvNeXt-T (r50), and
+    Table 11, ResNet-200 to ConvNeXt-B (r200). Step files refer to these (`${regime.width}`), never to numbers."""
+    name: str = "r50"
+    title: str = "ResNet-50 to ConvNeXt-T (Table 10)"
+    baseline_depths: List[int] = field(default_factory=lambda: [3, 4, 6, 3])
+    depths: List[int] = field(default_factory=lambda: [3, 3, 9, 3])  # from the stage-ratio step on
+    baseline_width: int = 64
+    narrow_width: int = 64  # from the stage-ratio step until the width step
+    width: int = 96         # from the width step on
+    drop_path: float = 0.1  # stochastic depth with the enhanced recipe
+    paper: Dict[str, PaperRow] = field(default_factory=dict)  # by step name
+    paper_source: str = ""  # where `paper` comes from, or why it is empty
+
+    def __post_init__(self) -> None:
+        for name in ("baseline_depths", "depths"):
+            if not getattr(self, name) or any(d < 1 for d in getattr(self, name)):
+                _fail(f"regime.{name}", list(getattr(self, name)), "a non-empty list of positive block counts")
+        for name in ("baseline_width", "narrow_width", "width"):
+            if getattr(self, name) < 1:
+                _fail(f"regime.{name}", getattr(self, name), "a positive base width")
+
+    def fill(self, meta: StepMeta) -> StepMeta:
+        """`meta` with this regime's paper numbers (and label, where the regime gives one)."""
+        row = self.paper.get(meta.name)
+        if row is not None:
+            meta.paper_top1, meta.paper_top1_std, meta.paper_gflops = row.top1, row.top1_std, row.gflops
+            meta.label = row.label or meta.label
+            meta.note = row.note
+        return meta
 
 
 @dataclass
@@ -275,6 +319,9 @@ class WandbConfig:
 @dataclass
 class RunConfig:
     step: StepMeta = field(default_factory=StepMeta)
+    regime: RegimeConfig = field(default_factory=RegimeConfig)
+    # The reverse study: a step of this step's roadmap whose own changes are undone (leave_one_out.py); None: none
+    undo: Optional[str] = None
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -284,6 +331,7 @@ class RunConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        self.regime.fill(self.step)
         t = self.train
         if self.model.norm == Norm.batch and t.batch_size < 2:
             _fail("train.batch_size", t.batch_size, "at least 2 with model.norm=batch (BatchNorm normalizes over "

@@ -9,7 +9,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from .stats import agreement, change, t_quantile
-from .steps import roadmap_steps
+from .steps import load_regime, roadmap_steps
 
 COLUMNS = ["step", "label", "n", "mean", "std", "ci_low", "ci_high", "min", "max", "gmacs", "params", "images_per_s",
            "paper_top1", "paper_gflops", "adopted", "delta", "delta_low", "delta_high", "delta_method", "real",
@@ -52,6 +52,7 @@ def records_from_wandb(project: str, group: str, api=None) -> list[dict]:
         cfg, summary = run.config, run.summary
         status = summary.get("status") or ("completed" if run.state == "finished" else run.state)
         out.append({"step": cfg["step"]["name"], "label": cfg["step"]["label"], "seed": cfg["seed"],
+                    "regime": cfg.get("regime", {}).get("name", "r50"), "undo": cfg.get("undo"),
                     "data": cfg["data"]["name"], "budget": cfg["budget"]["name"], "status": status,
                     "reason": None if status == "completed" else f"W&B state {run.state}", "path": run.url,
                     **{k: summary.get(k) for k in ("final_top1", "best_top1", "params", "gmacs", "images_per_s")}})
@@ -79,9 +80,10 @@ def compare_with_paper(rows: list[dict]) -> dict:
 
 def summarize(records: list[dict], metric: str = "final_top1") -> tuple[list[dict], list[dict]]:
     """One row per step in paper order (steps with no completed run included), and the failed runs."""
-    settings = {(r.get("data"), r.get("budget")) for r in records}
+    settings = {(r.get("data"), r.get("budget"), r.get("regime") or "r50") for r in records}
     if len(settings) > 1:
-        raise ValueError(f"these records mix datasets/budgets {sorted(map(str, settings))}; chart one sweep at a time")
+        raise ValueError(f"these records mix datasets/budgets/regimes {sorted(map(str, settings))}; chart one sweep "
+                         "at a time")
     variants: dict[str, set] = {}
     for r in records:
         variants.setdefault(r.get("step"), set()).add(r.get("variant") or "")
@@ -91,7 +93,7 @@ def summarize(records: list[dict], metric: str = "final_top1") -> tuple[list[dic
                              "chart one variant at a time by giving its directories")
     done = [r for r in records if r.get("status") == "completed" and r.get(metric) is not None]
     failed = [r for r in records if r not in done]
-    steps = roadmap_steps()
+    steps = roadmap_steps(records[0].get("regime") or "r50")
     known = {s.name for s in steps}
     extra = sorted({r["step"] for r in records} - known)  # steps of the user's own, after the paper's
     rows, previous = [], None
@@ -218,11 +220,15 @@ def plot(rows: list[dict], failed: list[dict], out: Path, title: str, xlabel: st
 def report(records: list[dict], out: Path, metric: str = "final_top1") -> tuple[list[dict], list[dict]]:
     if not records:
         raise ValueError("no run records (metrics.json) found")
+    if any(r.get("undo") for r in records):
+        raise ValueError("these are leave-one-out records (undo=...): chart them apart from the forward roadmap")
     rows, failed = summarize(records, metric)
     agree = compare_with_paper(rows)
     data, budget = records[0].get("data"), records[0].get("budget")
+    regime = load_regime(records[0].get("regime") or "r50")
     seeds = sorted({r.get("seed") for r in records if r.get("status") == "completed"}, key=str)
-    title = f"ConvNeXt roadmap on {data} ({budget} budget), seeds {', '.join(map(str, seeds)) or 'none'}"
+    title = (f"{regime.title.split(' (')[0]} roadmap ({regime.name}) on {data} ({budget} budget), "
+             f"seeds {', '.join(map(str, seeds)) or 'none'}")
     out.mkdir(parents=True, exist_ok=True)
     write_tables(rows, failed, out, title, agree)
     plot(rows, failed, out, title, f"{metric.replace('_top1', ' top-1')} (%) on {data}: mean and 95% CI over seeds\n"

@@ -1,13 +1,13 @@
 """The roadmap's steps, read from the metadata in `configs/step/` (the one list of steps)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from .compose import config_dir, flatten
-from .config import StepMeta
+from .config import RegimeConfig, StepMeta
 
 STEP_PREFIX = "/step/"
 
@@ -41,9 +41,20 @@ def step_files() -> list[StepFile]:
     return [read_step_file(p, root) for p in sorted(root.rglob("*.yaml"))]
 
 
-def roadmap_steps() -> list[StepFile]:
-    """Every step in paper order, aliases left out."""
-    return sorted((s for s in step_files() if not s.is_alias), key=lambda s: s.meta.order)
+def load_regime(name: str = "r50") -> RegimeConfig:
+    """A regime of configs/regime/ (r50: Table 10, r200: Table 11)."""
+    root = config_dir() / "regime"
+    valid = sorted(p.stem for p in root.glob("*.yaml"))
+    if name not in valid:
+        raise ValueError(f"unknown regime {name!r}; valid regime choices: {', '.join(valid)}")
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RegimeConfig), OmegaConf.load(root / f"{name}.yaml")))
+
+
+def roadmap_steps(regime: str = "r50") -> list[StepFile]:
+    """Every step in paper order, aliases left out, with the regime's paper numbers and labels."""
+    r = load_regime(regime)
+    steps = sorted((s for s in step_files() if not s.is_alias), key=lambda s: s.meta.order)
+    return [replace(s, meta=r.fill(replace(s.meta))) for s in steps]
 
 
 def own_fields(path: Path) -> set[str]:

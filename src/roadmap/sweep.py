@@ -19,16 +19,22 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .naming import variant_dir
+from .leave_one_out import full_model, sweep_values
 from .steps import roadmap_steps
 
 
 def register_resolvers() -> None:
     """`${roadmap_steps:}`: every step in paper order, from the step configs' metadata;
-    `${roadmap_variant:${hydra:overrides.task}}`: the run directory's variant part (naming.py)."""
-    if not OmegaConf.has_resolver("roadmap_steps"):
-        OmegaConf.register_new_resolver("roadmap_steps", lambda: ",".join(s.name for s in roadmap_steps()))
-    if not OmegaConf.has_resolver("roadmap_variant"):
-        OmegaConf.register_new_resolver("roadmap_variant", lambda overrides: variant_dir(list(overrides)))
+    `${roadmap_full_step:}` and `${roadmap_leave_one_out:}`: the reverse study's model and undo list;
+    `${roadmap_variant:${hydra:overrides.task}}`: the run directory's variant part (naming.py);
+    `${roadmap_undo:${undo}}`: its `without/<step>/` part in the reverse study."""
+    resolvers = {"roadmap_steps": lambda: ",".join(s.name for s in roadmap_steps()),
+                 "roadmap_full_step": full_model, "roadmap_leave_one_out": sweep_values,
+                 "roadmap_variant": lambda overrides: variant_dir(list(overrides)),
+                 "roadmap_undo": lambda undo: "" if undo is None else f"without/{undo}/"}
+    for name, fn in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
 
 
 def expected_jobs(config: DictConfig) -> int | None:

@@ -170,7 +170,7 @@ def start_record(cfg: RunConfig, run_dir: Path, state: dict | None, epochs: int,
         summarize(record)
     params, gmacs = describe(cfg.model, cfg.data.resolution)
     identity = {"step": cfg.step.name, "label": cfg.step.label, "seed": cfg.seed, "variant": variant,
-                "data": cfg.data.name, "budget": cfg.budget.name, "epochs": epochs, "run_dir": str(run_dir),
+                "regime": cfg.regime.name, "undo": cfg.undo, "data": cfg.data.name, "budget": cfg.budget.name, "epochs": epochs, "run_dir": str(run_dir),
                 "params": params, "gmacs": gmacs, "resolution": cfg.data.resolution}
     return dict.fromkeys(identity) | record | identity  # who the run is first, then how it went
 
@@ -223,12 +223,14 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Se
                     write_config(cfg, run_dir / "config.yaml", overrides)
                 t = build_trainer(cfg, ctx, state)
                 if ctx.main:
-                    name = "/".join(filter(None, (cfg.step.name, variant, f"seed{cfg.seed}")))
-                    # top-level keys the dashboard can sort and group runs by, and the step's group as a tag
+                    undo = f"without/{cfg.undo}" if cfg.undo else None
+                    name = "/".join(filter(None, (cfg.regime.name, cfg.step.name, undo, variant, f"seed{cfg.seed}")))
+                    # top-level keys the dashboard can sort and group runs by; the step's group and regime as tags
                     keys = {"step_name": cfg.step.name, "step_order": cfg.step.order, "step_label": cfg.step.label,
-                            "step_group": cfg.step.name.split("/")[0], "variant": variant}
+                            "step_group": cfg.step.name.split("/")[0], "variant": variant,
+                            "regime_name": cfg.regime.name, "undo_step": cfg.undo}
                     tracker = Tracker(cfg.wandb, run_dir, name, group, plain(cfg) | keys, record.get("wandb_id"),
-                                      tags=(keys["step_group"],))
+                                      tags=(keys["step_group"], cfg.regime.name, *(["leave_one_out"] * bool(undo))))
                     record.update(wandb_id=tracker.id, wandb_group=group)
                     write_json(record, record_path)
                 step = state["global_step"] if state is not None else 0

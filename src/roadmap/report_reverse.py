@@ -1,0 +1,141 @@
+"""The reverse study's chart from a `+sweep=leave_one_out` sweep: the drop from the full model when each adopted
+step is undone, with its 95% interval (paired by seed), beside the paper's gain when the step was adopted.
+
+    leave_one_out.png/.svg, leave_one_out.csv, leave_one_out.md   (written by scripts/plot_roadmap.py)
+"""
+from __future__ import annotations
+
+import csv
+import statistics
+from pathlib import Path
+
+from .leave_one_out import undoable
+from .report import mean_interval
+from .stats import change
+from .steps import load_regime, roadmap_steps
+
+COLUMNS = ["undo", "label", "n", "mean", "ci_low", "ci_high", "gmacs", "params", "delta", "delta_low", "delta_high",
+           "delta_method", "real", "paper_gain", "failed"]
+
+
+def paper_gains(regime: str) -> dict[str, float]:
+    """The paper's top-1 change when each adopted step was adopted (from the previous adopted step)."""
+    gains, previous = {}, None
+    for s in roadmap_steps(regime):
+        if s.meta.paper_top1 is not None and previous is not None:
+            gains[s.name] = round(s.meta.paper_top1 - previous, 4)
+        if s.meta.adopted:
+            previous = s.meta.paper_top1
+    return gains
+
+
+def summarize(records: list[dict], metric: str = "final_top1") -> tuple[list[dict], list[dict]]:
+    """The full model's row, then one per undone step in paper order, each with its change from the full model."""
+    kinds = {(r.get("step"), r.get("regime"), r.get("data"), r.get("budget"), r.get("variant") or "") for r in records}
+    if len(kinds) > 1:
+        raise ValueError(f"these leave-one-out records mix models, regimes, datasets, budgets or variants "
+                         f"{sorted(map(str, kinds))}; chart one sweep at a time")
+    step, regime = records[0]["step"], records[0].get("regime") or "r50"
+    labels = {s.name: s.meta.label for s in roadmap_steps(regime)}
+    gains = paper_gains(regime)
+    done = [r for r in records if r.get("status") == "completed" and r.get(metric) is not None]
+    failed = [r for r in records if r not in done]
+    order = [None, *undoable(step)]
+    order += sorted({r.get("undo") for r in records} - set(order))  # undone steps of the user's own
+    rows, full = [], None
+    for undo in order:
+        runs = [r for r in done if r.get("undo") == undo]
+        values = [r[metric] for r in runs]
+        by_seed = {r.get("seed"): r[metric] for r in runs}
+        low, high = mean_interval(values)
+        row = {"undo": undo or "", "label": f"full model: {labels.get(step, step)}" if undo is None
+               else f"without {labels.get(undo, undo)}", "n": len(values),
+               "mean": statistics.fmean(values) if values else None, "ci_low": low, "ci_high": high,
+               "gmacs": runs[0].get("gmacs") if runs else None, "params": runs[0].get("params") if runs else None,
+               "delta": None, "delta_low": None, "delta_high": None, "delta_method": None, "real": None,
+               "paper_gain": gains.get(undo), "failed": sum(r.get("undo") == undo for r in failed), "by_seed": by_seed}
+        if undo is None:
+            full = row
+        elif full is not None:
+            c = change(full["by_seed"], by_seed)
+            if c is not None:
+                row.update(delta=c.delta, delta_low=c.low, delta_high=c.high, real=c.real,
+                           delta_method=f"{c.method}, n={c.n}")
+        rows.append(row)
+    for r in rows:
+        r.pop("by_seed")
+    return rows, failed
+
+
+def write_tables(rows: list[dict], failed: list[dict], out: Path, title: str) -> None:
+    with open(out / "leave_one_out.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows({k: ("" if r[k] is None else r[k]) for k in COLUMNS} for r in rows)
+    fmt = lambda v, spec: "" if v is None else format(v, spec)  # noqa: E731
+    lines = [f"# {title}", "", "| undone step | n | mean | 95% CI | GMACs | change from full | change 95% CI | real? | "
+             "paper gain when adopted | failed |", "|" + "---|" * 10]
+    for r in rows:
+        ci = f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if r["ci_low"] is not None else ""
+        dci = f"[{r['delta_low']:+.2f}, {r['delta_high']:+.2f}] ({r['delta_method']})" \
+            if r["delta_low"] is not None else (r["delta_method"] or "")
+        lines.append(f"| {r['label']} | {r['n']} | {fmt(r['mean'], '.2f')} | {ci} | {fmt(r['gmacs'], '.3f')} | "
+                     f"{fmt(r['delta'], '+.2f')} | {dci} | {({True: '**yes**', False: 'no', None: ''})[r['real']]} | "
+                     f"{fmt(r['paper_gain'], '+.2f')} | {r['failed']} |")
+    lines += ["", "Change: undone minus full model, paired by seed where the seeds match (else Welch's interval); "
+              "**yes** where the 95% interval excludes zero. Paper gain: the paper's top-1 change when the step was "
+              "adopted (ImageNet-1K, forward roadmap), for comparison."]
+    if failed:
+        lines += ["", f"Failed runs ({len(failed)}):"]
+        lines += [f"- {r.get('undo') or 'full model'} seed {r.get('seed')}: {r.get('reason') or r.get('status')} "
+                  f"({r.get('path')})" for r in failed]
+    (out / "leave_one_out.md").write_text("\n".join(lines) + "\n")
+
+
+def plot(rows: list[dict], out: Path, title: str, xlabel: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    undone = rows[1:]
+    fig, ax = plt.subplots(figsize=(9, 0.42 * len(undone) + 2.0))
+    ys = list(range(len(undone)))[::-1]
+    for y, r in zip(ys, undone):
+        if r["delta"] is None:
+            ax.text(0, y, "  no change to show (no completed run here or of the full model)", va="center",
+                    color="0.4", style="italic", fontsize=8)
+            continue
+        err = [[r["delta"] - r["delta_low"]], [r["delta_high"] - r["delta"]]] if r["delta_low"] is not None else None
+        ax.barh(y, r["delta"], xerr=err, capsize=3, height=0.7, color="#c44e52" if r["real"] else "white",
+                edgecolor="#c44e52")
+        ax.text(r["delta_high"] if r["delta_high"] is not None else r["delta"], y,
+                f"  {r['delta']:+.2f}{'*' if r['real'] else ''} (n={r['n']})", va="center", fontsize=8)
+    gains = [(y, -r["paper_gain"]) for y, r in zip(ys, undone) if r["paper_gain"] is not None]
+    if gains:
+        ax.scatter([g for _, g in gains], [y for y, _ in gains], marker="D", color="#dd8452", zorder=3,
+                   label="minus the paper's gain when adopted (ImageNet-1K)")
+        ax.legend(loc="lower left", fontsize=8)
+    ax.axvline(0, color="0.3", lw=0.8)
+    ax.set_yticks(ys, [r["label"] for r in undone])
+    ax.set_xlabel(xlabel)
+    ax.set_title(title.replace(" on ", "\non ", 1).replace("; ", "\n", 1), fontsize=10)
+    fig.tight_layout()
+    for ext in ("png", "svg"):
+        fig.savefig(out / f"leave_one_out.{ext}", dpi=150)
+    plt.close(fig)
+
+
+def report(records: list[dict], out: Path, metric: str = "final_top1") -> tuple[list[dict], list[dict]]:
+    rows, failed = summarize(records, metric)
+    r0 = records[0]
+    full = rows[0]
+    seeds = sorted({r.get("seed") for r in records if r.get("status") == "completed"}, key=str)
+    regime = load_regime(r0.get("regime") or "r50")
+    title = (f"Leave one out from {r0['step']} ({regime.title}) on "
+             f"{r0.get('data')} ({r0.get('budget')} budget), seeds {', '.join(map(str, seeds)) or 'none'}"
+             + (f"; full model {full['mean']:.2f}" if full["mean"] is not None else "; the full model has no run"))
+    out.mkdir(parents=True, exist_ok=True)
+    write_tables(rows, failed, out, title)
+    plot(rows, out, title, f"change in {metric.replace('_top1', ' top-1')} (points) when the step is undone: mean "
+         "[95% CI], filled and * where real")
+    return rows, failed
