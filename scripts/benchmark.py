@@ -3,14 +3,18 @@
     python scripts/benchmark.py                                   # ResNet-50 and ConvNeXt-T steps, 224x224
     python scripts/benchmark.py --reference --precision bf16 --memory-format channels_last --compile
     python scripts/benchmark.py --steps all --batch-size 256      # every step
-    python scripts/benchmark.py --data fashion_mnist_small --resolution 32   # also through the real loader
+    python scripts/benchmark.py --data fashion_mnist_small --resolution 32 --pipeline device  # the real pipeline
+    python scripts/benchmark.py --augment-only --data fashion_mnist_small --resolution 32    # both pipelines' augmentation
 
-Each model is timed in one process under identical settings: random data already on the device, AdamW (fused
-on CUDA), cross-entropy; `--warmup` untimed iterations (compilation included), then the median images/s of
-`--windows` device-synchronised windows of `--iters` iterations. `--reference` adds timm convnext_tiny and
-torchvision resnet50 and prints our/reference ratios. `--data NAME` also trains on the real data pipeline (the
-step's own recipe: augmentation and Mixup) and prints its images/s as a fraction of the synthetic figure.
-Writes benchmark.json and benchmark.md into --out.
+Every model is timed in one process under identical settings: random data already on the device, AdamW (fused
+on CUDA), cross-entropy. Each gets `--warmup` untimed iterations (compilation included); then the models' timed
+windows of `--iters` device-synchronised iterations are interleaved (A, B, A, B, ...) so that a noisy machine
+slows all of them alike, and each ratio is reported as the median over the window pairs with its spread (min to
+max). `--reference` adds timm convnext_tiny and torchvision resnet50 and prints our/reference ratios. `--data
+NAME` also trains each step on the real pipeline (`--pipeline workers|device`; the step's recipe: augmentation and
+Mixup) and prints its images/s as a fraction of the synthetic figure, measured in interleaved windows too.
+`--augment-only` times making augmented batches alone, the workers pipeline (`--workers` processes) beside the
+device pipeline, in images/s and images/s per core. Writes benchmark.json and benchmark.md into --out.
 """
 from __future__ import annotations
 
@@ -31,7 +35,8 @@ import torch
 import torchvision
 
 from roadmap import build_model, load_config, roadmap_steps
-from roadmap.data import build_datasets, build_loaders, to_device
+from roadmap.data import build_datasets
+from roadmap.device_data import build_batches
 from roadmap.recipe import build_loss, build_mixup
 
 PAIRS = {"micro/separate_downsample": "timm/convnext_tiny", "baseline/resnet50": "torchvision/resnet50"}
@@ -56,9 +61,11 @@ def peak_memory_gb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # process peak RSS, KiB -> GiB
 
 
-def time_training(model, batches, args, device) -> dict:
-    """Median images/s over timed windows; `batches()` yields (x, y) on the device."""
+def prepare_training(model, batches, args, device):
+    """Warm `model` up on `batches` (which yield (x, y) on the device); returns (a function that times one window
+    and returns its images/s, the peak memory of this model's warm-up in GiB)."""
     fmt = torch.channels_last if args.memory_format == "channels_last" else torch.contiguous_format
+    before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
     model = model.to(device, memory_format=fmt).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
     net = torch.compile(model) if args.compile else model
@@ -78,17 +85,32 @@ def time_training(model, batches, args, device) -> dict:
     for _ in range(args.warmup):
         step(*next(it))
     sync(device)
-    rates = []
-    for _ in range(args.windows):
-        t0 = time.perf_counter()
-        n = 0
+    peak = peak_memory_gb(device) - before / 2**30
+
+    def window() -> float:
+        t0, n = time.perf_counter(), 0
         for _ in range(args.iters):
             x, y = next(it)
             step(x, y)
             n += x.shape[0]
         sync(device)
-        rates.append(n / (time.perf_counter() - t0))
-    return {"images_per_s": statistics.median(rates), "windows": rates, "peak_memory_gb": peak_memory_gb(device)}
+        return n / (time.perf_counter() - t0)
+    return window, peak
+
+
+def interleaved(windows: dict, count: int) -> dict:
+    """Time every entry's window in turn, `count` rounds: {name: [images/s per round]}."""
+    rates = {name: [] for name in windows}
+    for _ in range(count):
+        for name, window in windows.items():
+            rates[name].append(window())
+    return rates
+
+
+def ratio(a: list[float], b: list[float]) -> dict:
+    """The ratio of two interleaved series: median over the window pairs and its spread."""
+    r = [x / y for x, y in zip(a, b)]
+    return {"median": statistics.median(r), "min": min(r), "max": max(r), "pairs": len(r)}
 
 
 class Synthetic:
@@ -107,25 +129,56 @@ class Synthetic:
 
 
 class RealData:
-    """The runner's pipeline: the dataset, its augmentation and loader, Mixup, the recipe's loss."""
+    """The runner's pipeline: the dataset, its augmentation on `pipeline`, Mixup, the recipe's loss."""
 
-    def __init__(self, step, args, device, fmt):
+    def __init__(self, step, args, device, fmt, pipeline: str, mixup: bool = True):
         cfg = load_config(step, [f"data={args.data}", f"data.resolution={args.resolution}",
-                                 f"train.batch_size={args.batch_size}", f"data.num_workers={args.workers}"])
+                                 f"train.batch_size={args.batch_size}", f"data.num_workers={args.workers}",
+                                 f"data.pipeline={pipeline}"])
         train, val = build_datasets(cfg)
-        self.loader, _ = build_loaders(cfg, train, val, rank=0, world=1, pin=device.type == "cuda")
-        self.mixup = build_mixup(cfg)
+        self.batches, _, _ = build_batches(cfg, train, val, 0, 1, device, fmt == torch.channels_last)
+        self.mixup = build_mixup(cfg) if mixup else None
         self.loss = build_loss(cfg, self.mixup)
-        self.num_classes, self.device, self.channels_last = cfg.data.num_classes, device, fmt == torch.channels_last
+        self.num_classes = cfg.data.num_classes
 
     def __iter__(self):
         epoch = 0
         while True:
-            self.loader.sampler.set_epoch(epoch)
-            for batch in self.loader:
-                x, y = to_device(batch, self.device, self.channels_last)
+            self.batches.set_epoch(epoch)
+            for x, y in self.batches:
                 yield self.mixup(x, y) if self.mixup is not None else (x, y)
             epoch += 1
+
+
+def augment_only(args, device) -> dict:
+    """Augmented batches alone, both pipelines interleaved: images/s and images/s per core."""
+    step = args.steps[0] if args.steps != ["all"] else "micro/separate_downsample"
+    fmt = torch.contiguous_format
+    sources = {p: iter(RealData(step, args, device, fmt, p, mixup=False)) for p in ("workers", "device")}
+    cores = {"workers": max(args.workers, 1), "device": 1 if device.type == "cuda" else torch.get_num_threads()}
+
+    def make(it):
+        for _ in range(args.warmup):
+            next(it)
+
+        def window() -> float:
+            t0, n = time.perf_counter(), 0
+            for _ in range(args.iters):
+                x, _ = next(it)
+                n += x.shape[0]
+            sync(device)
+            return n / (time.perf_counter() - t0)
+        return window
+    rates = interleaved({p: make(it) for p, it in sources.items()}, args.windows)
+    out = {p: {"images_per_s": statistics.median(r), "cores": cores[p],
+               "images_per_s_per_core": statistics.median(r) / cores[p], "windows": r} for p, r in rates.items()}
+    per_core = ratio([x / cores["device"] for x in rates["device"]], [x / cores["workers"] for x in rates["workers"]])
+    for p, r in out.items():
+        print(f"{p:8s} {r['images_per_s']:9.1f} images/s on {r['cores']} core(s): {r['images_per_s_per_core']:.1f} "
+              "per core", flush=True)
+    print(f"device / workers per core: {per_core['median']:.2f} (spread {per_core['min']:.2f} to "
+          f"{per_core['max']:.2f} over {per_core['pairs']} window pairs)")
+    return {"augment_only": out, "device_over_workers_per_core": per_core}
 
 
 def environment(device: torch.device) -> dict:
@@ -153,7 +206,11 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=5)
     ap.add_argument("--iters", type=int, default=None, help="iterations per window (default 20 CUDA, 3 CPU)")
     ap.add_argument("--data", help="also time the real pipeline of this data group (e.g. cifar100)")
-    ap.add_argument("--workers", type=int, default=8, help="loader workers with --data")
+    ap.add_argument("--workers", type=int, default=8, help="loader workers of the workers pipeline")
+    ap.add_argument("--pipeline", choices=["workers", "device"], default="device", help="with --data: which "
+                    "pipeline makes the real batches (default device)")
+    ap.add_argument("--augment-only", action="store_true", help="with --data: time augmentation alone, both "
+                    "pipelines side by side")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", type=Path, default=Path("outputs/benchmark"))
     args = ap.parse_args()
@@ -168,28 +225,45 @@ def main() -> None:
     names = steps + ([PAIRS[s] for s in steps if s in PAIRS] if args.reference else [])
     fmt = torch.channels_last if args.memory_format == "channels_last" else torch.contiguous_format
     settings = {k: getattr(args, k) for k in ("resolution", "batch_size", "precision", "memory_format", "compile",
-                                              "warmup", "windows", "iters", "data")}
-    results = []
-    for name in names:
+                                              "warmup", "windows", "iters", "data", "pipeline", "workers")}
+    command = " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.augment_only:
+        if not args.data:
+            ap.error("--augment-only needs --data NAME")
+        report = {"environment": environment(device), "settings": settings, "command": command,
+                  **augment_only(args, device)}
+        (args.out / "benchmark.json").write_text(json.dumps(report, indent=2))
+        return
+    windows, peaks = {}, {}
+    for name in names:  # each warmed up in turn, then all timed interleaved
         torch.manual_seed(0)
-        r = {"model": name} | time_training(make_model(name, args.num_classes), Synthetic(args, device, fmt),
-                                            args, device)
+        windows[name], peaks[name] = prepare_training(make_model(name, args.num_classes),
+                                                      Synthetic(args, device, fmt), args, device)
         if args.data and name in steps:
             torch.manual_seed(0)
-            real_batches = RealData(name, args, device, fmt)
-            real = time_training(make_model(name, real_batches.num_classes), real_batches, args, device)
-            r |= {"real_images_per_s": real["images_per_s"], "real_fraction": real["images_per_s"] / r["images_per_s"]}
+            real_batches = RealData(name, args, device, fmt, args.pipeline)
+            windows[f"{name} [real]"], _ = prepare_training(make_model(name, real_batches.num_classes),
+                                                            real_batches, args, device)
+    rates = interleaved(windows, args.windows)
+    results = []
+    for name in names:
+        r = {"model": name, "images_per_s": statistics.median(rates[name]), "windows": rates[name],
+             "peak_memory_gb": peaks[name]}
+        if f"{name} [real]" in rates:
+            real = rates[f"{name} [real]"]
+            r |= {"real_images_per_s": statistics.median(real), "real_fraction": ratio(real, rates[name])}
         results.append(r)
+        frac = r.get("real_fraction")
         print(f"{name:28s} {r['images_per_s']:9.1f} images/s  peak {r['peak_memory_gb']:.2f} GiB"
-              + (f"  real data {r['real_images_per_s']:.1f} images/s = {r['real_fraction']:.2f} of synthetic"
-                 if "real_fraction" in r else ""), flush=True)
-    by = {r["model"]: r for r in results}
-    ratios = {s: by[s]["images_per_s"] / by[ref]["images_per_s"] for s, ref in PAIRS.items() if s in by and ref in by}
-    for s, ratio in ratios.items():
-        print(f"ratio {s} / {PAIRS[s]}: {ratio:.3f}")
+              + (f"  real data ({args.pipeline}) {r['real_images_per_s']:.1f} images/s = {frac['median']:.2f} "
+                 f"({frac['min']:.2f} to {frac['max']:.2f}) of synthetic" if frac else ""), flush=True)
+    ratios = {s: ratio(rates[s], rates[ref]) for s, ref in PAIRS.items() if s in rates and ref in rates}
+    for s, r in ratios.items():
+        print(f"ratio {s} / {PAIRS[s]}: {r['median']:.3f} (spread {r['min']:.3f} to {r['max']:.3f} over "
+              f"{r['pairs']} window pairs)")
     report = {"environment": environment(device), "settings": settings, "results": results, "ratios": ratios,
-              "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}
-    args.out.mkdir(parents=True, exist_ok=True)
+              "command": command}
     (args.out / "benchmark.json").write_text(json.dumps(report, indent=2))
     env = report["environment"]
     lines = [f"`python {report['command']}` on {env.get('gpu', env['cpu'])} ({env['device']}, {env['cpu_count']} "
@@ -197,9 +271,12 @@ def main() -> None:
              "", f"Settings: {json.dumps(settings)}", "",
              "| model | images/s | peak memory (GiB) | real-data images/s | real / synthetic |", "|---|---|---|---|---|"]
     for r in results:
+        frac = r.get("real_fraction")
         lines.append(f"| {r['model']} | {r['images_per_s']:.1f} | {r['peak_memory_gb']:.2f} | "
-                     f"{r.get('real_images_per_s', float('nan')):.1f} | {r.get('real_fraction', float('nan')):.2f} |")
-    lines += [""] + [f"- {s} / {PAIRS[s]}: **{v:.3f}**" for s, v in ratios.items()]
+                     f"{r.get('real_images_per_s', float('nan')):.1f} | "
+                     + (f"{frac['median']:.2f} ({frac['min']:.2f} to {frac['max']:.2f})" if frac else "") + " |")
+    lines += [""] + [f"- {s} / {PAIRS[s]}: **{v['median']:.3f}** (spread {v['min']:.3f} to {v['max']:.3f}, "
+                     f"{v['pairs']} window pairs)" for s, v in ratios.items()]
     (args.out / "benchmark.md").write_text("\n".join(lines) + "\n")
 
 

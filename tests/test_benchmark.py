@@ -1,22 +1,45 @@
 """scripts/benchmark.py measures and reports; the speed targets themselves are read off its output, not tested."""
 import json
+import statistics
 
+import pytest
 from conftest import ROOT, run_cli
 
 
-def test_benchmark_times_steps_references_and_the_real_pipeline(tmp_path):
+@pytest.mark.parametrize("pipeline", ["device", "workers"])
+def test_benchmark_times_steps_references_and_the_real_pipeline_interleaved(tmp_path, pipeline):
     proc = run_cli(ROOT / "scripts/benchmark.py", "--reference", "--resolution", "32", "--batch-size", "4",
-                   "--warmup", "1", "--windows", "2", "--iters", "1", "--data", "fashion_mnist_small",
-                   "--workers", "0", "--memory-format", "channels_last", "--out", tmp_path, check=True)
+                   "--warmup", "1", "--windows", "3", "--iters", "1", "--data", "fashion_mnist_small",
+                   "--workers", "0", "--pipeline", pipeline, "--memory-format", "channels_last", "--out", tmp_path,
+                   check=True)
     report = json.loads((tmp_path / "benchmark.json").read_text())
     models = [r["model"] for r in report["results"]]
     assert models == ["micro/separate_downsample", "baseline/resnet50", "timm/convnext_tiny", "torchvision/resnet50"]
     by = {r["model"]: r for r in report["results"]}
     for r in report["results"]:
-        assert len(r["windows"]) == 2 and r["images_per_s"] > 0 and r["peak_memory_gb"] > 0
+        assert len(r["windows"]) == 3 and r["images_per_s"] == statistics.median(r["windows"])
+        assert r["peak_memory_gb"] > 0
     for step, ref in [("micro/separate_downsample", "timm/convnext_tiny"), ("baseline/resnet50", "torchvision/resnet50")]:
-        assert report["ratios"][step] == by[step]["images_per_s"] / by[ref]["images_per_s"]
-        assert by[step]["real_fraction"] == by[step]["real_images_per_s"] / by[step]["images_per_s"]
-        assert f"ratio {step} / {ref}" in proc.stdout
-    assert report["settings"]["memory_format"] == "channels_last" and report["environment"]["torch"]
+        pairs = [a / b for a, b in zip(by[step]["windows"], by[ref]["windows"])]  # window i of A against window i of B
+        ratio = report["ratios"][step]
+        assert (ratio["median"], ratio["min"], ratio["max"], ratio["pairs"]) == \
+            (statistics.median(pairs), min(pairs), max(pairs), 3)
+        assert 0 < by[step]["real_fraction"]["min"] <= by[step]["real_fraction"]["median"] <= \
+            by[step]["real_fraction"]["max"]
+        assert f"ratio {step} / {ref}: {ratio['median']:.3f} (spread" in proc.stdout
+        assert f"real data ({pipeline})" in proc.stdout
+    assert report["settings"]["memory_format"] == "channels_last" and report["settings"]["pipeline"] == pipeline
     assert "| timm/convnext_tiny |" in (tmp_path / "benchmark.md").read_text()
+
+
+def test_augment_only_times_both_pipelines_side_by_side_per_core(tmp_path):
+    proc = run_cli(ROOT / "scripts/benchmark.py", "--augment-only", "--data", "fashion_mnist_small", "--resolution",
+                   "32", "--batch-size", "32", "--workers", "1", "--warmup", "1", "--windows", "2", "--iters", "2",
+                   "--out", tmp_path, check=True)
+    report = json.loads((tmp_path / "benchmark.json").read_text())
+    aug = report["augment_only"]
+    assert set(aug) == {"workers", "device"} and aug["workers"]["cores"] == 1
+    for r in aug.values():
+        assert len(r["windows"]) == 2 and r["images_per_s_per_core"] == r["images_per_s"] / r["cores"] > 0
+    assert report["device_over_workers_per_core"]["pairs"] == 2
+    assert "device / workers per core:" in proc.stdout

@@ -129,7 +129,7 @@ def test_the_reverse_table_by_hand():
     assert g["delta"] == pytest.approx(-1.0) and g["delta_low"] == pytest.approx(-1.0 - 0.49687, abs=1e-4)
     assert g["real"] is True and g["paper_gain"] == pytest.approx(80.62 - 80.57)
     p = by["macro/patchify"]  # one run: a change without an interval
-    assert p["n"] == 1 and p["failed"] == 1 and p["real"] is None and p["delta_method"] == "welch, n=1"
+    assert p["n"] == 1 and p["failed"] == 1 and p["real"] is None and p["delta_method"] == "single run, n=1"
     assert len(failed) == 1 and by["micro/fewer_acts"]["n"] == 0
     with pytest.raises(ValueError, match="mix models, regimes"):
         summarize(records + [_rec(None, 3, 70.0, regime="r200")])

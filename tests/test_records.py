@@ -26,35 +26,40 @@ def numbers(rec: dict) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    d = tmp_path_factory.mktemp("whole") / "run"
-    train_cli(d, *LONG)
-    return load(d)
+    """The reference run of each pipeline, never interrupted (the workers pipeline with 0 workers)."""
+    out = {}
+    for pipeline in ("workers", "device"):
+        d = tmp_path_factory.mktemp("whole") / pipeline
+        train_cli(d, *LONG, f"data.pipeline={pipeline}")
+        out[pipeline] = load(d)
+    return out
 
 
-@pytest.mark.parametrize("workers", [0, 2, 4])
+@pytest.mark.parametrize("pipeline,workers", [("workers", 0), ("workers", 2), ("workers", 4), ("device", 0)])
 def test_sigkill_anywhere_then_resume_repeats_the_uninterrupted_numbers_whatever_the_workers(
-        tmp_path, uninterrupted, workers):
-    rng = random.Random(workers)
+        tmp_path, uninterrupted, pipeline, workers):
+    rng = random.Random(workers + 7 * (pipeline == "device"))
     epoch, delay = rng.randrange(4), rng.uniform(0.0, 1.0)  # the epoch to kill in, and how far into it
     run = tmp_path / "run"
-    proc = start_cli(run, *LONG, f"data.num_workers={workers}")
+    proc = start_cli(run, *LONG, f"data.num_workers={workers}", f"data.pipeline={pipeline}")
     wait_for_epochs(run, epoch, proc)
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, f"the run ended before it could be killed (epoch {epoch})"
     assert load(run)["status"] == "running" and load(run)["epochs_done"] < 4
-    train_cli(run, *LONG, f"data.num_workers={workers}")
+    train_cli(run, *LONG, f"data.num_workers={workers}", f"data.pipeline={pipeline}")
     resumed = load(run)
     assert resumed["status"] == "completed" and resumed["epochs_done"] == 4
-    assert numbers(resumed) == numbers(uninterrupted)  # the reference ran with 0 workers
+    assert numbers(resumed) == numbers(uninterrupted[pipeline])
+    assert numbers(uninterrupted["device"]) != numbers(uninterrupted["workers"])  # two pipelines, really
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_is_recorded_as_interrupted_in_one_line_and_the_run_resumes(tmp_path, uninterrupted, sig, code):
     # to the whole process group, loader workers included, as Ctrl-C in a terminal and SLURM's scancel do
     run = tmp_path / "run"
-    proc = start_cli(run, *LONG, "data.num_workers=2", start_new_session=True)
+    proc = start_cli(run, *LONG, "data.num_workers=2", "data.pipeline=workers", start_new_session=True)
     wait_for_epochs(run, 1, proc)
     os.killpg(proc.pid, sig)
     proc.wait(timeout=60)
@@ -67,8 +72,8 @@ def test_a_signal_is_recorded_as_interrupted_in_one_line_and_the_run_resumes(tmp
     assert "Traceback" not in log
     line = [ln for ln in log.replace("\r", "\n").splitlines() if "interrupted by" in ln]
     assert len(line) == 1 and "Run the same command again to resume" in line[0]
-    train_cli(run, *LONG)
-    assert numbers(load(run)) == numbers(uninterrupted) and load(run)["status"] == "completed"
+    train_cli(run, *LONG, "data.pipeline=workers")
+    assert numbers(load(run)) == numbers(uninterrupted["workers"]) and load(run)["status"] == "completed"
 
 
 def test_a_full_disk_keeps_the_last_good_checkpoint_leaves_no_temporary_file_and_says_so(tmp_path):

@@ -55,6 +55,12 @@ class Init(Enum):
     trunc_normal = "trunc_normal"  # ConvNeXt: trunc-normal std 0.02 for convs and linears, zero biases
 
 
+class Pipeline(Enum):
+    auto = "auto"        # device for in-memory array datasets, workers for image folders
+    workers = "workers"  # timm's PIL transforms in DataLoader workers
+    device = "device"    # the uint8 dataset on the training device, each batch augmented there (augment.py)
+
+
 class Optimizer(Enum):
     sgd = "sgd"
     adamw = "adamw"
@@ -263,7 +269,8 @@ class DataConfig:
     std: List[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     eval_crop_pct: float = 1.0
     download: bool = True
-    num_workers: int = 2
+    num_workers: int = 2  # the workers pipeline's
+    pipeline: Pipeline = Pipeline.auto
 
     def __post_init__(self) -> None:
         if self.resolution < 8:
@@ -333,6 +340,9 @@ class RunConfig:
     def __post_init__(self) -> None:
         self.regime.fill(self.step)
         t = self.train
+        if self.data.pipeline == Pipeline.device and t.auto_augment and not t.auto_augment.startswith("rand"):
+            _fail("data.pipeline", "device", f"the device pipeline does RandAugment (train.auto_augment='rand-...') "
+                  f"only, not {t.auto_augment!r}; use data.pipeline=workers or auto")
         if self.model.norm == Norm.batch and t.batch_size < 2:
             _fail("train.batch_size", t.batch_size, "at least 2 with model.norm=batch (BatchNorm normalizes over "
                   "the batch), or model.norm=layer")

@@ -1,7 +1,9 @@
 """One writer per run directory: an advisory lock on `<run_dir>/.lock` that names its holder.
 
 The kernel drops a `flock` when its process dies, however it dies (SIGKILL included), so a lock left by a
-dead process never blocks a rerun; the file itself stays, holding the last holder's description."""
+dead process never blocks a rerun; the file itself stays, holding the last holder's description. Forked children
+(DataLoader workers) share the lock's open file: they close their copy as they start (`release_in_child`), or a
+worker outliving a killed run for its few seconds would hold the directory."""
 from __future__ import annotations
 
 import fcntl
@@ -12,6 +14,18 @@ import time
 from pathlib import Path
 
 from .errors import RunLocked
+
+HELD: set[int] = set()  # descriptors of the locks this process holds
+
+
+def release_in_child() -> None:
+    """In a forked child: close the inherited lock descriptors (the parent keeps its locks)."""
+    for fd in list(HELD):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    HELD.clear()
 
 
 class RunLock:
@@ -32,6 +46,7 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since}).encode())
         self.fd = fd
+        HELD.add(fd)
         return self
 
     def holder(self) -> str:
@@ -43,5 +58,6 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         if self.fd is not None:
+            HELD.discard(self.fd)
             os.close(self.fd)  # closing the descriptor releases the lock
             self.fd = None

@@ -15,7 +15,8 @@ from timm.utils import ModelEmaV3
 from tqdm import tqdm
 
 from .config import RunConfig
-from .data import build_datasets, build_loaders, seed_all, to_device
+from .data import build_datasets, seed_all
+from .device_data import build_batches
 from .distributed import Context, setup, teardown
 from .errors import Interrupted, NonFiniteLoss, RoadmapError, WriteFailed
 from .lock import RunLock
@@ -43,8 +44,9 @@ class Trainer:
     ema: ModelEmaV3 | None
     mixup: object
     criterion: torch.nn.Module
-    train_loader: object
+    train_loader: object  # batches on the device, from either pipeline (device_data.py)
     val_loader: object
+    pipeline: str
     iters: int
     autocast: object
     channels_last: bool
@@ -59,7 +61,8 @@ def build_trainer(cfg: RunConfig, ctx: Context, state: dict | None) -> Trainer:
     if cfg.system.sync_bn and ctx.world > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(ctx.device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    train_loader, val_loader = build_loaders(cfg, train_set, val_set, ctx.rank, ctx.world, pin=cuda)
+    train_loader, val_loader, pipeline = build_batches(cfg, train_set, val_set, ctx.rank, ctx.world, ctx.device,
+                                                       channels_last)
     iters = min(len(train_loader), cfg.budget.max_train_iters or len(train_loader))
     optimizer = build_optimizer(cfg, model, scaled_lr(cfg, cfg.train.batch_size * ctx.world),
                                 fused=cuda and cfg.system.fused_optimizer)
@@ -79,7 +82,7 @@ def build_trainer(cfg: RunConfig, ctx: Context, state: dict | None) -> Trainer:
         net, eval_net = torch.compile(net), torch.compile(model)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and cfg.system.amp else nullcontext()
     return Trainer(model, net, eval_net, optimizer, scheduler, ema, mixup, build_loss(cfg, mixup), train_loader,
-                   val_loader, iters, autocast, channels_last)
+                   val_loader, pipeline.value, iters, autocast, channels_last)
 
 
 @torch.no_grad()
@@ -87,11 +90,10 @@ def evaluate(model, loader, ctx: Context, t: Trainer, max_iters: int | None) -> 
     """(top-1 %, top-5 %, images) over every process's share of the validation set."""
     model.eval()
     correct1 = correct5 = seen = 0
-    for i, batch in enumerate(loader):
+    for i, (x, y) in enumerate(loader):
         check()  # a signal held since the last batch
         if max_iters is not None and i >= max_iters:
             break
-        x, y = to_device(batch, ctx.device, t.channels_last)
         with t.autocast:
             out = model(x).float()
         top = out.topk(min(5, out.shape[1]), dim=1).indices
@@ -105,18 +107,17 @@ def evaluate(model, loader, ctx: Context, t: Trainer, max_iters: int | None) -> 
 def train_epoch(cfg: RunConfig, ctx: Context, t: Trainer, epoch: int, step: int, label: str) -> tuple[dict, int]:
     """One epoch of training and its evaluation: (the history row, the global step after it)."""
     seed_all(cfg.seed * 100_003 + epoch * 1_009 + ctx.rank)  # each epoch's randomness, resume or not
-    t.train_loader.sampler.set_epoch(epoch)
+    t.train_loader.set_epoch(epoch)
     t.net.train()
     cuda = ctx.device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(ctx.device)
     loss_sum, seen, t0 = torch.zeros((), device=ctx.device), 0, time.perf_counter()
     with tqdm(total=t.iters, desc=label, disable=not ctx.main, unit="it", dynamic_ncols=True) as bar:
-        for i, batch in enumerate(t.train_loader):
+        for i, (x, y) in enumerate(t.train_loader):
             check()  # a signal held since the last batch
             if i >= t.iters:
                 break
-            x, y = to_device(batch, ctx.device, t.channels_last)
             if t.mixup is not None:
                 x, y = t.mixup(x, y)
             with t.autocast:
@@ -222,6 +223,7 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Se
                     write_json(record, record_path)
                     write_config(cfg, run_dir / "config.yaml", overrides)
                 t = build_trainer(cfg, ctx, state)
+                record["pipeline"] = t.pipeline  # data.pipeline=auto resolved: workers or device
                 if ctx.main:
                     undo = f"without/{cfg.undo}" if cfg.undo else None
                     name = "/".join(filter(None, (cfg.regime.name, cfg.step.name, undo, variant, f"seed{cfg.seed}")))

@@ -1,0 +1,113 @@
+"""The two data pipelines behind one interface: `set_epoch(epoch)`, `len()`, and iteration over batches that are
+already on the training device. train.py does not know which one made them.
+
+- `workers` (LoaderBatches): timm's PIL transforms in DataLoader worker processes, then copied to the device.
+- `device` (DeviceBatches): the uint8 dataset held on the device; each batch cropped, flipped, RandAugmented,
+  normalized and erased there (augment.py). Its draws come from a generator seeded by (seed, epoch, iteration,
+  rank), so batches depend on nothing else, and a resumed run repeats them.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch.utils.data import DistributedSampler
+
+from .augment import BatchAugment
+from .config import Pipeline, RunConfig
+from .data import ArrayDataset, build_loaders, to_device
+from .errors import DataError
+
+
+class LoaderBatches:
+    """A DataLoader's batches, moved to the device."""
+
+    def __init__(self, loader, device: torch.device, channels_last: bool):
+        self.loader, self.device, self.channels_last = loader, device, channels_last
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.loader.sampler, "set_epoch"):
+            self.loader.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        return (to_device(batch, self.device, self.channels_last) for batch in self.loader)
+
+
+def batch_seed(seed: int, epoch: int, iteration: int, rank: int) -> int:
+    return ((seed * 1_000_003 + epoch) * 10_000_019 + iteration) * 1_009 + rank
+
+
+def images_nchw(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 (N, H, W) or (N, H, W, 3) -> (N, 3, H, W) on the device; grayscale repeated, as PIL's convert('RGB')."""
+    x = torch.from_numpy(np.ascontiguousarray(images))
+    x = x[:, None].expand(-1, 3, -1, -1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
+    return x.contiguous().to(device)
+
+
+class DeviceBatches:
+    """Training (shuffled, drop_last, this rank's share) or eval batches of a uint8 array dataset, made on the device."""
+
+    def __init__(self, data: ArrayDataset, cfg: RunConfig, rank: int, world: int, device: torch.device,
+                 channels_last: bool, train: bool):
+        self.images, self.labels = images_nchw(data.images, device), torch.from_numpy(data.labels).to(device)
+        self.aug, self.train, self.batch = BatchAugment.from_config(cfg), train, cfg.train.batch_size
+        self.seed, self.rank, self.epoch, self.device, self.channels_last = cfg.seed, rank, 0, device, channels_last
+        n = len(self.labels)
+        self.sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,
+                                          drop_last=True) if train else None
+        self.eval_indices = torch.arange(rank, n, world, device=device)
+        if train and len(self) == 0:
+            raise DataError(f"train.batch_size={self.batch} is larger than the {len(self.sampler)} training images "
+                            "each process gets; lower it")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.sampler) // self.batch if self.train else math.ceil(len(self.eval_indices) / self.batch)
+
+    def _out(self, x: torch.Tensor, y: torch.Tensor):
+        return (x.contiguous(memory_format=torch.channels_last) if self.channels_last else x), y
+
+    def __iter__(self):
+        if not self.train:
+            for i in range(len(self)):
+                idx = self.eval_indices[i * self.batch:(i + 1) * self.batch]
+                yield self._out(self.aug.eval(self.images[idx]), self.labels[idx])
+            return
+        order = torch.tensor(list(self.sampler), device=self.device)
+        for i in range(len(self)):
+            idx = order[i * self.batch:(i + 1) * self.batch]
+            g = torch.Generator(device=self.device).manual_seed(batch_seed(self.seed, self.epoch, i, self.rank))
+            yield self._out(self.aug.train(self.images[idx], g), self.labels[idx])
+
+
+def resolve_pipeline(cfg: RunConfig, train_set) -> Pipeline:
+    """`auto`: device for in-memory array datasets whose recipe it can make (RandAugment), workers otherwise."""
+    p = cfg.data.pipeline
+    if p == Pipeline.auto:
+        aa = cfg.train.auto_augment
+        supported = isinstance(train_set, ArrayDataset) and (not aa or aa.startswith("rand"))
+        return Pipeline.device if supported else Pipeline.workers
+    if p == Pipeline.device and not isinstance(train_set, ArrayDataset):
+        raise DataError(f"data.pipeline=device needs a dataset held in memory (fashion_mnist_small, fashion_mnist, "
+                        f"cifar10, cifar100); {cfg.data.name} is read from image files: use data.pipeline=workers "
+                        "or auto")
+    return p
+
+
+def build_batches(cfg: RunConfig, train_set, val_set, rank: int, world: int, device: torch.device,
+                  channels_last: bool):
+    """(train batches, eval batches, the pipeline used)."""
+    pipeline = resolve_pipeline(cfg, train_set)
+    if pipeline == Pipeline.device:
+        return (DeviceBatches(train_set, cfg, rank, world, device, channels_last, train=True),
+                DeviceBatches(val_set, cfg, rank, world, device, channels_last, train=False), pipeline)
+    train, val = build_loaders(cfg, train_set, val_set, rank, world, pin=device.type == "cuda")
+    return LoaderBatches(train, device, channels_last), LoaderBatches(val, device, channels_last), pipeline
