@@ -7,8 +7,12 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+import torch.nn.functional as F
 import torchvision
+from official_layout import OfficialConvNeXt, official_state_dict
 from omegaconf import OmegaConf
+from timm.models.convnext import checkpoint_filter_fn
+from torch import nn
 
 from roadmap import build_model, load_config, roadmap_steps
 from roadmap.compat import copy_weights_from
@@ -16,10 +20,6 @@ from roadmap.compose import compose_dict, flatten
 from roadmap.measure import count_gmacs, count_params, describe, feature_sizes
 from roadmap.model import Block, LayerNorm2d
 from roadmap.steps import own_fields, step_files
-from timm.models.convnext import checkpoint_filter_fn
-from torch import nn
-
-from official_layout import OfficialConvNeXt, official_state_dict
 
 STEPS = [s.name for s in roadmap_steps()]
 REGIMES = ["r50", "r200"]
@@ -387,3 +387,24 @@ def test_convnext_xlarge_by_override_has_timms_parameter_count():
         reference = timm.create_model("convnext_xlarge", pretrained=False)
     cfg = load_config("convnext_t", ["model.depths=[3,3,27,3]", "model.base_width=256", "model.num_classes=1000"])
     assert describe(cfg.model, 224)[0] == count_params(reference) == 350_196_968
+
+
+@pytest.mark.parametrize("step", ["micro/layer_norm", "micro/separate_downsample"])
+def test_the_nhwc_convnext_block_computes_the_conv_formulation(step):
+    """ConvNeXt-style blocks run LayerNorm and Linear on NHWC; the same weights as LayerNorm2d and 1x1 convs on NCHW."""
+    torch.manual_seed(0)
+    blocks = lambda m: [b for b in m.stages[1] if isinstance(b, Block)]  # noqa: E731
+    block = blocks(build_model(load_config(step, ["model.layer_scale=0.5"])))[1].eval()
+    dw, _, ln, fc1, act, fc2, _ = block.branch
+    assert isinstance(fc1, nn.Linear) and isinstance(ln, nn.LayerNorm)
+    for p in ln.parameters():
+        p.data.uniform_(0.5, 1.5)
+    x = torch.randn(2, dw.in_channels, 9, 9)
+    norm2d = LayerNorm2d(ln.normalized_shape[0])
+    norm2d.load_state_dict(ln.state_dict())
+    y = dw(x)
+    y = F.conv2d(act(F.conv2d(norm2d(y), fc1.weight[..., None, None], fc1.bias)), fc2.weight[..., None, None], fc2.bias)
+    with torch.no_grad():
+        assert torch.allclose(block(x), x + block.gamma.view(1, -1, 1, 1) * y, atol=1e-5)
+    plain = blocks(build_model(load_config(step, ["model.norm_placement=every_conv"])))[1]
+    assert not any(isinstance(m, nn.Linear) for m in plain.modules())  # other placements keep 1x1 convs

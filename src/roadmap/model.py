@@ -25,6 +25,18 @@ class LayerNorm2d(nn.LayerNorm):
         return x.permute(0, 3, 1, 2)
 
 
+class ToChannelsLast(nn.Module):
+    """NCHW -> NHWC (a view), so that norms and 1x1 convs run as LayerNorm and Linear on the last dimension."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, 2, 3, 1)
+
+
+class ToChannelsFirst(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, 3, 1, 2)
+
+
 def make_norm(cfg: ModelConfig, channels: int) -> nn.Module:
     return nn.BatchNorm2d(channels) if cfg.norm == Norm.batch else LayerNorm2d(channels)
 
@@ -65,6 +77,13 @@ class Block(nn.Module):
                 layers.append(make_norm(cfg, co))
             if (every_act and i < 2) or (not every_act and i == 1):
                 layers.append(make_act(cfg))
+        if cfg.layout == Layout.depthwise_first and cfg.norm == Norm.layer and not every_norm and not every_act:
+            # ConvNeXt's block: after the kxk conv everything is per position, so it runs on NHWC as timm's and the
+            # official code do: LayerNorm and Linear layers (the same weights as 1x1 convs), two permutes a block.
+            norm, pw1, act, pw2 = layers[1:]
+            layers = [layers[0], ToChannelsLast(), nn.LayerNorm(norm.normalized_shape, eps=norm.eps),
+                      nn.Linear(pw1.in_channels, pw1.out_channels), act, nn.Linear(pw2.in_channels, pw2.out_channels),
+                      ToChannelsFirst()]
         self.gamma = nn.Parameter(torch.full((cout,), cfg.layer_scale)) if cfg.layer_scale > 0 else None
         self.branch = nn.Sequential(*layers)
         if stride != 1 or cin != cout:
