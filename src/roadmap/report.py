@@ -72,6 +72,50 @@ def mean_interval(values: list[float], level: float = 0.95) -> tuple[float | Non
     return statistics.fmean(values) - half, statistics.fmean(values) + half
 
 
+def seed_stats(runs: list[dict], metric: str) -> dict:
+    """n, mean, standard deviation, the mean's 95% interval, min and max of `metric` over `runs`, and the values by
+    seed for pairing (by run when a seed appears twice, from two places: then there is nothing to pair)."""
+    values = [r[metric] for r in runs]
+    by_seed = {r.get("seed"): r[metric] for r in runs}
+    if len(by_seed) < len(runs):
+        by_seed = {f"{r.get('seed')}#{i}": r[metric] for i, r in enumerate(runs)}
+    low, high = mean_interval(values)
+    return {"n": len(values), "mean": statistics.fmean(values) if values else None,
+            "std": statistics.stdev(values) if len(values) > 1 else None, "ci_low": low, "ci_high": high,
+            "min": min(values, default=None), "max": max(values, default=None), "by_seed": by_seed}
+
+
+NO_CHANGE = {"delta": None, "delta_low": None, "delta_high": None, "delta_method": None, "real": None}
+
+
+def change_fields(before: dict, after: dict) -> dict:
+    """The change from one row's runs to another's (stats.change, paired by seed where it can), as row fields."""
+    c = change(before, after)
+    if c is None:
+        return dict(NO_CHANGE)
+    return {"delta": c.delta, "delta_low": c.low, "delta_high": c.high, "delta_method": f"{c.method}, n={c.n}",
+            "real": c.real}
+
+
+def write_csv(rows: list[dict], path: Path, columns: list[str]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        w.writerows({k: ("" if r[k] is None else r[k]) for k in columns} for r in rows)
+
+
+def fmt(value, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def interval_cells(r: dict) -> tuple[str, str, str]:
+    """A row's markdown cells: the mean's 95% interval, the change's interval (and method), and whether it is real."""
+    ci = f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if r["ci_low"] is not None else ""
+    dci = f"[{r['delta_low']:+.2f}, {r['delta_high']:+.2f}] ({r['delta_method']})" \
+        if r["delta_low"] is not None else (r["delta_method"] or "")
+    return ci, dci, {True: "**yes**", False: "no", None: ""}[r["real"]]
+
+
 def compare_with_paper(rows: list[dict]) -> dict:
     """Sign agreement and Spearman's rank correlation of our step-to-step changes and the paper's."""
     pairs = [(r["delta"], r["paper_delta"]) for r in rows if r["delta"] is not None and r["paper_delta"] is not None]
@@ -101,27 +145,14 @@ def summarize(records: list[dict], metric: str = "final_top1") -> tuple[list[dic
         name = s if isinstance(s, str) else s.name
         meta = None if isinstance(s, str) else s.meta
         runs = [r for r in done if r["step"] == name]
-        values = [r[metric] for r in runs]
-        by_seed = {r.get("seed"): r[metric] for r in runs}
-        if len(by_seed) < len(runs):  # a seed twice (runs from two places): nothing to pair
-            by_seed = {f"{r.get('seed')}#{i}": r[metric] for i, r in enumerate(runs)}
-        mean_ci = mean_interval(values)
-        row = {"step": name, "label": meta.label if meta else name, "n": len(values),
-               "mean": statistics.fmean(values) if values else None,
-               "std": statistics.stdev(values) if len(values) > 1 else None,
-               "ci_low": mean_ci[0], "ci_high": mean_ci[1], "by_seed": by_seed,
-               "min": min(values, default=None), "max": max(values, default=None),
+        row = {"step": name, "label": meta.label if meta else name, **seed_stats(runs, metric),
                "gmacs": _mean([r.get("gmacs") for r in runs]), "params": _mean([r.get("params") for r in runs]),
                "images_per_s": _mean([r.get("images_per_s") for r in runs]),
                "paper_top1": meta.paper_top1 if meta else None, "paper_gflops": meta.paper_gflops if meta else None,
-               "adopted": meta.adopted if meta else True, "delta": None, "delta_low": None, "delta_high": None,
-               "delta_method": None, "real": None, "paper_delta": None,
+               "adopted": meta.adopted if meta else True, **NO_CHANGE, "paper_delta": None,
                "failed": sum(r["step"] == name for r in failed)}
         if previous is not None:
-            c = change(previous["by_seed"], by_seed)
-            if c is not None:
-                row.update(delta=c.delta, delta_low=c.low, delta_high=c.high, real=c.real,
-                           delta_method=f"{c.method}, n={c.n}")
+            row.update(change_fields(previous["by_seed"], row["by_seed"]))
             if row["paper_top1"] is not None and previous["paper_top1"] is not None:
                 row["paper_delta"] = round(row["paper_top1"] - previous["paper_top1"], 4)  # 2-decimal numbers
         if row["adopted"]:
@@ -132,22 +163,15 @@ def summarize(records: list[dict], metric: str = "final_top1") -> tuple[list[dic
 
 def write_tables(rows: list[dict], failed: list[dict], out: Path, title: str, agree: dict) -> None:
     """roadmap.csv (a row per step), roadmap_agreement.csv (one row) and roadmap.md (both, and the failures)."""
-    with open(out / "roadmap.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        w.writerows({k: ("" if r[k] is None else r[k]) for k in COLUMNS} for r in rows)
+    write_csv(rows, out / "roadmap.csv", COLUMNS)
     with open(out / "roadmap_agreement.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=AGREEMENT)
         w.writeheader()
         w.writerow({k: "" if agree[k] is None else agree[k] for k in AGREEMENT})
-    fmt = lambda v, spec: "" if v is None else format(v, spec)  # noqa: E731
     lines = [f"# {title}", "", "| step | label | n | mean | 95% CI | std | GMACs | params | images/s | change | "
              "change 95% CI | real? | paper top-1 | paper change | paper GFLOPs | failed |", "|" + "---|" * 16]
     for r in rows:
-        ci = f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if r["ci_low"] is not None else ""
-        dci = f"[{r['delta_low']:+.2f}, {r['delta_high']:+.2f}] ({r['delta_method']})" \
-            if r["delta_low"] is not None else (r["delta_method"] or "")
-        real = {True: "**yes**", False: "no", None: ""}[r["real"]]
+        ci, dci, real = interval_cells(r)
         lines.append(f"| {r['step']} | {r['label']}{'' if r['adopted'] else ' (not adopted)'} | {r['n']} | "
                      f"{fmt(r['mean'], '.2f')} | {ci} | {fmt(r['std'], '.2f')} | {fmt(r['gmacs'], '.3f')} | "
                      f"{fmt(r['params'], ',.0f')} | {fmt(r['images_per_s'], '.0f')} | {fmt(r['delta'], '+.2f')} | "

@@ -5,13 +5,10 @@ step is undone, with its 95% interval (paired by seed), beside the paper's gain 
 """
 from __future__ import annotations
 
-import csv
-import statistics
 from pathlib import Path
 
 from .leave_one_out import undoable
-from .report import mean_interval
-from .stats import change
+from .report import NO_CHANGE, change_fields, fmt, interval_cells, seed_stats, write_csv
 from .steps import load_regime, roadmap_steps
 
 COLUMNS = ["undo", "label", "n", "mean", "ci_low", "ci_high", "gmacs", "params", "delta", "delta_low", "delta_high",
@@ -45,22 +42,14 @@ def summarize(records: list[dict], metric: str = "final_top1") -> tuple[list[dic
     rows, full = [], None
     for undo in order:
         runs = [r for r in done if r.get("undo") == undo]
-        values = [r[metric] for r in runs]
-        by_seed = {r.get("seed"): r[metric] for r in runs}
-        low, high = mean_interval(values)
         row = {"undo": undo or "", "label": f"full model: {labels.get(step, step)}" if undo is None
-               else f"without {labels.get(undo, undo)}", "n": len(values),
-               "mean": statistics.fmean(values) if values else None, "ci_low": low, "ci_high": high,
+               else f"without {labels.get(undo, undo)}", **seed_stats(runs, metric),
                "gmacs": runs[0].get("gmacs") if runs else None, "params": runs[0].get("params") if runs else None,
-               "delta": None, "delta_low": None, "delta_high": None, "delta_method": None, "real": None,
-               "paper_gain": gains.get(undo), "failed": sum(r.get("undo") == undo for r in failed), "by_seed": by_seed}
+               **NO_CHANGE, "paper_gain": gains.get(undo), "failed": sum(r.get("undo") == undo for r in failed)}
         if undo is None:
             full = row
         elif full is not None:
-            c = change(full["by_seed"], by_seed)
-            if c is not None:
-                row.update(delta=c.delta, delta_low=c.low, delta_high=c.high, real=c.real,
-                           delta_method=f"{c.method}, n={c.n}")
+            row.update(change_fields(full["by_seed"], row["by_seed"]))
         rows.append(row)
     for r in rows:
         r.pop("by_seed")
@@ -68,19 +57,13 @@ def summarize(records: list[dict], metric: str = "final_top1") -> tuple[list[dic
 
 
 def write_tables(rows: list[dict], failed: list[dict], out: Path, title: str) -> None:
-    with open(out / "leave_one_out.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        w.writerows({k: ("" if r[k] is None else r[k]) for k in COLUMNS} for r in rows)
-    fmt = lambda v, spec: "" if v is None else format(v, spec)  # noqa: E731
+    write_csv(rows, out / "leave_one_out.csv", COLUMNS)
     lines = [f"# {title}", "", "| undone step | n | mean | 95% CI | GMACs | change from full | change 95% CI | real? | "
              "paper gain when adopted | failed |", "|" + "---|" * 10]
     for r in rows:
-        ci = f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if r["ci_low"] is not None else ""
-        dci = f"[{r['delta_low']:+.2f}, {r['delta_high']:+.2f}] ({r['delta_method']})" \
-            if r["delta_low"] is not None else (r["delta_method"] or "")
+        ci, dci, real = interval_cells(r)
         lines.append(f"| {r['label']} | {r['n']} | {fmt(r['mean'], '.2f')} | {ci} | {fmt(r['gmacs'], '.3f')} | "
-                     f"{fmt(r['delta'], '+.2f')} | {dci} | {({True: '**yes**', False: 'no', None: ''})[r['real']]} | "
+                     f"{fmt(r['delta'], '+.2f')} | {dci} | {real} | "
                      f"{fmt(r['paper_gain'], '+.2f')} | {r['failed']} |")
     lines += ["", "Change: undone minus full model, paired by seed where the seeds match (else Welch's interval); "
               "**yes** where the 95% interval excludes zero. Paper gain: the paper's top-1 change when the step was "
