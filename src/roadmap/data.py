@@ -14,7 +14,6 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, S
 
 from .config import RunConfig
 from .errors import DataError
-from .lock import release_in_child
 
 SHIPPED = Path(__file__).resolve().parent / "data" / "fashion_mnist_small.npz"
 FASHION_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -185,11 +184,9 @@ class SeededSamples(Dataset):
 
 def _ignore_stop_signals(_: int) -> None:
     """Loader workers leave SIGINT and SIGTERM to the main process, which records the interruption and shuts
-    them down; a worker that died of the signal first would add a traceback to the one line the user gets.
-    They also let go of the run directory's lock, which they inherited: only the main process holds it."""
+    them down; a worker that died of the signal first would add a traceback to the one line the user gets."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    release_in_child()
 
 
 def build_loaders(cfg: RunConfig, train: Dataset, val: Dataset, rank: int, world: int, pin: bool):

@@ -2,8 +2,8 @@
 
 The kernel drops a `flock` when its process dies, however it dies (SIGKILL included), so a lock left by a
 dead process never blocks a rerun; the file itself stays, holding the last holder's description. Forked children
-(DataLoader workers) share the lock's open file: they close their copy as they start (`release_in_child`), or a
-worker outliving a killed run for its few seconds would hold the directory."""
+(DataLoader workers, any fork) share the lock's open file: each closes its copy as it is forked, or a child
+outliving a killed run for its few seconds would hold the directory."""
 from __future__ import annotations
 
 import fcntl
@@ -26,6 +26,9 @@ def release_in_child() -> None:
         except OSError:
             pass
     HELD.clear()
+
+
+os.register_at_fork(after_in_child=release_in_child)
 
 
 class RunLock:
