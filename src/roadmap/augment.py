@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from timm.data.auto_augment import _LEVEL_DENOM, rand_augment_transform
 
+from .config import device_augments
+
 GEOMETRIC = {"Rotate", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel"}
 SIGNED = GEOMETRIC | {"ColorIncreasing", "ContrastIncreasing", "BrightnessIncreasing", "SharpnessIncreasing"}
 
@@ -191,7 +193,7 @@ class BatchAugment:
         self.fill = torch.tensor([min(255, round(255 * v)) for v in mean], dtype=torch.float32)  # timm's img_mean
         self.ops, self.layers, self.weights, self.prob = [], 0, None, 0.0
         if auto_augment:
-            if not auto_augment.startswith("rand"):
+            if not device_augments(auto_augment):
                 raise ValueError(f"train.auto_augment={auto_augment!r}: the device pipeline does RandAugment "
                                  "('rand-...') only; use data.pipeline=workers for other policies")
             hparams = dict(translate_const=int(resolution * 0.45), img_mean=tuple(self.fill.int().tolist()))
@@ -303,7 +305,7 @@ class BatchAugment:
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         if self.layers:
             x = self.randaugment(x, *self.op_params(n, g, dev))
-        x = self.normalize(x / 1.0)
+        x = self.normalize(x)
         return self.erase(x, g) if self.re_prob > 0 else x
 
     def eval(self, images: torch.Tensor) -> torch.Tensor:

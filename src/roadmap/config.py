@@ -78,6 +78,11 @@ class WandbMode(Enum):
     disabled = "disabled"
 
 
+def device_augments(auto_augment: Optional[str]) -> bool:
+    """Whether the device pipeline (augment.py) can make this recipe's augmentation: none, or RandAugment."""
+    return not auto_augment or auto_augment.startswith("rand")
+
+
 def _fail(field_name: str, value, allowed: str) -> None:
     raise ValueError(f"{field_name}={value!r} is not allowed: {allowed}")
 
@@ -340,7 +345,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         self.regime.fill(self.step)
         t = self.train
-        if self.data.pipeline == Pipeline.device and t.auto_augment and not t.auto_augment.startswith("rand"):
+        if self.data.pipeline == Pipeline.device and not device_augments(t.auto_augment):
             _fail("data.pipeline", "device", f"the device pipeline does RandAugment (train.auto_augment='rand-...') "
                   f"only, not {t.auto_augment!r}; use data.pipeline=workers or auto")
         if self.model.norm == Norm.batch and t.batch_size < 2:

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DistributedSampler
 
 from .augment import BatchAugment
-from .config import Pipeline, RunConfig
+from .config import Pipeline, RunConfig, device_augments
 from .data import ArrayDataset, build_loaders, to_device
 from .errors import DataError
 
@@ -92,8 +92,7 @@ def resolve_pipeline(cfg: RunConfig, train_set) -> Pipeline:
     """`auto`: device for in-memory array datasets whose recipe it can make (RandAugment), workers otherwise."""
     p = cfg.data.pipeline
     if p == Pipeline.auto:
-        aa = cfg.train.auto_augment
-        supported = isinstance(train_set, ArrayDataset) and (not aa or aa.startswith("rand"))
+        supported = isinstance(train_set, ArrayDataset) and device_augments(cfg.train.auto_augment)
         return Pipeline.device if supported else Pipeline.workers
     if p == Pipeline.device and not isinstance(train_set, ArrayDataset):
         raise DataError(f"data.pipeline=device needs a dataset held in memory (fashion_mnist_small, fashion_mnist, "

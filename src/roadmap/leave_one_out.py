@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from .compose import flatten
 from .config import RunConfig
 from .steps import StepFile, roadmap_steps, step_files
+from .steps import own_values as file_values
 
 
 def chain(step: str) -> list[StepFile]:
@@ -38,10 +39,7 @@ def chain(step: str) -> list[StepFile]:
 
 def own_values(s: StepFile) -> dict[str, Any]:
     """What a step file sets itself, as written (interpolations kept), its metadata and defaults left out."""
-    raw = OmegaConf.to_container(OmegaConf.load(s.path), resolve=False)
-    raw.pop("defaults", None)
-    raw.pop("step", None)
-    return flatten(raw)
+    return {k: v for k, v in file_values(s.path).items() if not k.startswith("step.")}
 
 
 def undoable(step: str) -> list[str]:

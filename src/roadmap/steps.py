@@ -57,8 +57,13 @@ def roadmap_steps(regime: str = "r50") -> list[StepFile]:
     return [replace(s, meta=r.fill(replace(s.meta))) for s in steps]
 
 
+def own_values(path: Path) -> dict:
+    """What a config file sets itself (not through its defaults), by dotted key, as written (interpolations kept)."""
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    raw.pop("defaults", None)
+    return flatten(raw)
+
+
 def own_fields(path: Path) -> set[str]:
     """Dotted keys a step file sets itself (not through its defaults)."""
-    raw = OmegaConf.to_container(OmegaConf.load(path))
-    raw.pop("defaults", None)
-    return set(flatten(raw))
+    return set(own_values(path))
