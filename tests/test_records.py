@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import FAST, ROOT, clean_env, load, run_cli, start_cli, train_cli, wait_for_epochs
 
-TIMING = ("images_per_s", "epoch_time_s")
+TIMING = ("images_per_s", "eval_images_per_s", "epoch_time_s")
 SUMMARY = ("best_top1", "final_top1", "epochs_done", "images_per_s", "wall_time_s")
 # four epochs of 6 iterations: long enough to be killed anywhere, short enough for CI
 LONG = ["step=micro/separate_downsample", "budget.epochs=4", "budget.max_train_iters=6"]

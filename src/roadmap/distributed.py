@@ -27,6 +27,17 @@ class Context:
             dist.all_reduce(t)
         return t.tolist()
 
+    def gather_strided(self, part: torch.Tensor) -> torch.Tensor:
+        """The whole of a dataset split as `range(rank, n, world)`, from each process's part (rows in order)."""
+        if self.world == 1:
+            return part
+        parts: list = [None] * self.world
+        dist.all_gather_object(parts, part.cpu())
+        whole = torch.empty((sum(len(q) for q in parts), *part.shape[1:]), dtype=part.dtype)
+        for rank, q in enumerate(parts):
+            whole[rank::self.world] = q
+        return whole
+
 
 def _export_slurm_tasks() -> None:
     """A submitit job of several tasks (hydra/launcher=slurm): set what torchrun would set, from SLURM's."""
@@ -36,8 +47,10 @@ def _export_slurm_tasks() -> None:
         TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
 
 
-def setup(system: SystemConfig) -> Context:
+def setup(system: SystemConfig, jobs_side_by_side: int = 1) -> Context:
     _export_slurm_tasks()
+    # processes on this machine at once: a launcher's jobs side by side, each with torchrun's local processes
+    torch.set_num_threads(system.resolve_threads(jobs_side_by_side * int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
     world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
     local = int(os.environ.get("LOCAL_RANK", 0))
     cuda = system.device.startswith("cuda") or (system.device == "auto" and torch.cuda.is_available())

@@ -24,8 +24,8 @@ from .measure import describe
 from .model import build_model
 from .naming import variant_name
 from .recipe import build_loss, build_mixup, build_optimizer, build_scheduler, scaled_lr
-from .records import (check_same_config, git_commit, hardware, load_checkpoint, plain, read_json,
-                      record_from_checkpoint, remove_stale_temporaries, save_checkpoint, summarize, write_config,
+from .records import (PREDICTIONS, check_same_config, git_commit, hardware, load_checkpoint, plain, read_json,
+                      record_from_checkpoint, remove_stale_temporaries, save_checkpoint, save_predictions, summarize, write_config,
                       write_json)
 from .signals import check, deferred, interruptible
 from .tracking import Tracker
@@ -56,7 +56,7 @@ def build_trainer(cfg: RunConfig, ctx: Context, state: dict | None) -> Trainer:
     seed_all(cfg.seed)
     train_set, val_set = build_datasets(cfg)
     cuda = ctx.device.type == "cuda"
-    channels_last = cuda and cfg.system.channels_last
+    channels_last = cfg.system.channels_last  # on the CPU too: 1.0x to 2.3x faster per femto step (docs/femto_cpu.md)
     model = build_model(cfg)
     if cfg.system.sync_bn and ctx.world > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -85,11 +85,22 @@ def build_trainer(cfg: RunConfig, ctx: Context, state: dict | None) -> Trainer:
                    val_loader, pipeline.value, iters, autocast, channels_last)
 
 
-@torch.no_grad()
-def evaluate(model, loader, ctx: Context, t: Trainer, max_iters: int | None) -> tuple[float, ...]:
-    """(top-1 %, top-5 %, images) over every process's share of the validation set."""
+@dataclass
+class Evaluation:
+    top1: float          # %, over every process's share of the validation set
+    top5: float
+    images: int
+    images_per_s: float
+    predictions: torch.Tensor | None = None  # (images, 2): predicted and true class by validation index, if asked
+
+
+@torch.inference_mode()
+def evaluate(model, loader, ctx: Context, t: Trainer, max_iters: int | None, predictions: bool = False) -> Evaluation:
+    """Top-1/top-5 over every process's share of the validation set, and optionally each image's prediction."""
     model.eval()
     correct1 = correct5 = seen = 0
+    preds: list[torch.Tensor] = []
+    t0 = time.perf_counter()
     for i, (x, y) in enumerate(loader):
         check()  # a signal held since the last batch
         if max_iters is not None and i >= max_iters:
@@ -100,12 +111,17 @@ def evaluate(model, loader, ctx: Context, t: Trainer, max_iters: int | None) -> 
         correct1 += (top[:, 0] == y).sum().item()
         correct5 += (top == y[:, None]).any(1).sum().item()
         seen += len(y)
+        if predictions:
+            preds.append(torch.stack([top[:, 0], y], 1).cpu())
+    elapsed = time.perf_counter() - t0
     correct1, correct5, seen = ctx.sum([correct1, correct5, seen])
-    return 100.0 * correct1 / max(seen, 1), 100.0 * correct5 / max(seen, 1), int(seen)
+    gathered = ctx.gather_strided(torch.cat(preds)) if predictions and preds else None
+    return Evaluation(100.0 * correct1 / max(seen, 1), 100.0 * correct5 / max(seen, 1), int(seen),
+                      seen / max(elapsed, 1e-9), gathered)
 
 
-def train_epoch(cfg: RunConfig, ctx: Context, t: Trainer, epoch: int, step: int, label: str) -> tuple[dict, int]:
-    """One epoch of training and its evaluation: (the history row, the global step after it)."""
+def train_steps(cfg: RunConfig, ctx: Context, t: Trainer, epoch: int, step: int, label: str) -> tuple[dict, int]:
+    """One epoch of training, without evaluation: (its part of the history row, the global step after it)."""
     seed_all(cfg.seed * 100_003 + epoch * 1_009 + ctx.rank)  # each epoch's randomness, resume or not
     t.train_loader.set_epoch(epoch)
     t.net.train()
@@ -147,16 +163,26 @@ def train_epoch(cfg: RunConfig, ctx: Context, t: Trainer, epoch: int, step: int,
     loss_total, seen_total = ctx.sum([loss_sum.item(), seen])
     if not all(torch.isfinite(p).all() for p in t.model.parameters()):
         raise NonFiniteLoss(f"the weights became NaN or infinite in epoch {epoch + 1}")
-    top1, top5, val_images = evaluate(t.eval_net, t.val_loader, ctx, t, cfg.budget.max_eval_iters)
-    row = {"epoch": epoch + 1, "train_loss": loss_total / (t.iters * ctx.world), "val_top1": top1, "val_top5": top5,
-           "val_images": val_images, "lr": t.optimizer.param_groups[0]["lr"],
-           "images_per_s": seen_total / train_time, "epoch_time_s": time.perf_counter() - t0}
+    return {"epoch": epoch + 1, "train_loss": loss_total / (t.iters * ctx.world), "lr": t.optimizer.param_groups[0]["lr"],
+            "images_per_s": seen_total / train_time}, step
+
+
+def train_epoch(cfg: RunConfig, ctx: Context, t: Trainer, epoch: int, step: int, label: str,
+                last: bool = False) -> tuple[dict, int, torch.Tensor | None]:
+    """One epoch of training and its evaluation: (the history row, the global step after it, and after the `last`
+    epoch each validation image's predicted and true class)."""
+    t0 = time.perf_counter()
+    trained, step = train_steps(cfg, ctx, t, epoch, step, label)
+    ev = evaluate(t.eval_net, t.val_loader, ctx, t, cfg.budget.max_eval_iters, predictions=last)
+    row = {"epoch": trained["epoch"], "train_loss": trained["train_loss"], "val_top1": ev.top1, "val_top5": ev.top5,
+           "val_images": ev.images, "lr": trained["lr"], "images_per_s": trained["images_per_s"],
+           "eval_images_per_s": ev.images_per_s, "epoch_time_s": time.perf_counter() - t0}
     if t.ema is not None:
-        row["val_top1_ema"], row["val_top5_ema"], _ = evaluate(t.ema.module, t.val_loader, ctx, t,
-                                                               cfg.budget.max_eval_iters)
-    if cuda:
+        ema = evaluate(t.ema.module, t.val_loader, ctx, t, cfg.budget.max_eval_iters)
+        row["val_top1_ema"], row["val_top5_ema"] = ema.top1, ema.top5
+    if ctx.device.type == "cuda":
         row["gpu_mem_gb"] = torch.cuda.max_memory_allocated(ctx.device) / 2**30
-    return row, step
+    return row, step, ev.predictions
 
 
 def start_record(cfg: RunConfig, run_dir: Path, state: dict | None, epochs: int, variant: str) -> dict:
@@ -194,13 +220,15 @@ def ended(record: dict, e: BaseException, ckpt: Path) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Sequence[str] = ()) -> dict:
+def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Sequence[str] = (),
+          jobs_side_by_side: int = 1) -> dict:
     """Train `cfg` in `run_dir`, resuming from its checkpoint. Returns the run record (metrics.json).
+    `jobs_side_by_side`: how many runs share this machine's cores (system.threads=0 divides them).
 
     `overrides`, the command line's, are written to overrides.yaml; those that change what the run computes
     name its variant (naming.py)."""
     variant = variant_name(overrides)
-    ctx = setup(cfg.system)
+    ctx = setup(cfg.system, jobs_side_by_side)
     run_dir.mkdir(parents=True, exist_ok=True)
     record_path, ckpt_path = run_dir / "metrics.json", run_dir / "checkpoint.pt"
     epochs = cfg.schedule_epochs()[0]
@@ -238,10 +266,14 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Se
                 step = state["global_step"] if state is not None else 0
                 for epoch in range(len(record["history"]), epochs):
                     with deferred():
-                        row, step = train_epoch(cfg, ctx, t, epoch, step,
-                                                f"{cfg.step.name} epoch {epoch + 1}/{epochs}")
+                        row, step, predictions = train_epoch(cfg, ctx, t, epoch, step,
+                                                             f"{cfg.step.name} epoch {epoch + 1}/{epochs}",
+                                                             last=epoch + 1 == epochs)
                     if not ctx.main:
                         continue
+                    if predictions is not None:  # before the checkpoint that completes the run
+                        save_predictions(predictions, run_dir / PREDICTIONS)
+                        record["predictions"] = PREDICTIONS
                     after = summarize(dict(record, history=record["history"] + [row]))
                     save_checkpoint({"model": t.model.state_dict(), "optimizer": t.optimizer.state_dict(),
                                      "ema": t.ema.state_dict() if t.ema is not None else None, "epoch": epoch + 1,
