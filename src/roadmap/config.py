@@ -308,15 +308,26 @@ class BudgetConfig:
 class SystemConfig:
     device: str = "auto"        # auto: cuda when present, else cpu
     amp: bool = True            # bf16 autocast on CUDA
-    channels_last: bool = True  # on CUDA
+    channels_last: bool = True  # NHWC tensors, on CUDA and on the CPU (faster on both)
     compile: bool = False
     fused_optimizer: bool = True  # fused AdamW/SGD on CUDA
     sync_bn: bool = False
     deterministic: bool = False
+    # torch's intra-op threads (CPU work); 0: every core for a lone run, cores / n_jobs for each of n_jobs jobs that
+    # Hydra's joblib launcher runs side by side (threads fighting over cores slow a run several-fold)
+    threads: int = 0
 
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             _fail("system.device", self.device, "auto, cpu, cuda or cuda:N")
+        if self.threads < 0:
+            _fail("system.threads", self.threads, "0 (automatic) or a positive number of threads")
+
+    def resolve_threads(self, jobs_side_by_side: int = 1, cores: int | None = None) -> int:
+        """The thread count to use: `threads`, or for 0 the cores shared out among the jobs running at once."""
+        import os
+        cores = cores or os.cpu_count() or 1
+        return self.threads or max(1, cores // max(1, jobs_side_by_side))
 
 
 @dataclass

@@ -15,7 +15,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from .records import RESUMABLE_CHANGES
 
-IN_PATH = {"step", "seed", "data", "budget", "regime", "undo", "sweep", "wandb"}  # groups and fields the path already names
+IN_PATH = {"step", "seed", "data", "budget", "regime", "undo", "sweep", "experiment", "wandb"}  # groups and fields the path already names
 SAFE = re.compile(r"[\w.=,+~\-\[\]:]{1,96}")
 
 
