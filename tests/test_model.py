@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 TABLE10 = ROOT.parent / "shared/paper/table10_resnet50_roadmap.csv"
+TABLE11 = ROOT.parent / "shared/paper/table11_resnet200_roadmap.csv"
 
 
 @pytest.mark.skipif(not TABLE10.exists(), reason="needs ../shared/paper beside the checkout")
@@ -42,6 +43,19 @@ def test_all_table10_rows_are_steps_in_paper_order_with_the_papers_numbers():
         assert m.adopted == ("side branch" not in r["note"])
     assert STEPS == [r["step"] for r in rows]
     assert len(STEPS) == 17
+
+
+@pytest.mark.skipif(not TABLE11.exists(), reason="needs ../shared/paper beside the checkout")
+def test_all_table11_rows_are_in_the_r200_regime_with_the_papers_numbers_and_labels():
+    import csv
+    rows = list(csv.DictReader(open(TABLE11)))
+    metas = {s.name: s.meta for s in roadmap_steps("r200")}
+    assert [r["step"] for r in rows] == STEPS
+    for r in rows:
+        m = metas[r["step"]]
+        assert (m.paper_top1, m.paper_gflops, m.order) == (float(r["top1_mean"]), float(r["gflops_paper"]),
+                                                           int(r["order"]))
+    assert metas["macro/stage_ratio"].label == "stage ratio and increase width"
 
 
 @pytest.mark.parametrize("regime", REGIMES)
@@ -312,11 +326,11 @@ def test_inspect_steps_prints_every_step_and_the_erratum():
     resnet = describe(load_config("baseline/resnet50").model, 64, 100)
     assert (rows[0]["params"], rows[0]["gmacs"]) == (resnet[0], round(resnet[1], 4))
     table11 = run("--regime", "r200")
-    assert table11.startswith("ResNet-200 to ConvNeXt-B (Table 11)") and "No paper numbers for r200" in table11
-    lines = table11.splitlines()[4:]
+    assert table11.startswith("ResNet-200 to ConvNeXt-B (Table 11)") and "No paper numbers" not in table11
+    lines = table11.splitlines()[3:]
     assert [line.split("|")[1].strip() for line in lines] == STEPS
     resnet200 = describe(load_config("baseline/resnet50", ["regime=r200"]).model, 224, 1000)[0]
-    assert lines[0].split("|")[2].strip() == f"{resnet200:,d}" and "n/a" in lines[0]
+    assert lines[0].split("|")[2].strip() == f"{resnet200:,d}" and lines[0].split("|")[6].strip() == "78.20"
 
 
 def test_widths_follow_base_width_and_the_layout_and_no_step_restates_them():
