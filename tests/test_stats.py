@@ -1,6 +1,8 @@
 """Step-to-step statistics against values computed by hand (the arithmetic is in the comments)."""
 import math
 
+import numpy as np
+
 import pytest
 
 from roadmap.stats import agreement, change, ranks, spearman, t_quantile
@@ -70,3 +72,39 @@ def test_agreement_counts_signs_and_ranks_over_the_steps_both_have():
     # ours 1.0, -0.5, 0.2 -> ranks 3, 1, 2; paper 0.3, 0.1, 0.4 -> ranks 2, 1, 3: sum d^2 = 2, rho = 1 - 12/24
     assert a["spearman"] == pytest.approx(0.5)
     assert math.isclose(agreement([], [])["steps"], 0) and agreement([], [])["spearman"] is None
+
+
+def test_paired_bootstrap_matches_a_hand_computed_case_over_seeds():
+    """Seed 0: step b right on both images where a was wrong; seed 1: no difference. Images do not matter within a
+    seed, so a replicate draws (0,0) -> 100 points, (0,1) or (1,0) -> 50, (1,1) -> 0, with chances 1/4, 1/2, 1/4:
+    the 95% percentile interval is [0, 100] around the observed 50."""
+    from roadmap.stats import bootstrap_replicates, paired_bootstrap
+    diffs = [[1, 1], [0, 0]]
+    b = paired_bootstrap(diffs, replicates=20000)
+    assert (b.delta, b.low, b.high, b.seeds, b.images) == (50.0, 0.0, 100.0, 2, 2) and not b.real
+    values, counts = np.unique(bootstrap_replicates(diffs, 20000), return_counts=True)
+    assert values.tolist() == [0.0, 0.5, 1.0]
+    assert np.allclose(counts / 20000, [0.25, 0.5, 0.25], atol=0.015)
+
+
+def test_paired_bootstrap_matches_a_hand_computed_case_over_images():
+    """One seed, four images, b better on one: a replicate's change is (draws of that image) / 4, Binomial(4, 1/4):
+    P = 81, 108, 54, 12, 1 in 256 for 0..4 draws; the 2.5% point is 0 and the 97.5% point 3 draws (P(<=2) = 0.949)."""
+    from roadmap.stats import bootstrap_replicates, paired_bootstrap
+    b = paired_bootstrap([[1, 0, 0, 0]], replicates=20000)
+    assert (b.delta, b.low, b.high) == (25.0, 0.0, 75.0)
+    values, counts = np.unique(bootstrap_replicates([[1, 0, 0, 0]], 20000), return_counts=True)
+    assert values.tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert np.allclose(counts / 20000, np.array([81, 108, 54, 12, 1]) / 256, atol=0.012)
+
+
+def test_paired_bootstrap_draws_the_test_images_once_for_all_seeds():
+    """Two seeds with the same differences: drawn jointly, both seeds see the same images, so a replicate is 0, 1/2
+    or 1; drawn apart per seed it could also be 1/4 or 3/4."""
+    from roadmap.stats import bootstrap_replicates, paired_bootstrap
+    assert set(np.unique(bootstrap_replicates([[1, 0], [1, 0]], 5000)).tolist()) == {0.0, 0.5, 1.0}
+    same = paired_bootstrap(np.zeros((3, 100)))
+    assert (same.low, same.high) == (0.0, 0.0)
+    assert paired_bootstrap([[1] * 50], replicates=500).real
+    with pytest.raises(ValueError, match="seeds, images"):
+        paired_bootstrap([])

@@ -125,6 +125,9 @@ class RegimeConfig:
     drop_path: float = 0.1  # stochastic depth with the enhanced recipe
     paper: Dict[str, PaperRow] = field(default_factory=dict)  # by step name
     paper_source: str = ""  # where `paper` comes from, or why it is empty
+    # a regime without paper numbers of its own (femto) is compared with another's (r50): its reports take that
+    # regime's numbers, with this one's labels
+    compare_with: Optional[str] = None
 
     def __post_init__(self) -> None:
         for name in ("baseline_depths", "depths"):

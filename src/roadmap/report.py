@@ -13,7 +13,7 @@ from .steps import load_regime, roadmap_steps
 
 COLUMNS = ["step", "label", "n", "mean", "std", "ci_low", "ci_high", "min", "max", "gmacs", "params", "images_per_s",
            "paper_top1", "paper_gflops", "adopted", "delta", "delta_low", "delta_high", "delta_method", "real",
-           "paper_delta", "failed"]
+           "boot_low", "boot_high", "boot_n", "boot_real", "paper_delta", "failed"]
 AGREEMENT = ["steps", "sign_agree", "sign_compared", "sign_agreement", "spearman"]
 
 
@@ -85,7 +85,42 @@ def seed_stats(runs: list[dict], metric: str) -> dict:
             "min": min(values, default=None), "max": max(values, default=None), "by_seed": by_seed}
 
 
-NO_CHANGE = {"delta": None, "delta_low": None, "delta_high": None, "delta_method": None, "real": None}
+NO_CHANGE = {"delta": None, "delta_low": None, "delta_high": None, "delta_method": None, "real": None,
+             "boot_low": None, "boot_high": None, "boot_n": None, "boot_real": None}
+
+
+def correct_by_seed(runs: list[dict]) -> dict:
+    """{seed: (test images,) bool array, right or wrong} from the runs' predictions.npz; runs without one are left
+    out (W&B records, older runs), and so is a seed recorded twice."""
+    from .records import load_predictions
+    out, seen = {}, set()
+    for r in runs:
+        seed, path = r.get("seed"), r.get("path")
+        if seed in seen:
+            out.pop(seed, None)
+            continue
+        seen.add(seed)
+        loaded = load_predictions(Path(path) / r["predictions"]) if path and r.get("predictions") else None
+        if loaded is not None:
+            out[seed] = loaded
+    return out
+
+
+def bootstrap_fields(before: dict, after: dict) -> dict:
+    """The paired bootstrap over seeds and test images (stats.paired_bootstrap) for the seeds both steps have
+    predictions of, on the same test images; empty fields when there are none."""
+    import numpy as np
+
+    from .stats import paired_bootstrap
+    seeds = sorted(set(before) & set(after), key=str)
+    seeds = [s for s in seeds if np.array_equal(before[s][1], after[s][1])]  # the same images, in the same order
+    if not seeds:
+        return {}
+    diffs = np.stack([(after[s][0] == after[s][1]).astype(np.int8) - (before[s][0] == before[s][1]).astype(np.int8)
+                      for s in seeds])
+    b = paired_bootstrap(diffs)
+    return {"boot_low": round(b.low, 4), "boot_high": round(b.high, 4), "boot_n": f"{b.seeds} seeds x {b.images}",
+            "boot_real": b.real}
 
 
 def change_fields(before: dict, after: dict) -> dict:
@@ -146,6 +181,7 @@ def summarize(records: list[dict], metric: str = "final_top1") -> tuple[list[dic
         meta = None if isinstance(s, str) else s.meta
         runs = [r for r in done if r["step"] == name]
         row = {"step": name, "label": meta.label if meta else name, **seed_stats(runs, metric),
+               "correct": correct_by_seed(runs),
                "gmacs": _mean([r.get("gmacs") for r in runs]), "params": _mean([r.get("params") for r in runs]),
                "images_per_s": _mean([r.get("images_per_s") for r in runs]),
                "paper_top1": meta.paper_top1 if meta else None, "paper_gflops": meta.paper_gflops if meta else None,
@@ -153,6 +189,8 @@ def summarize(records: list[dict], metric: str = "final_top1") -> tuple[list[dic
                "failed": sum(r["step"] == name for r in failed)}
         if previous is not None:
             row.update(change_fields(previous["by_seed"], row["by_seed"]))
+            if metric == "final_top1":  # the predictions are the last epoch's
+                row.update(bootstrap_fields(previous["correct"], row["correct"]))
             if row["paper_top1"] is not None and previous["paper_top1"] is not None:
                 row["paper_delta"] = round(row["paper_top1"] - previous["paper_top1"], 4)  # 2-decimal numbers
         if row["adopted"]:
@@ -169,17 +207,24 @@ def write_tables(rows: list[dict], failed: list[dict], out: Path, title: str, ag
         w.writeheader()
         w.writerow({k: "" if agree[k] is None else agree[k] for k in AGREEMENT})
     lines = [f"# {title}", "", "| step | label | n | mean | 95% CI | std | GMACs | params | images/s | change | "
-             "change 95% CI | real? | paper top-1 | paper change | paper GFLOPs | failed |", "|" + "---|" * 16]
+             "change 95% CI | real? | bootstrap 95% CI | real? | paper top-1 | paper change | paper GFLOPs | failed |",
+             "|" + "---|" * 18]
     for r in rows:
         ci, dci, real = interval_cells(r)
+        boot = f"[{r['boot_low']:+.2f}, {r['boot_high']:+.2f}] ({r['boot_n']})" if r["boot_low"] is not None else ""
         lines.append(f"| {r['step']} | {r['label']}{'' if r['adopted'] else ' (not adopted)'} | {r['n']} | "
                      f"{fmt(r['mean'], '.2f')} | {ci} | {fmt(r['std'], '.2f')} | {fmt(r['gmacs'], '.3f')} | "
                      f"{fmt(r['params'], ',.0f')} | {fmt(r['images_per_s'], '.0f')} | {fmt(r['delta'], '+.2f')} | "
-                     f"{dci} | {real} | {fmt(r['paper_top1'], '.2f')} | {fmt(r['paper_delta'], '+.2f')} | "
+                     f"{dci} | {real} | {boot} | {({True: '**yes**', False: 'no', None: ''})[r['boot_real']]} | "
+                     f"{fmt(r['paper_top1'], '.2f')} | {fmt(r['paper_delta'], '+.2f')} | "
                      f"{fmt(r['paper_gflops'], '.2f')} | {r['failed']} |")
     lines += ["", "Change: from the previous adopted step (side branches are compared with it too), paired by seed "
               "where both steps have the same seeds, else Welch's interval; **yes** where the 95% interval excludes "
-              "zero.", "", f"Agreement with the paper over the {agree['steps']} steps where both changes exist: "
+              "zero. Bootstrap: the paired bootstrap over seeds and test images (4,000 replicates; seeds drawn with "
+              "replacement, and the test images once for all seeds), from each run's predictions.npz: it adds the "
+              "test set's sampling error, which the t interval over seeds leaves out, but with few seeds it "
+              "cannot see the seed-to-seed spread that a t interval's wide quantile allows for.", "",
+              f"Agreement with the paper over the {agree['steps']} steps where both changes exist: "
               + (f"the sign agrees on {agree['sign_agree']} of {agree['sign_compared']}" if agree["sign_compared"]
                  else "no signs to compare")
               + (f", Spearman's rank correlation {agree['spearman']:+.2f}." if agree["spearman"] is not None
@@ -259,6 +304,7 @@ def report(records: list[dict], out: Path, metric: str = "final_top1") -> tuple[
          "beside each bar: the change from the previous adopted step [its 95% CI], * where real", same_axis=data == "imagenet")
     for r in rows:
         r.pop("by_seed")
+        r.pop("correct")
     return rows, failed
 
 

@@ -47,7 +47,14 @@ def load_regime(name: str = "r50") -> RegimeConfig:
     valid = sorted(p.stem for p in root.glob("*.yaml"))
     if name not in valid:
         raise ValueError(f"unknown regime {name!r}; valid regime choices: {', '.join(valid)}")
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RegimeConfig), OmegaConf.load(root / f"{name}.yaml")))
+    regime = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RegimeConfig), OmegaConf.load(root / f"{name}.yaml")))
+    if regime.compare_with:  # the other regime's numbers, this one's labels and notes where it gives them
+        other = load_regime(regime.compare_with)
+        own = regime.paper
+        regime.paper = {step: replace(row, label=own[step].label if step in own and own[step].label else row.label,
+                                      note=own[step].note if step in own and own[step].note else row.note)
+                        for step, row in other.paper.items()}
+    return regime
 
 
 def roadmap_steps(regime: str = "r50") -> list[StepFile]:
