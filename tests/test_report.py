@@ -103,3 +103,28 @@ def test_log_wandb_puts_the_chart_and_a_row_per_step_in_one_chart_run_of_the_swe
     assert steps == STEPS
     (image,) = (run / "files/media/images").rglob("*.png")
     assert image.read_bytes()[:4] == b"\x89PNG" and image.stat().st_size > 10_000
+
+
+def test_collect_results_copies_completed_runs_only_and_only_once(tmp_path):
+    """The small files of each completed run, never its checkpoint; a running or damaged run is named and left."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("collect_results", ROOT / "scripts/collect_results.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    sweep, dest = tmp_path / "sweep", tmp_path / "dest"
+    for name, status in (("a/seed0", "completed"), ("a/seed1", "running"), ("b/seed0", "completed")):
+        run = sweep / name
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text(json.dumps({"status": status}))
+        for f in ("config.yaml", "overrides.yaml", "predictions.npz", "checkpoint.pt"):
+            (run / f).write_text(f)
+    (sweep / "c/seed0").mkdir(parents=True)
+    (sweep / "c/seed0/metrics.json").write_text("{trunc")
+    added, left = mod.collect(sweep, dest)
+    assert sorted(p.relative_to(dest).as_posix() for p in added) == ["a/seed0", "b/seed0"]
+    assert sorted((r.relative_to(sweep).as_posix(), why) for r, why in left) == [
+        ("a/seed1", "running"), ("c/seed0", "unreadable (JSONDecodeError)")]
+    assert sorted(p.name for p in (dest / "a/seed0").iterdir()) == sorted(mod.FILES)  # no checkpoint
+    assert mod.collect(sweep, dest)[0] == []  # nothing changed: nothing copied
+    (sweep / "b/seed0/metrics.json").write_text(json.dumps({"status": "completed", "final_top1": 1.0}))
+    assert [p.relative_to(dest).as_posix() for p in mod.collect(sweep, dest)[0]] == ["b/seed0"]

@@ -239,51 +239,17 @@ def write_tables(rows: list[dict], failed: list[dict], out: Path, title: str, ag
     (out / "roadmap.md").write_text("\n".join(lines) + "\n")
 
 
-def plot(rows: list[dict], failed: list[dict], out: Path, title: str, xlabel: str, same_axis: bool) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(10, 0.42 * len(rows) + 1.8))
-    ys = list(range(len(rows)))[::-1]  # the paper's first row at the top
-    ours = [(r["ci_low"] if r["ci_low"] is not None else r["mean"], r["ci_high"] if r["ci_high"] is not None
-             else r["mean"]) for r in rows if r["mean"] is not None]
-    lo = min((a for a, _ in ours), default=0.0)
-    hi = max((b for _, b in ours), default=100.0)
-    pad = max(1.0, 0.15 * (hi - lo))
-    left = max(0.0, lo - pad)
-    for y, r in zip(ys, rows):
-        failures = f", {r['failed']} failed" if r["failed"] else ""
-        if r["mean"] is None:
-            ax.text(left, y, f"  no completed run{failures}", va="center", color="0.4", style="italic")
-            continue
-        err = [[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]] if r["ci_low"] is not None else None
-        ax.barh(y, r["mean"] - left, left=left, xerr=err, capsize=3, height=0.7,
-                color="#4c72b0" if r["adopted"] else "white", edgecolor="#4c72b0",
-                hatch=None if r["adopted"] else "///")
-        delta = "" if r["delta"] is None else f", {r['delta']:+.2f}"
-        if r["delta_low"] is not None:
-            delta += f" [{r['delta_low']:+.2f}, {r['delta_high']:+.2f}]{'*' if r['real'] else ''}"
-        ax.text((r["ci_high"] if r["ci_high"] is not None else r["mean"]) + 0.02 * pad, y,
-                f" {r['mean']:.2f} (n={r['n']}{delta})  {r['gmacs']:.2f} GMACs{failures}", va="center", fontsize=8)
-    ax.set_yticks(ys, [r["label"] for r in rows])
-    ax.set_xlim(left, hi + 4.5 * pad)
-    ax.set_xlabel(xlabel)
-    ax.set_title(title)
-    papers = [(y, r["paper_top1"]) for y, r in zip(ys, rows) if r["paper_top1"] is not None]
-    if papers:
-        pax = ax if same_axis else ax.twiny()
-        pax.scatter([p for _, p in papers], [y for y, _ in papers], marker="D", color="#dd8452", zorder=3,
-                    label="paper, ImageNet-1K")
-        if not same_axis:
-            pv = [p for _, p in papers]
-            pax.set_xlim(min(pv) - 0.5, max(pv) + 0.5 + 0.4 * (max(pv) - min(pv)))
-            pax.set_xlabel("paper top-1 (%), ImageNet-1K", color="#dd8452")
-        pax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    for ext in ("png", "svg"):
-        fig.savefig(out / f"roadmap.{ext}", dpi=150)
-    plt.close(fig)
+def plot(rows: list[dict], out: Path, title: str, metric: str, data: str, agree: dict, paper_source: str) -> None:
+    """roadmap.png/.svg: our top-1 per step, and each step's change beside the paper's (chart.py)."""
+    from .chart import draw
+    marks = [dict(r, label=r["label"] + ("" if r["adopted"] else " (side branch)"), hollow=not r["adopted"],
+                  paper=r["paper_delta"]) for r in rows]
+    agreed = (f"sign agrees on {agree['sign_agree']} of {agree['sign_compared']}" if agree["sign_compared"]
+              else "no signs to compare") + (f", Spearman {agree['spearman']:+.2f}" if agree["spearman"] is not None
+                                             else "")
+    draw(marks, out, "roadmap", title, f"{metric.replace('_top1', ' top-1')} (%) on {data}",
+         "change from the previous adopted step (points)", f"paper's change, ImageNet-1K ({paper_source})",
+         f"our change beside the paper's: {agreed} ({agree['steps']} steps compared)")
 
 
 def report(records: list[dict], out: Path, metric: str = "final_top1") -> tuple[list[dict], list[dict]]:
@@ -300,8 +266,7 @@ def report(records: list[dict], out: Path, metric: str = "final_top1") -> tuple[
              f"seeds {', '.join(map(str, seeds)) or 'none'}")
     out.mkdir(parents=True, exist_ok=True)
     write_tables(rows, failed, out, title, agree)
-    plot(rows, failed, out, title, f"{metric.replace('_top1', ' top-1')} (%) on {data}: mean and 95% CI over seeds\n"
-         "beside each bar: the change from the previous adopted step [its 95% CI], * where real", same_axis=data == "imagenet")
+    plot(rows, out, title, metric, data, agree, "Table 11" if "Table 11" in regime.paper_source else "Table 10")
     for r in rows:
         r.pop("by_seed")
         r.pop("correct")

@@ -75,37 +75,15 @@ def write_tables(rows: list[dict], failed: list[dict], out: Path, title: str) ->
     (out / "leave_one_out.md").write_text("\n".join(lines) + "\n")
 
 
-def plot(rows: list[dict], out: Path, title: str, xlabel: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    undone = rows[1:]
-    fig, ax = plt.subplots(figsize=(9, 0.42 * len(undone) + 2.0))
-    ys = list(range(len(undone)))[::-1]
-    for y, r in zip(ys, undone):
-        if r["delta"] is None:
-            ax.text(0, y, "  no change to show (no completed run here or of the full model)", va="center",
-                    color="0.4", style="italic", fontsize=8)
-            continue
-        err = [[r["delta"] - r["delta_low"]], [r["delta_high"] - r["delta"]]] if r["delta_low"] is not None else None
-        ax.barh(y, r["delta"], xerr=err, capsize=3, height=0.7, color="#c44e52" if r["real"] else "white",
-                edgecolor="#c44e52")
-        ax.text(r["delta_high"] if r["delta_high"] is not None else r["delta"], y,
-                f"  {r['delta']:+.2f}{'*' if r['real'] else ''} (n={r['n']})", va="center", fontsize=8)
-    gains = [(y, -r["paper_gain"]) for y, r in zip(ys, undone) if r["paper_gain"] is not None]
-    if gains:
-        ax.scatter([g for _, g in gains], [y for y, _ in gains], marker="D", color="#dd8452", zorder=3,
-                   label="minus the paper's gain when adopted (ImageNet-1K)")
-        ax.legend(loc="lower left", fontsize=8)
-    ax.axvline(0, color="0.3", lw=0.8)
-    ax.set_yticks(ys, [r["label"] for r in undone])
-    ax.set_xlabel(xlabel)
-    ax.set_title(title.replace(" on ", "\non ", 1).replace("; ", "\n", 1), fontsize=10)
-    fig.tight_layout()
-    for ext in ("png", "svg"):
-        fig.savefig(out / f"leave_one_out.{ext}", dpi=150)
-    plt.close(fig)
+def plot(rows: list[dict], out: Path, title: str, metric: str, data: str, paper_source: str) -> None:
+    """leave_one_out.png/.svg: the full model's and each undone model's top-1, and each drop beside the paper's
+    gain when the step was adopted, negated (chart.py)."""
+    from .chart import draw
+    marks = [dict(r, hollow=False, paper=-r["paper_gain"] if r["paper_gain"] is not None else None) for r in rows]
+    draw(marks, out, "leave_one_out", title, f"{metric.replace('_top1', ' top-1')} (%) on {data}",
+         "change from the full model when the step is undone (points)",
+         f"minus the paper's gain when adopted, ImageNet-1K ({paper_source})",
+         "undoing a step that helps moves left; the paper's diamond is where its gain says")
 
 
 def report(records: list[dict], out: Path, metric: str = "final_top1") -> tuple[list[dict], list[dict]]:
@@ -119,6 +97,5 @@ def report(records: list[dict], out: Path, metric: str = "final_top1") -> tuple[
              + (f"; full model {full['mean']:.2f}" if full["mean"] is not None else "; the full model has no run"))
     out.mkdir(parents=True, exist_ok=True)
     write_tables(rows, failed, out, title)
-    plot(rows, out, title, f"change in {metric.replace('_top1', ' top-1')} (points) when the step is undone: mean "
-         "[95% CI], filled and * where real")
+    plot(rows, out, title, metric, r0.get("data"), "Table 11" if "Table 11" in regime.paper_source else "Table 10")
     return rows, failed

@@ -48,12 +48,11 @@ def load_regime(name: str = "r50") -> RegimeConfig:
     if name not in valid:
         raise ValueError(f"unknown regime {name!r}; valid regime choices: {', '.join(valid)}")
     regime = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RegimeConfig), OmegaConf.load(root / f"{name}.yaml")))
-    if regime.compare_with:  # the other regime's numbers, this one's labels and notes where it gives them
-        other = load_regime(regime.compare_with)
+    if regime.compare_with:  # the other regime's numbers with this one's labels (the other's name its networks)
         own = regime.paper
-        regime.paper = {step: replace(row, label=own[step].label if step in own and own[step].label else row.label,
-                                      note=own[step].note if step in own and own[step].note else row.note)
-                        for step, row in other.paper.items()}
+        regime.paper = {step: replace(row, label=own[step].label if step in own else None,
+                                      note=own[step].note if step in own else "")
+                        for step, row in load_regime(regime.compare_with).paper.items()}
     return regime
 
 
