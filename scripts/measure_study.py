@@ -3,10 +3,15 @@
     python scripts/measure_study.py --threads 1 regime=femto data=fashion_mnist model.stem_stride=2
     python scripts/measure_study.py --threads 2 --steps macro/patchify micro/separate_downsample regime=femto ...
 
+    python scripts/measure_study.py --estimate a.json b.json --epochs 3 --seeds 3 --jobs 2   # the study's length
+
 Each step is built as `run.py` builds it (the same config, data, pipeline, augmentation, Mixup/CutMix and
 optimizer) and trained for `--iters` iterations after `--warmup` untimed ones by `train_epoch` itself; evaluation
 is timed apart on `--eval-batches` batches (the training loop as `train_epoch` runs it: `train_steps`). Two copies started side by side (one thread each) measure the
 throughput of a sweep that runs two jobs at once. Prints one line per step and writes a JSON list to --out.
+`--estimate` reads such files (the mean of several, per step) and prints the study's wall time: each run trains
+`--epochs` epochs of the measured training set and evaluates after each, plus `--overhead` seconds (start-up,
+W&B, checkpoints), `--jobs` runs at a time.
 """
 from __future__ import annotations
 
@@ -36,8 +41,29 @@ def measure(step: str, overrides: list[str], iters: int, warmup: int, eval_batch
             "train_images": len(t.train_loader) * cfg.train.batch_size, "threads": torch.get_num_threads()}
 
 
+def estimate(paths: list[str], epochs: int, seeds: int, jobs: int, eval_images: int, overhead: float) -> float:
+    """The study's wall time in hours from measure_study JSON files (rates averaged over the files per step)."""
+    runs = [json.load(open(p))["steps"] for p in paths]
+    total = 0.0
+    for per_file in zip(*runs):
+        train = sum(r["train_images_per_s"] for r in per_file) / len(per_file)
+        evals = sum(r["eval_images_per_s"] for r in per_file) / len(per_file)
+        run_s = epochs * (per_file[0]["train_images"] / train + eval_images / evals) + overhead
+        total += seeds * run_s
+        print(f"{per_file[0]['step']:28s} {run_s / 60:6.1f} min a run")
+    hours = total / jobs / 3600
+    print(f"{len(runs[0])} steps x {seeds} seeds, {epochs} epochs, {jobs} at a time: {hours:.2f} h")
+    return hours
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--estimate", nargs="+", metavar="JSON", help="print the study's length from these files")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=2, help="runs side by side (1 for a single multi-thread run)")
+    ap.add_argument("--eval-images", type=int, default=10_000)
+    ap.add_argument("--overhead", type=float, default=25.0, help="seconds a run spends outside its epochs")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", nargs="+", default=["all"])
     ap.add_argument("--iters", type=int, default=20)
@@ -46,6 +72,9 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
+    if args.estimate:
+        estimate(args.estimate, args.epochs, args.seeds, args.jobs, args.eval_images, args.overhead)
+        return
     torch.set_num_threads(args.threads)
     regime = next((o.split("=", 1)[1] for o in args.overrides if o.startswith("regime=")), "r50")
     steps = [s.name for s in roadmap_steps(regime)] if args.steps == ["all"] else args.steps
