@@ -13,10 +13,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from roadmap.compose import check_choices, preflight, to_run_config
+from roadmap.compose import check_command_line, preflight, to_run_config
 from roadmap.errors import ConfigMismatch, CorruptCheckpoint, Interrupted, RoadmapError, RunLocked
-from roadmap.sweep import register_resolvers
-from roadmap.train import train
+from roadmap.sweep import SweepSummary, register_resolvers
+from roadmap.train import can_start, train
 
 log = logging.getLogger("roadmap")
 
@@ -42,7 +42,9 @@ def main(dcfg: DictConfig) -> dict:
         return {"status": record["status"], "reason": None, "final_top1": record.get("final_top1")}
     except Interrupted as e:
         log.error("%s", e)
-        sys.exit(e.exit_code)  # a sweep stops too: Ctrl-C means stop
+        if multirun:  # a sweep stops too (Ctrl-C means stop), and says how far it got
+            SweepSummary.print_active(f"stopped by {e.signal_name}")
+        sys.exit(e.exit_code)
     except (ConfigMismatch, CorruptCheckpoint, RunLocked) as e:
         error, status = e, "refused"  # the directory is another run's, unreadable or in use: nothing was touched
     except (RoadmapError, ValueError) as e:
@@ -61,8 +63,8 @@ def main(dcfg: DictConfig) -> dict:
 if __name__ == "__main__":
     register_resolvers()
     try:
-        check_choices(sys.argv[1:])
-        preflight(sys.argv[1:])
+        check_command_line(sys.argv[1:])
+        preflight(sys.argv[1:], checks=(can_start,))
         main()
     except ValueError as e:
         sys.exit(f"error: {e}")

@@ -39,13 +39,20 @@ def main() -> None:
         ap.error("give sweep directories, or --wandb ENTITY/PROJECT with --group G")
     try:
         records = records_from_wandb(args.wandb, args.group) if args.wandb else records_from_dirs(args.paths)
-        reverse = bool(records) and all("undo" in r for r in records) and any(r["undo"] for r in records)
+        readable = [r for r in records if r.get("status") != "unreadable"]
+        reverse = bool(readable) and all("undo" in r for r in readable) and any(r["undo"] for r in readable)
         if reverse:
             rows, failed = report_reverse.report(records, args.out, args.metric)
         else:
             rows, failed = report(records, args.out, args.metric)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
+    except Exception as e:  # the W&B API: no key, no network, no such project
+        if not args.wandb or "wandb" not in type(e).__module__:
+            raise
+        sys.exit(f"error: --wandb {args.wandb} could not be read ({type(e).__name__}: {str(e).splitlines()[0]}). "
+                 "Log in with `wandb login` (or set WANDB_API_KEY), or chart the local records instead: "
+                 "python scripts/plot_roadmap.py outputs/sweeps/<data>-<budget>-<regime>")
     if reverse:
         ran = sum(r["n"] > 0 for r in rows[1:])
         print(f"leave one out: {sum(r['n'] for r in rows)} completed runs over {ran} of {len(rows) - 1} undone steps "

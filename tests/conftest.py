@@ -21,8 +21,17 @@ def clean_env(**extra) -> dict:
     return env
 
 
+def last_wins(args) -> list[str]:
+    """Command-line arguments with each `key=value` override kept once, the last given (run.py refuses a key given
+    twice; tests build their commands from shared lists such as FAST and override some of it)."""
+    args = [str(a) for a in args]
+    key = lambda a: a.split("=", 1)[0].lstrip("+~") if "=" in a and not a.startswith("-") else None  # noqa: E731
+    last = {key(a): i for i, a in enumerate(args) if key(a)}
+    return [a for i, a in enumerate(args) if key(a) is None or last[key(a)] == i]
+
+
 def run_cli(*args, cwd=ROOT, env=None, timeout=600, check=False, module=None, **kw) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, *(["-m", module] if module else []), *map(str, args)]
+    cmd = [sys.executable, *(["-m", module] if module else []), *last_wins(args)]
     proc = subprocess.run(cmd, cwd=cwd, env=env or clean_env(), capture_output=True, text=True, timeout=timeout,
                           **kw)
     if check and proc.returncode != 0:
@@ -39,7 +48,7 @@ def start_cli(run_dir, *overrides, env=None, **kw) -> subprocess.Popen:
     run_dir = Path(run_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     out = open(run_dir.parent / f"{run_dir.name}.log", "w")
-    cmd = [sys.executable, str(ROOT / "run.py"), *FAST, *overrides, f"hydra.run.dir={run_dir}"]
+    cmd = [sys.executable, *last_wins([ROOT / "run.py", *FAST, *overrides, f"hydra.run.dir={run_dir}"])]
     return subprocess.Popen(cmd, cwd=ROOT, env=env or clean_env(), stdout=out, stderr=subprocess.STDOUT, **kw)
 
 

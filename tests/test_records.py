@@ -264,7 +264,7 @@ def test_a_sweep_over_any_field_gets_a_directory_per_combination_and_counts_ever
     assert last.startswith("sweep of 2 job(s): 1 completed, 1 refused. Not completed: ") and "cannot be read" in last
 
 
-def test_the_sweep_summary_counts_jobs_that_never_started(tmp_path):
+def test_the_sweep_summary_counts_jobs_that_never_started_were_killed_or_were_interrupted(tmp_path):
     from omegaconf import OmegaConf
     from roadmap.sweep import SweepSummary
     cfg = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}, "sweeper": {
@@ -273,14 +273,22 @@ def test_the_sweep_summary_counts_jobs_that_never_started(tmp_path):
     summary = SweepSummary()
     summary.on_multirun_start(cfg)
     assert summary.expected == 6
-    jobs = tmp_path / ".jobs"
-    jobs.mkdir()
-    outcomes = ["completed", "completed", "failed", "started"]  # "started": its process died mid-run
+    jobs = summary._jobs_dir(cfg)
+    jobs.mkdir(parents=True)
+    # "started": the job never reported its end. seed3's run has no record; seed4's says running, but no process
+    # holds its lock (killed); seed5's says interrupted (the signal reached the run before the sweep stopped)
+    outcomes = ["completed", "completed", "failed", "started", "started", "started"]
+    for seed, status in ((4, "running"), (5, "interrupted")):
+        run = tmp_path / f"a/seed{seed}"
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text(json.dumps({"status": status}))
+        (run / ".lock").write_text("{}")
     for i, status in enumerate(outcomes):
         (jobs / f"{i}.json").write_text(json.dumps({"num": i, "overrides": [f"seed={i}"], "status": status,
                                                     "run_dir": str(tmp_path / f"a/seed{i}"),
                                                     "reason": "Boom" if status == "failed" else None}))
     with pytest.raises(SystemExit) as e:
         summary.on_multirun_end(cfg)
-    assert str(e.value).startswith("sweep of 6 job(s): 2 completed, 1 failed, 1 interrupted, 2 never started. "
-                                   "Not completed: a/seed2: failed (Boom); a/seed3: started")
+    assert str(e.value) == ("sweep of 6 job(s): 2 completed, 1 failed, 2 interrupted, 1 killed. Not completed: "
+                            "a/seed2: failed (Boom); a/seed3: interrupted; a/seed4: killed; a/seed5: interrupted")
+    assert not jobs.exists()  # this launch's markers, counted, are gone; another launch's would stay

@@ -1,12 +1,14 @@
 """Sweeps (Hydra multirun) with real short runs, and the roadmap chart from their records."""
 import csv
 import json
+import os
 import re
 import statistics
+import time
 from types import SimpleNamespace
 
 import pytest
-from conftest import FAST, ROOT, clean_env, run_cli
+from conftest import FAST, ROOT, clean_env, last_wins, run_cli, wait_for_epochs
 
 from roadmap import roadmap_steps
 from roadmap.report import records_from_dirs, records_from_wandb, report
@@ -193,3 +195,60 @@ def test_submitit_local_launcher_runs_a_sweep(tmp_path):
                  env=clean_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert by_run(records(tmp_path / "s"))["micro/gelu/seed0"]["status"] == "completed"
+
+
+SWEEP_FAST = [o for o in FAST if not o.startswith("model.depths")] + ["model.depths=[1,1,1,1]", "budget.epochs=1",
+                                                                    "budget.max_train_iters=2",
+                                                                    "budget.max_eval_iters=1"]
+
+
+def test_two_copies_of_one_sweep_on_one_directory_each_count_their_own_jobs_truly(tmp_path):
+    """Both launch the same 3 jobs at once: the run locks let each run train once, and each copy's line counts its
+    own 3 jobs (those the other held are refused there), exiting non-zero exactly when one did not complete."""
+    import subprocess
+    import sys
+    sweep = tmp_path / "s"
+    cmd = [sys.executable, *last_wins([ROOT / "run.py", "-m", "step=macro/patchify,micro/gelu,micro/layer_norm",
+                                       *SWEEP_FAST, f"hydra.sweep.dir={sweep}"])]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for proc, (_, err) in zip(procs, outs):
+        line = next(ln for ln in reversed(err.splitlines()) if ln.startswith("sweep of "))
+        counts = {k: int(n) for n, k in (part.split(" ", 1) for part in
+                                         line.split(": ", 1)[1].split(". Not")[0].split(" (")[0].split(", "))}
+        assert line.startswith("sweep of 3 job(s): ") and sum(counts.values()) == 3, line
+        assert set(counts) <= {"completed", "refused"}, line
+        assert (proc.returncode == 0) == (counts.get("completed") == 3), (proc.returncode, line)
+    recs = [json.loads(p.read_text()) for p in sweep.rglob("metrics.json")]
+    assert len(recs) == 3 and all(r["status"] == "completed" for r in recs)
+    assert not list((sweep / ".jobs").glob("*/*.json"))  # each launch cleared its own markers, and only those
+
+
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_a_signal_to_a_sweep_still_prints_its_line(tmp_path, launcher):
+    """SIGTERM to the sweep's process group: the running job records `interrupted`, and the sweep says so in its
+    last line, with the job it never started; exit 143. With the joblib launcher the jobs run in other processes."""
+    import signal
+    import subprocess
+    import sys
+    sweep = tmp_path / "s"
+    cmd = [sys.executable, *last_wins([ROOT / "run.py", "-m", "step=micro/gelu", "seed=0,1", *SWEEP_FAST,
+                                       "budget.epochs=3", "budget.max_train_iters=60", f"hydra.sweep.dir={sweep}"])]
+    if launcher == "joblib":
+        cmd += ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while not list(sweep.glob("micro/gelu/*/seed0/metrics.json")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    run = next(sweep.glob("micro/gelu/*/seed0"))  # the variant part names the budget overrides
+    wait_for_epochs(run, 1, proc)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert json.loads((run / "metrics.json").read_text())["status"] == "interrupted"
+    line = [ln for ln in err.splitlines() if ln.startswith("sweep of ")]
+    # joblib starts both jobs at once: the second is interrupted too, or has not started when the signal comes
+    expected = ("1 interrupted, 1 never started",) if launcher == "basic" else ("2 interrupted", "1 interrupted, 1 never started")
+    assert len(line) == 1 and line[0].startswith(tuple(f"sweep of 2 job(s), stopped by SIGTERM: {e}" for e in expected)), err[-2000:]

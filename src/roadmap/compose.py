@@ -79,7 +79,7 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
     return run
 
 
-GROUPS = ("step", "regime", "recipe", "data", "budget", "wandb")
+GROUPS = ("step", "regime", "recipe", "data", "budget", "wandb", "sweep", "experiment")
 
 
 def options(group: str) -> list[str]:
@@ -104,6 +104,34 @@ def check_choices(overrides: Sequence[str]) -> None:
                                  f"valid {key} choices: {', '.join(valid)}")
 
 
+DIRECTORIES = ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir")
+
+
+def check_command_line(argv: Sequence[str]) -> None:
+    """Everything that can be told from the command line alone, before Hydra writes anything: each override
+    parses, no setting is given twice, no output directory is empty, and every group choice exists."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException, OverrideParseException
+    overrides = [a for a in argv if not a.startswith("-")]
+    parser, seen = OverridesParser.create(), {}
+    for item in overrides:
+        try:
+            parsed = parser.parse_override(item)
+        except (OverrideParseException, HydraException) as e:
+            hint = " (only ASCII letters, digits and _-./ outside quotes)" if not item.isascii() else ""
+            raise ValueError(f"{item!r} is not an override Hydra can read{hint}: "
+                             f"{str(e).splitlines()[0].split(': ', 1)[-1]}; write key=value") from None
+        key = parsed.get_key_element().lstrip("+~")
+        if key in seen:
+            raise ValueError(f"{key} is given twice ({seen[key]!r} and {item!r}); give it once (a sweep takes "
+                             f"a list: {key}=a,b)")
+        seen[key] = item
+        if key in DIRECTORIES and not (parsed.value() or "").strip():
+            raise ValueError(f"{key}='' is not allowed: an empty directory would put the run's files into the "
+                             "current directory; give a directory, or leave the setting out")
+    check_choices(overrides)
+
+
 def compose_dict(step: str | None = None, overrides: Sequence[str] = (), hydra: bool = False) -> DictConfig:
     """The composed config (with Hydra's own node if `hydra`); a composition error becomes a one-line
     ValueError that names the setting."""
@@ -124,7 +152,7 @@ def compose_dict(step: str | None = None, overrides: Sequence[str] = (), hydra: 
             raise ValueError(": ".join(line.strip().rstrip(".") for line in lines if line.strip())) from e
 
 
-def preflight(argv: Sequence[str]) -> None:
+def preflight(argv: Sequence[str], checks: Sequence = ()) -> None:
     """Check a single run's command line before Hydra creates its directory: compose and validate the config,
     and create the run directory. Raises ValueError with one line naming the setting. A multirun's (-m) jobs
     are checked one by one as they start, and counted by the sweep's summary."""
@@ -136,12 +164,27 @@ def preflight(argv: Sequence[str]) -> None:
     run_dir = Path(cfg.hydra.run.dir)
     with open_dict(cfg):
         del cfg["hydra"]
-    to_run_config(cfg)
+    run = to_run_config(cfg)
+    for check in checks:  # the entry point's: the device and the data, before anything is written
+        check(run)
+    made = [d for d in (run_dir, *run_dir.parents) if not d.exists()]
+    probe = run_dir / f".write-test-{os.getpid()}"
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"x")  # a full disk or a read-only mount fails here, not in Hydra's log handler
+        probe.unlink()
     except OSError as e:
-        raise ValueError(f"hydra.run.dir={str(run_dir)!r} cannot be created ({e.strerror}); choose a writable "
-                         "directory") from None
+        try:
+            probe.unlink(missing_ok=True)
+        except OSError:
+            pass
+        for d in made:  # only what this check created, deepest first
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        raise ValueError(f"hydra.run.dir={str(run_dir)!r} cannot be written ({e.strerror or e}); a run writes its "
+                         "log, lock and records there: free space, or choose a writable directory") from None
 
 
 def load_config(step: str | None = None, overrides: Sequence[str] = ()) -> RunConfig:

@@ -6,6 +6,7 @@ Code below the entry point only ever sees these dataclasses.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Dict, List, Optional
@@ -85,6 +86,34 @@ def device_augments(auto_augment: Optional[str]) -> bool:
 
 def _fail(field_name: str, value, allowed: str) -> None:
     raise ValueError(f"{field_name}={value!r} is not allowed: {allowed}")
+
+
+def _in_range(field_name: str, value, low: float | None = None, high: float | None = None, *, low_open: bool = False,
+              high_open: bool = False, allowed: str | None = None) -> None:
+    """Fail unless `value` is a finite number within [low, high] (an end left open excludes itself)."""
+    ok = isinstance(value, (int, float)) and math.isfinite(value)
+    ok = ok and (low is None or (value > low if low_open else value >= low))
+    ok = ok and (high is None or (value < high if high_open else value <= high))
+    if not ok:
+        if allowed is None:
+            left = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+            right = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+            allowed = "a finite number " + " and ".join(x for x in (left, right) if x)
+        _fail(field_name, value, allowed)
+
+
+def check_auto_augment(policy: str) -> None:
+    """Fail in one line unless timm can build this augmentation policy ('rand-m9-mstd0.5-inc1', 'augmix-...',
+    'original', 'v0', ...), as its create_transform would later."""
+    from timm.data.auto_augment import augment_and_mix_transform, auto_augment_transform, rand_augment_transform
+    build = rand_augment_transform if policy.startswith("rand") else \
+        augment_and_mix_transform if policy.startswith("augmix") else auto_augment_transform
+    try:
+        build(policy, {"translate_const": 10, "img_mean": (124, 116, 104)})
+    except Exception as e:  # timm asserts, or fails parsing a number
+        _fail("train.auto_augment", policy, f"a timm policy such as 'rand-m9-mstd0.5-inc1' (RandAugment), "
+              f"'augmix-m5-w4-d2', 'original' or 'v0', or null for none ({type(e).__name__}"
+              f"{': ' + str(e).splitlines()[0][:80] if str(e) else ''})")
 
 
 @dataclass
@@ -204,10 +233,8 @@ class ModelConfig:
         for name in ("stem_width", "in_chans", "num_classes"):
             if getattr(self, name) < 1:
                 _fail(f"model.{name}", getattr(self, name), "a positive integer")
-        if self.layer_scale < 0:
-            _fail("model.layer_scale", self.layer_scale, "0 (off) or a positive initial scale such as 1e-6")
-        if not 0.0 <= self.drop_path < 1.0:
-            _fail("model.drop_path", self.drop_path, "a rate in [0, 1)")
+        _in_range("model.layer_scale", self.layer_scale, 0, allowed="0 (off) or a positive initial scale such as 1e-6")
+        _in_range("model.drop_path", self.drop_path, 0, 1, high_open=True, allowed="a rate in [0, 1)")
 
     def hidden_width(self, width: int) -> int:
         """Channels inside a block whose residual width is `width`."""
@@ -249,19 +276,38 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("base_lr", "ref_batch", "batch_size", "epochs"):
-            if getattr(self, name) <= 0:
-                _fail(f"train.{name}", getattr(self, name), "a positive number")
-        if self.warmup_epochs < 0 or self.warmup_epochs >= self.epochs:
-            _fail("train.warmup_epochs", self.warmup_epochs, f"0 <= warmup < train.epochs={self.epochs}")
+            _in_range(f"train.{name}", getattr(self, name), 0, low_open=True, allowed="a positive number")
+        if self.base_lr > 10:
+            _fail("train.base_lr", self.base_lr, "a learning rate per train.ref_batch images of at most 10 "
+                  "(the recipes use 4e-3 per 4096 and 0.1 per 256)")
+        _in_range("train.warmup_epochs", self.warmup_epochs, 0, self.epochs, high_open=True,
+                  allowed=f"0 <= warmup < train.epochs={self.epochs}")
+        for name in ("warmup_lr", "min_lr"):
+            _in_range(f"train.{name}", getattr(self, name), 0, allowed="a finite learning rate >= 0")
+        _in_range("train.momentum", self.momentum, 0, 1, high_open=True, allowed="a momentum in [0, 1)")
+        _in_range("train.weight_decay", self.weight_decay, 0, 1, allowed="a finite decay in [0, 1] (0.05 AdamW, "
+                  "1e-4 SGD)")
         if len(self.betas) != 2:
             _fail("train.betas", list(self.betas), "two numbers, e.g. [0.9, 0.999]")
+        if not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas):
+            _fail("train.betas", list(self.betas), "two numbers in [0, 1), e.g. [0.9, 0.999]")
+        if list(self.decay_milestones) != sorted(set(self.decay_milestones)) or any(
+                m < 1 for m in self.decay_milestones):
+            _fail("train.decay_milestones", list(self.decay_milestones), "increasing positive epochs, e.g. [30, 60]")
+        _in_range("train.decay_rate", self.decay_rate, 0, 1, low_open=True, allowed="a factor in (0, 1], e.g. 0.1")
         if len(self.crop_scale) != 2 or not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
             _fail("train.crop_scale", list(self.crop_scale), "[min, max] with 0 < min <= max <= 1")
-        for name in ("re_prob", "hflip", "smoothing", "mixup_switch_prob"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                _fail(f"train.{name}", getattr(self, name), "a probability in [0, 1]")
-        if self.mixup < 0 or self.cutmix < 0:
+        for name in ("re_prob", "hflip", "mixup_switch_prob"):
+            _in_range(f"train.{name}", getattr(self, name), 0, 1, allowed="a probability in [0, 1]")
+        _in_range("train.smoothing", self.smoothing, 0, 1, high_open=True, allowed="a label smoothing in [0, 1)")
+        if not all(isinstance(a, (int, float)) and math.isfinite(a) and a >= 0 for a in (self.mixup, self.cutmix)):
             _fail("train.mixup/cutmix", (self.mixup, self.cutmix), "alphas >= 0 (0 turns one off)")
+        if self.grad_clip is not None:
+            _in_range("train.grad_clip", self.grad_clip, 0, low_open=True, allowed="null (off) or a positive norm")
+        _in_range("train.ema_decay", self.ema_decay, 0, 1, low_open=True, high_open=True,
+                  allowed="a decay in (0, 1), e.g. 0.9999")
+        if self.auto_augment:
+            check_auto_augment(self.auto_augment)
         if self.interpolation not in ("bilinear", "bicubic"):
             _fail("train.interpolation", self.interpolation, "bilinear or bicubic")
 
@@ -283,6 +329,14 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.resolution < 8:
             _fail("data.resolution", self.resolution, "an input size of at least 8 pixels")
+        if self.num_classes != "???" and self.num_classes < 1:
+            _fail("data.num_classes", self.num_classes, "a positive number of classes")
+        for name, low_open in (("mean", False), ("std", True)):
+            values = getattr(self, name)
+            if len(values) != 3 or not all(isinstance(v, (int, float)) and math.isfinite(v) and
+                                           (v > 0 if low_open else True) for v in values):
+                _fail(f"data.{name}", list(values), "three finite numbers, one per channel" +
+                      (", each > 0" if low_open else ""))
         if not 0 < self.eval_crop_pct <= 1:
             _fail("data.eval_crop_pct", self.eval_crop_pct, "a fraction in (0, 1]")
         if self.num_workers < 0:
@@ -299,8 +353,7 @@ class BudgetConfig:
     max_eval_iters: Optional[int] = None
 
     def __post_init__(self) -> None:
-        if self.epoch_scale <= 0:
-            _fail("budget.epoch_scale", self.epoch_scale, "a positive factor")
+        _in_range("budget.epoch_scale", self.epoch_scale, 0, low_open=True, allowed="a positive factor")
         for name in ("epochs", "max_train_iters", "max_eval_iters"):
             v = getattr(self, name)
             if v is not None and v < 1:
@@ -358,6 +411,14 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         self.regime.fill(self.step)
+        if not 0 <= self.seed < 2**31:
+            _fail("seed", self.seed, "an integer from 0 to 2**31 - 1")
+        if self.model.in_chans != 3:
+            _fail("model.in_chans", self.model.in_chans, "3: every dataset reaches the network as RGB (grayscale "
+                  "images are repeated to 3 channels)")
+        if self.model.num_classes < self.data.num_classes:
+            _fail("model.num_classes", self.model.num_classes, f"at least the dataset's class count, data.num_classes="
+                  f"{self.data.num_classes} ({self.data.name}); leave model.num_classes out to follow it")
         t = self.train
         if self.data.pipeline == Pipeline.device and not device_augments(t.auto_augment):
             _fail("data.pipeline", "device", f"the device pipeline does RandAugment (train.auto_augment='rand-...') "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import random
+import shutil
 import signal
 from pathlib import Path
 
@@ -56,7 +57,13 @@ def read_fashion_mnist(root: str, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 def _shipped(cfg):
     path = Path(cfg.root) if cfg.root else SHIPPED
+    if cfg.root and path.exists() and not path.is_file():
+        raise DataError(f"data.root={cfg.root!r} is not a file: {cfg.name} needs a .npz with x_train, y_train, "
+                        "x_val, y_val (as scripts/make_fashion_mnist_small.py writes), or data.root= for the shipped one")
     if not path.is_file():
+        if cfg.root:
+            raise DataError(f"data.root={cfg.root!r} does not exist: {cfg.name} needs a .npz with x_train, y_train, "
+                            "x_val, y_val, or data.root= for the shipped one")
         raise DataError(f"the shipped dataset is missing: {path}. Rebuild it with scripts/make_fashion_mnist_small.py")
     try:
         d = np.load(path)
@@ -72,7 +79,8 @@ def _fashion_mnist(cfg):
 
 
 def _cifar(cfg, cls, folder: str, url: str):
-    splits = []
+    splits, root = [], Path(cfg.root)
+    created = not root.exists()  # a download that fails leaves nothing behind
     for train in (True, False):
         try:
             ds = cls(cfg.root, train=train, download=False)
@@ -83,6 +91,8 @@ def _cifar(cfg, cls, folder: str, url: str):
             try:
                 ds = cls(cfg.root, train=train, download=True)
             except Exception as e:
+                if created:  # nothing left behind by a download that failed
+                    shutil.rmtree(root, ignore_errors=True)
                 raise DataError(f"{cls.__name__} not found in {Path(cfg.root) / folder} and the download failed "
                                 f"({type(e).__name__}: {e}). Without internet, download {url} elsewhere, "
                                 f"extract it into {cfg.root} (giving {folder}/), or set data.root.") from None
@@ -90,13 +100,18 @@ def _cifar(cfg, cls, folder: str, url: str):
     return splits[0], splits[1]
 
 
-def _image_folder(cfg, train_tf, eval_tf):
-    from torchvision.datasets import ImageFolder
+def _folders(cfg) -> list[Path]:
     dirs = [Path(cfg.root) / s for s in ("train", "val")]
     missing = [str(d) for d in dirs if not d.is_dir()]
     if missing:
         raise DataError(f"{cfg.name}: folder(s) not found: {', '.join(missing)}. Expected {cfg.root}/train/<class>/* "
                         f"and {cfg.root}/val/<class>/*; set data.root.")
+    return dirs
+
+
+def _image_folder(cfg, train_tf, eval_tf):
+    from torchvision.datasets import ImageFolder
+    dirs = _folders(cfg)
     train, val = ImageFolder(str(dirs[0]), train_tf), ImageFolder(str(dirs[1]), eval_tf)
     if len(train.classes) != cfg.num_classes or train.classes != val.classes:
         raise DataError(f"{cfg.root}: {len(train.classes)} train and {len(val.classes)} val class folders, "
@@ -140,6 +155,21 @@ def build_datasets(cfg: RunConfig) -> tuple[Dataset, Dataset]:
     if top > cfg.data.num_classes:
         raise DataError(f"{name} has labels up to {top - 1} but data.num_classes={cfg.data.num_classes}")
     return ArrayDataset(x_train, y_train, train_tf), ArrayDataset(x_val, y_val, eval_tf)
+
+
+def check_data(cfg: RunConfig) -> int | None:
+    """Raise DataError now, before a run writes anything, if the dataset cannot be had (CIFAR is downloaded here
+    when it is missing and data.download allows it). Returns the number of training images (None for image
+    folders, which are not counted here)."""
+    name = cfg.data.name
+    if name in FOLDERS:
+        _folders(cfg.data)
+        return None
+    if name in ARRAYS:
+        (x_train, _), _ = ARRAYS[name](cfg.data)
+        return len(x_train)
+    else:
+        raise DataError(f"data.name={name!r} is unknown; valid: {', '.join(sorted(ARRAYS) + sorted(FOLDERS))}")
 
 
 class EpochSampler(Sampler):

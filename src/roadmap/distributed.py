@@ -47,16 +47,22 @@ def _export_slurm_tasks() -> None:
         TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
 
 
+def check_device(system: SystemConfig) -> bool:
+    """Whether the run uses CUDA; RoadmapError if it asks for CUDA where there is none."""
+    cuda = system.device.startswith("cuda") or (system.device == "auto" and torch.cuda.is_available())
+    if cuda and not torch.cuda.is_available():
+        raise RoadmapError(f"system.device={system.device!r} is not allowed here: no CUDA device is available "
+                           "(torch.cuda.is_available() is False); use system.device=auto or cpu")
+    return cuda
+
+
 def setup(system: SystemConfig, jobs_side_by_side: int = 1) -> Context:
     _export_slurm_tasks()
     # processes on this machine at once: a launcher's jobs side by side, each with torchrun's local processes
     torch.set_num_threads(system.resolve_threads(jobs_side_by_side * int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
     world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
     local = int(os.environ.get("LOCAL_RANK", 0))
-    cuda = system.device.startswith("cuda") or (system.device == "auto" and torch.cuda.is_available())
-    if cuda and not torch.cuda.is_available():
-        raise RoadmapError(f"system.device={system.device!r} is not allowed here: no CUDA device is available "
-                           "(torch.cuda.is_available() is False); use system.device=auto or cpu")
+    cuda = check_device(system)
     if cuda:
         device = torch.device(system.device if ":" in system.device else f"cuda:{local}")
         torch.cuda.set_device(device)

@@ -13,7 +13,7 @@ import socket
 import time
 from pathlib import Path
 
-from .errors import RunLocked
+from .errors import RunLocked, WriteFailed
 
 HELD: set[int] = set()  # descriptors of the locks this process holds
 
@@ -38,7 +38,12 @@ class RunLock:
     def __enter__(self) -> "RunLock":
         if not self.enabled:
             return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        existed = self.path.exists()
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise WriteFailed(f"could not create the run lock {self.path} ({e.strerror}); nothing was written. "
+                              "Free space (or make the directory writable) and run the same command again.") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -46,8 +51,15 @@ class RunLock:
             raise RunLocked(f"{self.path.parent} is in use by {self.holder()}; this process stopped without "
                             "touching it. Wait for that run to end (or stop it), then run the same command again.")
         since = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since}).encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since}).encode())
+        except OSError as e:  # a full disk: let go, and leave no empty lock file of ours behind
+            if not existed:
+                self.path.unlink(missing_ok=True)
+            os.close(fd)
+            raise WriteFailed(f"could not write the run lock {self.path} ({e.strerror}); nothing else was written. "
+                              "Free space and run the same command again.") from None
         self.fd = fd
         HELD.add(fd)
         return self
@@ -64,3 +76,21 @@ class RunLock:
             HELD.discard(self.fd)
             os.close(self.fd)  # closing the descriptor releases the lock
             self.fd = None
+
+
+def is_held(run_dir: Path) -> bool | None:
+    """Whether a live process holds the run directory's lock now: True, False (its holder died, e.g. killed), or
+    None where there is no lock file (the run never started here)."""
+    path = Path(run_dir) / ".lock"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)

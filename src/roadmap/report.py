@@ -8,6 +8,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from .lock import is_held
 from .stats import agreement, change, t_quantile
 from .steps import load_regime, roadmap_steps
 
@@ -35,9 +36,16 @@ def records_from_dirs(paths: list[Path]) -> list[dict]:
                 seen.add(path.resolve())
                 try:
                     rec = json.loads(path.read_text())
-                except (OSError, ValueError):  # damaged: running the run's command again rebuilds it
+                    why = None if isinstance(rec, dict) else f"metrics.json holds a {type(rec).__name__}, not a record"
+                except (OSError, ValueError) as e:  # damaged: running the run's command again rebuilds it
+                    why = f"metrics.json unreadable ({type(e).__name__})"
+                if why is not None:
                     rec = {"step": _step_of(path.parent), "status": "unreadable",
-                           "reason": "metrics.json unreadable; run the same command again to rebuild it"}
+                           "reason": f"{why}; run the same command again to rebuild it from its checkpoint"}
+                elif rec.get("status") == "running" and is_held(path.parent) is False:  # its process is gone
+                    rec = rec | {"status": "killed", "reason": f"killed: the record says running but no process "
+                                 f"holds the run (after {rec.get('epochs_done') or 0} epoch(s)); run the same "
+                                 "command again to resume it"}
                 out.append(rec | {"path": str(path.parent)})
     return out
 
@@ -159,12 +167,17 @@ def compare_with_paper(rows: list[dict]) -> dict:
 
 def summarize(records: list[dict], metric: str = "final_top1") -> tuple[list[dict], list[dict]]:
     """One row per step in paper order (steps with no completed run included), and the failed runs."""
-    settings = {(r.get("data"), r.get("budget"), r.get("regime") or "r50") for r in records}
+    readable = [r for r in records if r.get("status") != "unreadable"]
+    if not readable:
+        raise ValueError(f"no readable run record among {len(records)}: "
+                         + "; ".join(f"{r['path']}: {r['reason']}" for r in records[:3]))
+    records = readable + [r for r in records if r.get("status") == "unreadable"]  # damaged ones: named, not charted
+    settings = {(r.get("data"), r.get("budget"), r.get("regime") or "r50") for r in readable}
     if len(settings) > 1:
         raise ValueError(f"these records mix datasets/budgets/regimes {sorted(map(str, settings))}; chart one sweep "
                          "at a time")
     variants: dict[str, set] = {}
-    for r in records:
+    for r in readable:
         variants.setdefault(r.get("step"), set()).add(r.get("variant") or "")
     for step, found in variants.items():
         if len(found) > 1:
@@ -172,7 +185,7 @@ def summarize(records: list[dict], metric: str = "final_top1") -> tuple[list[dic
                              "chart one variant at a time by giving its directories")
     done = [r for r in records if r.get("status") == "completed" and r.get(metric) is not None]
     failed = [r for r in records if r not in done]
-    steps = roadmap_steps(records[0].get("regime") or "r50")
+    steps = roadmap_steps(readable[0].get("regime") or "r50")
     known = {s.name for s in steps}
     extra = sorted({r["step"] for r in records} - known)  # steps of the user's own, after the paper's
     rows, previous = [], None
@@ -259,8 +272,9 @@ def report(records: list[dict], out: Path, metric: str = "final_top1") -> tuple[
         raise ValueError("these are leave-one-out records (undo=...): chart them apart from the forward roadmap")
     rows, failed = summarize(records, metric)
     agree = compare_with_paper(rows)
-    data, budget = records[0].get("data"), records[0].get("budget")
-    regime = load_regime(records[0].get("regime") or "r50")
+    first = next(r for r in records if r.get("status") != "unreadable")  # summarize checked there is one
+    data, budget = first.get("data"), first.get("budget")
+    regime = load_regime(first.get("regime") or "r50")
     seeds = sorted({r.get("seed") for r in records if r.get("status") == "completed"}, key=str)
     title = (f"{regime.title.split(' (')[0]} roadmap ({regime.name}) on {data} ({budget} budget), "
              f"seeds {', '.join(map(str, seeds)) or 'none'}")

@@ -51,6 +51,9 @@ def interruptible():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    # A process may start with these signals blocked: joblib's loky workers inherit the mask under which they were
+    # spawned, so a SIGTERM would wait unseen until the parent killed them. This run wants them delivered.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
     previous = {s: signal.getsignal(s) for s in SIGNALS}
     for s, handler in previous.items():
         if handler in (signal.SIG_DFL, signal.default_int_handler):

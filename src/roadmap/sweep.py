@@ -7,8 +7,13 @@ or unreadable), interrupted, or never started. The command exits non-zero unless
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import socket
 import sys
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -18,7 +23,9 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from .lock import is_held
 from .naming import variant_dir
+from .records import read_json as read_record
 from .leave_one_out import full_model, sweep_values
 from .steps import roadmap_steps
 
@@ -56,16 +63,58 @@ def outcome(job_return: JobReturn) -> dict:
     return {"status": "failed", "reason": f"{type(error).__name__}: {error}" if error is not None else "unknown"}
 
 
-class SweepSummary(Callback):
-    """After a multirun: one line counting every job's outcome, naming those that did not complete."""
+LAUNCH_ENV = "ROADMAP_SWEEP_LAUNCH"  # this multirun's id, inherited by job processes that a launcher starts
 
-    @staticmethod
-    def _jobs_dir(config: DictConfig) -> Path:
-        return Path(config.hydra.sweep.dir) / ".jobs"
+
+def jobs_elsewhere(config: DictConfig) -> bool:
+    """Whether the launcher runs the jobs in other processes (joblib with n_jobs != 1, submitit), not in this one."""
+    target = str(OmegaConf.select(config, "hydra.launcher._target_", default="BasicLauncher"))
+    if "BasicLauncher" in target:
+        return False
+    return "joblib" not in target.lower() or OmegaConf.select(config, "hydra.launcher.n_jobs", default=-1) != 1
+
+
+def _job_state(job: dict) -> str:
+    """A job that started and never reported its end: what its run's record and lock say now."""
+    run_dir = Path(job["run_dir"]) if job.get("run_dir") else None
+    record = read_record(run_dir / "metrics.json") if run_dir else None
+    status = (record or {}).get("status")
+    if status in ("completed", "failed", "interrupted"):
+        return status
+    if status == "running":
+        return "running" if is_held(run_dir) else "killed"
+    return "interrupted"
+
+
+class SweepSummary(Callback):
+    """After a multirun: one line counting every job's outcome, naming those that did not complete.
+
+    Each launch of a sweep keeps its own markers (`.jobs/<launch id>/`), so two copies of one sweep on one
+    directory each count their own jobs. A sweep stopped by SIGINT or SIGTERM prints its line too: from run.py
+    when the jobs run in this process, from a signal handler here when a launcher runs them elsewhere."""
+    active: "tuple[SweepSummary, DictConfig] | None" = None
+
+    def _jobs_dir(self, config: DictConfig) -> Path:
+        launch = getattr(self, "launch", None) or os.environ.get(LAUNCH_ENV, "unknown")
+        return Path(config.hydra.sweep.dir) / ".jobs" / launch
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        shutil.rmtree(self._jobs_dir(config), ignore_errors=True)  # a relaunch counts its own jobs
+        self.launch = os.environ[LAUNCH_ENV] = f"{socket.gethostname()}-{os.getpid()}-{time.time_ns()}"
         self.expected = expected_jobs(config)
+        SweepSummary.active = (self, config)
+        if jobs_elsewhere(config) and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):  # the jobs run in other processes: say how far it got
+                signal.signal(sig, self._stopped)
+
+    def _stopped(self, signum, frame) -> None:
+        config = self.active[1]
+        deadline = time.time() + 60  # the jobs, signalled too, end at their next batch: wait for them to say how
+        while time.time() < deadline and any(
+                j.get("status") == "started" and j.get("run_dir") and is_held(Path(j["run_dir"]))
+                for j in (json.loads(p.read_text()) for p in self._jobs_dir(config).glob("*.json"))):
+            time.sleep(0.2)
+        self.print_line(config, f"stopped by {signal.Signals(signum).name}")
+        sys.exit(128 + signum)
 
     def _mark(self, config: DictConfig, data: dict) -> None:
         if config.hydra.mode != RunMode.MULTIRUN:
@@ -82,25 +131,47 @@ class SweepSummary(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         self._mark(config, outcome(job_return))
 
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+    def summary(self, config: DictConfig, stopped: str | None = None) -> tuple[str, bool]:
+        """(the line, whether every job completed)."""
         jobs = [json.loads(p.read_text()) for p in sorted(self._jobs_dir(config).glob("*.json"))]
-        counts = Counter("interrupted" if j["status"] == "started" else j["status"] for j in jobs)
+        for j in jobs:
+            if j["status"] == "started":
+                j["status"] = _job_state(j)
+        counts = Counter(j["status"] for j in jobs)
         expected = getattr(self, "expected", None)
         if expected is not None and expected > len(jobs):
             counts["never started"] = expected - len(jobs)
         total = expected if expected is not None else len(jobs)
-        line = f"sweep of {total} job(s): " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        line = f"sweep of {total} job(s){', ' + stopped if stopped else ''}: " + \
+            ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         bad = [j for j in jobs if j["status"] != "completed"]
         if not bad and not counts["never started"]:
-            print(f"{line} ({config.hydra.sweep.dir})", file=sys.stderr)
-            return
+            return f"{line} ({config.hydra.sweep.dir})", True
         root = Path(config.hydra.sweep.dir)
         where = lambda j: Path(j["run_dir"]).relative_to(root).as_posix() \
             if j.get("run_dir") and Path(j["run_dir"]).is_relative_to(root) else " ".join(j["overrides"])  # noqa: E731
         names = "; ".join(f"{where(j)}: {j['status']}"
                           f"{' (' + j['reason'].splitlines()[0][:160] + ')' if j.get('reason') else ''}"
                           for j in bad)
-        sys.exit(f"{line}. Not completed: {names}")
+        return f"{line}. Not completed: {names}" if names else line, False
+
+    def print_line(self, config: DictConfig, stopped: str | None = None) -> None:
+        print(self.summary(config, stopped)[0], file=sys.stderr)
+
+    @classmethod
+    def print_active(cls, stopped: str) -> None:
+        """The line of the sweep this process runs, if any (run.py, when a job it runs is interrupted)."""
+        if cls.active is not None:
+            cls.active[0].print_line(cls.active[1], stopped)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        SweepSummary.active = None
+        line, ok = self.summary(config)
+        shutil.rmtree(self._jobs_dir(config), ignore_errors=True)  # counted: this launch's markers are done
+        if ok:
+            print(line, file=sys.stderr)
+            return
+        sys.exit(line)
 
 
 register_resolvers()  # also in job processes that a launcher (submitit) starts

@@ -15,9 +15,9 @@ from timm.utils import ModelEmaV3
 from tqdm import tqdm
 
 from .config import RunConfig
-from .data import build_datasets, seed_all
+from .data import build_datasets, check_data, seed_all
 from .device_data import build_batches
-from .distributed import Context, setup, teardown
+from .distributed import Context, check_device, setup, teardown
 from .errors import Interrupted, NonFiniteLoss, RoadmapError, WriteFailed
 from .lock import RunLock
 from .measure import describe
@@ -220,6 +220,21 @@ def ended(record: dict, e: BaseException, ckpt: Path) -> str:
     return f"{type(e).__name__}: {e}"
 
 
+def can_start(cfg: RunConfig) -> None:
+    """What a single run checks before its directory is made: the device, and the data with the batch size
+    (ValueError, one line; nothing written)."""
+    import os
+    try:
+        check_device(cfg.system)
+        images = check_data(cfg)
+    except RoadmapError as e:
+        raise ValueError(str(e)) from None
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if images is not None and cfg.train.batch_size > images // world:
+        raise ValueError(f"train.batch_size={cfg.train.batch_size} is not allowed: larger than the {images // world} "
+                         f"training images each of {world} process(es) gets from {cfg.data.name}; lower it")
+
+
 def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Sequence[str] = (),
           jobs_side_by_side: int = 1) -> dict:
     """Train `cfg` in `run_dir`, resuming from its checkpoint. Returns the run record (metrics.json).
@@ -245,6 +260,8 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Se
                     log.info("%s disagreed with %s; rebuilt from the checkpoint", record_path, ckpt_path)
                 log.info("%s already completed (%d epochs): nothing to do", run_dir, epochs)
                 return record
+            if state is not None:
+                log.info("resuming %s from its checkpoint after epoch %d of %d", run_dir, state["epoch"], epochs)
             record.update(hardware=hardware(ctx.device, ctx.world), git_commit=git_commit())
             try:
                 if ctx.main:
