@@ -72,8 +72,9 @@ def test_a_signal_is_recorded_as_interrupted_in_one_line_and_the_run_resumes(tmp
     assert "Traceback" not in log
     line = [ln for ln in log.replace("\r", "\n").splitlines() if "interrupted by" in ln]
     assert len(line) == 1 and "Run the same command again to resume" in line[0]
-    train_cli(run, *LONG, "data.pipeline=workers")
+    resumed = train_cli(run, *LONG, "data.pipeline=workers")
     assert numbers(load(run)) == numbers(uninterrupted["workers"]) and load(run)["status"] == "completed"
+    assert f"resuming {run} from its checkpoint after epoch {rec['epochs_done']} of 4" in resumed.stderr
 
 
 def test_a_full_disk_keeps_the_last_good_checkpoint_leaves_no_temporary_file_and_says_so(tmp_path):
@@ -292,3 +293,20 @@ def test_the_sweep_summary_counts_jobs_that_never_started_were_killed_or_were_in
     assert str(e.value) == ("sweep of 6 job(s): 2 completed, 1 failed, 2 interrupted, 1 killed. Not completed: "
                             "a/seed2: failed (Boom); a/seed3: interrupted; a/seed4: killed; a/seed5: interrupted")
     assert not jobs.exists()  # this launch's markers, counted, are gone; another launch's would stay
+
+
+def test_a_completed_record_without_its_checkpoint_is_not_trained_again(tmp_path):
+    """Committed results copied back into a sweep folder (no checkpoints): a relaunch trains only the missing
+    runs. A record whose config.yaml is another config's is not trusted, and that run trains."""
+    from roadmap import load_config
+    from roadmap.train import train
+    tiny = [o for o in FAST if not o.startswith("budget.max_train_iters")] + ["budget.max_train_iters=1",
+                                                                             "budget.max_eval_iters=1"]
+    cfg = load_config("micro/gelu", tiny)
+    first = train(cfg, tmp_path)
+    (tmp_path / "checkpoint.pt").unlink()
+    before = (tmp_path / "metrics.json").read_bytes()
+    assert train(cfg, tmp_path)["history"] == first["history"]
+    assert (tmp_path / "metrics.json").read_bytes() == before and not (tmp_path / "checkpoint.pt").exists()
+    other = load_config("micro/gelu", [*tiny, "seed=1"])
+    assert train(other, tmp_path)["seed"] == 1 and (tmp_path / "checkpoint.pt").exists()  # trained: not its record

@@ -185,6 +185,21 @@ def train_epoch(cfg: RunConfig, ctx: Context, t: Trainer, epoch: int, step: int,
     return row, step, ev.predictions
 
 
+def completed_without_checkpoint(cfg: RunConfig, run_dir: Path) -> dict | None:
+    """A completed record whose run kept no checkpoint (committed results copied back into a sweep folder): the
+    record, if its config.yaml is this config; None otherwise (then the run trains as usual)."""
+    from omegaconf import OmegaConf
+    record = read_json(run_dir / "metrics.json")
+    if not record or record.get("status") != "completed" or not (run_dir / "config.yaml").is_file():
+        return None
+    try:
+        saved = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
+        check_same_config(saved, plain(cfg), run_dir)
+    except Exception:  # another config, or an unreadable one: not this run's record
+        return None
+    return record
+
+
 def start_record(cfg: RunConfig, run_dir: Path, state: dict | None, epochs: int, variant: str) -> dict:
     """The run's record, derived from its last complete checkpoint whenever there is one: a metrics.json that is
     missing, unreadable or behind the checkpoint is rebuilt from it."""
@@ -253,6 +268,11 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Se
             if ctx.main:
                 remove_stale_temporaries(run_dir)
             state = load_checkpoint(ckpt_path) if ckpt_path.exists() else None  # a corrupt one is left as it is
+            kept = completed_without_checkpoint(cfg, run_dir) if state is None else None
+            if kept is not None:  # e.g. restored from docs/results/ on another machine: nothing to train
+                log.info("%s already completed (%s, config.yaml the same; no checkpoint kept): nothing to do",
+                         run_dir, record_path.name)
+                return kept
             record = start_record(cfg, run_dir, state, epochs, variant)  # another config: refused, nothing touched
             if record["status"] == "completed":
                 if ctx.main and read_json(record_path) != record:
