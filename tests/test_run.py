@@ -126,3 +126,30 @@ def test_ema_is_off_for_the_roadmap_and_evaluated_beside_the_model_when_on(tmp_p
     assert torch.load(tmp_path / "on" / "checkpoint.pt", weights_only=False)["ema"] is not None
     train_cli(tmp_path / "off", "step=micro/gelu")
     assert "val_top1_ema" not in load(tmp_path / "off")["history"][0]
+
+
+def test_the_cuda_switches_train_on_the_cpu_when_asked(tmp_path):
+    """bf16 autocast, channels_last and torch's fused AdamW: off on the CPU unless asked (amp and the fused
+    optimizer default to CUDA only), and when asked each path trains to a completed record with finite numbers."""
+    import math
+
+    import torch
+
+    from roadmap import load_config
+    from roadmap.distributed import Context
+    from roadmap.train import build_trainer, train
+    tiny = [o for o in FAST if not o.startswith("budget.max_train_iters")] + ["budget.max_train_iters=2",
+                                                                             "step=micro/separate_downsample"]
+    ctx = Context(0, 1, torch.device("cpu"))
+    plain = build_trainer(load_config(None, tiny), ctx, None)
+    assert not isinstance(plain.autocast, torch.autocast) and not plain.optimizer.defaults.get("fused")
+    asked = load_config(None, [*tiny, "system.amp=true", "system.fused_optimizer=true", "system.channels_last=true"])
+    t = build_trainer(asked, ctx, None)
+    assert isinstance(t.autocast, torch.autocast) and t.autocast.fast_dtype == torch.bfloat16
+    assert t.optimizer.defaults.get("fused") is True and t.channels_last
+    x, _ = next(iter(t.train_loader))
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    with t.autocast:
+        assert t.net(x).dtype == torch.bfloat16
+    record = train(asked, tmp_path)
+    assert record["status"] == "completed" and all(math.isfinite(h["train_loss"]) for h in record["history"])

@@ -363,10 +363,12 @@ class BudgetConfig:
 @dataclass
 class SystemConfig:
     device: str = "auto"        # auto: cuda when present, else cpu
-    amp: bool = True            # bf16 autocast on CUDA
+    # bf16 autocast. null: on CUDA only; true: on the CPU too (slow on CPUs without bf16 units: for testing the
+    # path, or on CPUs that have them); false: never
+    amp: Optional[bool] = None
     channels_last: bool = True  # NHWC tensors, on CUDA and on the CPU (faster on both)
     compile: bool = False
-    fused_optimizer: bool = True  # fused AdamW/SGD on CUDA
+    fused_optimizer: Optional[bool] = None  # torch's fused AdamW/SGD. null: on CUDA only; true: on the CPU too
     sync_bn: bool = False
     deterministic: bool = False
     # torch's intra-op threads (CPU work); 0: every core for a lone run, cores / n_jobs for each of n_jobs jobs that

@@ -65,7 +65,7 @@ def build_trainer(cfg: RunConfig, ctx: Context, state: dict | None) -> Trainer:
                                                        channels_last)
     iters = min(len(train_loader), cfg.budget.max_train_iters or len(train_loader))
     optimizer = build_optimizer(cfg, model, scaled_lr(cfg, cfg.train.batch_size * ctx.world),
-                                fused=cuda and cfg.system.fused_optimizer)
+                                fused=cuda if cfg.system.fused_optimizer is None else cfg.system.fused_optimizer)
     ema = ModelEmaV3(model, decay=cfg.train.ema_decay) if cfg.train.ema else None
     if state is not None:
         model.load_state_dict(state["model"])
@@ -80,7 +80,8 @@ def build_trainer(cfg: RunConfig, ctx: Context, state: dict | None) -> Trainer:
     eval_net = model
     if cfg.system.compile:
         net, eval_net = torch.compile(net), torch.compile(model)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and cfg.system.amp else nullcontext()
+    amp = cuda if cfg.system.amp is None else cfg.system.amp
+    autocast = torch.autocast(ctx.device.type, dtype=torch.bfloat16) if amp else nullcontext()
     return Trainer(model, net, eval_net, optimizer, scheduler, ema, mixup, build_loss(cfg, mixup), train_loader,
                    val_loader, pipeline.value, iters, autocast, channels_last)
 
