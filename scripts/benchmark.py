@@ -39,15 +39,27 @@ from roadmap.data import build_datasets
 from roadmap.device_data import build_batches
 from roadmap.recipe import build_loss, build_mixup
 
-PAIRS = {"micro/separate_downsample": "timm/convnext_tiny", "baseline/resnet50": "torchvision/resnet50"}
+# each regime's first and last step against the reference implementation of the same network
+REFERENCES = {
+    "r50": {"micro/separate_downsample": "timm/convnext_tiny", "baseline/resnet50": "torchvision/resnet50"},
+    "r200": {"micro/separate_downsample": "timm/convnext_base", "baseline/resnet50": "timm/resnet200"},
+    # timm's ResNet of the femto baseline's shape keeps a 64-channel stem (ours has 32): 0.2% more weights
+    "femto": {"micro/separate_downsample": "timm/convnext_femto", "baseline/resnet50": "timm/resnet_femto"},
+}
+PAIRS = dict(REFERENCES["r50"])  # the chosen regime's, set by main()
+REGIME = "r50"
 
 
 def make_model(name: str, num_classes: int) -> torch.nn.Module:
-    if name == "timm/convnext_tiny":
-        return timm.create_model("convnext_tiny", pretrained=False, num_classes=num_classes)
     if name == "torchvision/resnet50":
         return torchvision.models.resnet50(num_classes=num_classes)
-    return build_model(load_config(name, [f"model.num_classes={num_classes}", "model.drop_path=0"]))
+    if name == "timm/resnet_femto":
+        from timm.models.resnet import Bottleneck, ResNet
+        return ResNet(Bottleneck, [2, 3, 4, 2], channels=(32, 64, 128, 256), num_classes=num_classes)
+    if name.startswith("timm/"):
+        return timm.create_model(name.split("/", 1)[1], pretrained=False, num_classes=num_classes)
+    return build_model(load_config(name, [f"regime={REGIME}", f"model.num_classes={num_classes}",
+                                          "model.drop_path=0"]))
 
 
 def sync(device: torch.device) -> None:
@@ -132,9 +144,10 @@ class RealData:
     """The runner's pipeline: the dataset, its augmentation on `pipeline`, Mixup, the recipe's loss."""
 
     def __init__(self, step, args, device, fmt, pipeline: str, mixup: bool = True):
-        cfg = load_config(step, [f"data={args.data}", f"data.resolution={args.resolution}",
+        cfg = load_config(step, [f"regime={args.regime}", f"data={args.data}", f"data.resolution={args.resolution}",
                                  f"train.batch_size={args.batch_size}", f"data.num_workers={args.workers}",
-                                 f"data.pipeline={pipeline}"])
+                                 f"data.pipeline={pipeline}", *([f"data.root={args.data_root}"] if args.data_root
+                                                                else [])])
         train, val = build_datasets(cfg)
         self.batches, _, _ = build_batches(cfg, train, val, 0, 1, device, fmt == torch.channels_last)
         self.mixup = build_mixup(cfg) if mixup else None
@@ -194,8 +207,11 @@ def environment(device: torch.device) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", nargs="+", default=list(PAIRS), help="step names, or 'all'")
-    ap.add_argument("--reference", action="store_true", help="also time timm convnext_tiny and torchvision resnet50")
+    ap.add_argument("--steps", nargs="+", default=list(REFERENCES["r50"]), help="step names, or 'all'")
+    ap.add_argument("--reference", action="store_true", help="also time the reference networks of the regime's "
+                    "first and last step (r50: torchvision resnet50, timm convnext_tiny; femto: timm convnext_femto "
+                    "and timm's ResNet of that shape; r200: timm resnet200, convnext_base)")
+    ap.add_argument("--regime", choices=sorted(REFERENCES), default="r50")
     ap.add_argument("--resolution", type=int, default=224)
     ap.add_argument("--batch-size", type=int, default=None, help="default 128 on CUDA, 16 on the CPU")
     ap.add_argument("--num-classes", type=int, default=1000)
@@ -206,6 +222,7 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=5)
     ap.add_argument("--iters", type=int, default=None, help="iterations per window (default 20 CUDA, 3 CPU)")
     ap.add_argument("--data", help="also time the real pipeline of this data group (e.g. cifar100)")
+    ap.add_argument("--data-root", default=None, help="with --data: where its files are (data.root)")
     ap.add_argument("--workers", type=int, default=8, help="loader workers of the workers pipeline")
     ap.add_argument("--pipeline", choices=["workers", "device"], default="device", help="with --data: which "
                     "pipeline makes the real batches (default device)")
@@ -214,6 +231,10 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", type=Path, default=Path("outputs/benchmark"))
     args = ap.parse_args()
+    PAIRS.clear()
+    PAIRS.update(REFERENCES[args.regime])
+    global REGIME
+    REGIME = args.regime
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     args.batch_size = args.batch_size or (128 if cuda else 16)
@@ -221,10 +242,10 @@ def main() -> None:
     args.iters = args.iters or (20 if cuda else 3)
     if cuda:
         torch.backends.cudnn.benchmark = True
-    steps = [s.name for s in roadmap_steps()] if args.steps == ["all"] else args.steps
+    steps = [s.name for s in roadmap_steps(args.regime)] if args.steps == ["all"] else args.steps
     names = steps + ([PAIRS[s] for s in steps if s in PAIRS] if args.reference else [])
     fmt = torch.channels_last if args.memory_format == "channels_last" else torch.contiguous_format
-    settings = {k: getattr(args, k) for k in ("resolution", "batch_size", "precision", "memory_format", "compile",
+    settings = {k: getattr(args, k) for k in ("regime", "resolution", "batch_size", "precision", "memory_format", "compile",
                                               "warmup", "windows", "iters", "data", "pipeline", "workers")}
     command = " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     args.out.mkdir(parents=True, exist_ok=True)

@@ -105,6 +105,23 @@ def check_choices(overrides: Sequence[str]) -> None:
 
 
 DIRECTORIES = ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir")
+# Hydra's flags that take a value (`--cfg job`), and --info's optional one
+VALUED_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
+                "-cd", "--experimental-rerun", "--shell-completion", "-sc"}
+INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+
+def hydra_overrides(argv: Sequence[str]) -> list[str]:
+    """The overrides of a command line, without Hydra's flags and their values."""
+    out, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+        elif a.startswith("-"):
+            skip = a in VALUED_FLAGS or (a in ("--info", "-i") and i + 1 < len(argv) and argv[i + 1] in INFO_TOPICS)
+        else:
+            out.append(a)
+    return out
 
 
 def check_command_line(argv: Sequence[str]) -> None:
@@ -112,7 +129,7 @@ def check_command_line(argv: Sequence[str]) -> None:
     parses, no setting is given twice, no output directory is empty, and every group choice exists."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException, OverrideParseException
-    overrides = [a for a in argv if not a.startswith("-")]
+    overrides = hydra_overrides(argv)
     parser, seen = OverridesParser.create(), {}
     for item in overrides:
         try:

@@ -16,8 +16,10 @@ from .compose import flatten
 from .config import RunConfig
 from .errors import ConfigMismatch, CorruptCheckpoint, WriteFailed
 
-# sections that may change between a run and its resumption: where and how it runs, not what it computes
-RESUMABLE_CHANGES = ("system.", "wandb.", "data.num_workers", "data.root", "data.download")
+# sections that may change between a run and its resumption: where and how it runs, and the paper's numbers and
+# labels that reports set beside it, not what it computes
+RESUMABLE_CHANGES = ("system.", "wandb.", "data.num_workers", "data.root", "data.download", "regime.paper",
+                     "regime.title", "regime.compare_with", "step.label", "step.paper_", "step.note")
 
 
 PREDICTIONS = "predictions.npz"  # the last epoch's predicted and true class of every validation image
