@@ -1,7 +1,7 @@
 """The paper's Figure 2 from your runs: roadmap.png/.svg, roadmap.csv and roadmap.md.
 
-    python scripts/plot_roadmap.py outputs/sweeps/cifar100-short             # every metrics.json below
-    python scripts/plot_roadmap.py --wandb ENTITY/PROJECT --group cifar100-short
+    python scripts/plot_roadmap.py outputs/sweeps/cifar100-short-r50         # every metrics.json below
+    python scripts/plot_roadmap.py --wandb ENTITY/PROJECT --group cifar100-short-r50
     python scripts/plot_roadmap.py SWEEP_DIR --out figures/ --metric best_top1
     python scripts/plot_roadmap.py SWEEP_DIR --log-wandb                     # also a W&B run of job_type chart
 

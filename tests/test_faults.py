@@ -172,7 +172,7 @@ IN_PROCESS = [
     ("betas_range", ["train.betas=[0.9,1.5]"], ["train.betas=[0.9, 1.5]", "[0, 1)"]),
     ("milestones", ["recipe=classic", "train.decay_milestones=[60,30]"], ["train.decay_milestones=[60, 30]",
                                                                         "increasing"]),
-    ("decay_rate", ["train.decay_rate=0"], ["train.decay_rate=0.0", "(0, 1]"]),
+    ("decay_rate", ["train.decay_rate=0"], ["train.decay_rate=0.0", "factor > 0"]),
     ("smoothing", ["train.smoothing=1"], ["train.smoothing=1.0", "[0, 1)"]),
     ("grad_clip", ["train.grad_clip=0"], ["train.grad_clip=0.0", "positive norm"]),
     ("ema_decay", ["train.ema_decay=1"], ["train.ema_decay=1.0", "(0, 1)"]),

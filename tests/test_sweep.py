@@ -249,6 +249,10 @@ def test_a_signal_to_a_sweep_still_prints_its_line(tmp_path, launcher):
     assert proc.returncode == 143, err[-2000:]
     assert json.loads((run / "metrics.json").read_text())["status"] == "interrupted"
     line = [ln for ln in err.splitlines() if ln.startswith("sweep of ")]
-    # joblib starts both jobs at once: the second is interrupted too, or has not started when the signal comes
-    expected = ("1 interrupted, 1 never started",) if launcher == "basic" else ("2 interrupted", "1 interrupted, 1 never started")
-    assert len(line) == 1 and line[0].startswith(tuple(f"sweep of 2 job(s), stopped by SIGTERM: {e}" for e in expected)), err[-2000:]
+    assert len(line) == 1 and line[0].startswith("sweep of 2 job(s), stopped by SIGTERM: "), err[-2000:]
+    counts = dict(reversed(part.split(" ", 1)) for part in line[0].split(": ", 1)[1].split(". Not")[0].split(", "))
+    if launcher == "basic":
+        assert counts == {"interrupted": "1", "never started": "1"}, line
+    else:  # joblib starts both jobs at once: the second may be interrupted, killed mid-start, or not started yet
+        assert int(counts.pop("interrupted")) >= 1 and "completed" not in counts, line
+        assert sum(map(int, counts.values())) <= 1, line

@@ -33,6 +33,7 @@ def draw(rows: list[dict], out: Path, stem: str, title: str, level_label: str, c
     spans = [(r["ci_low"] if r["ci_low"] is not None else r["mean"], r["ci_high"] if r["ci_high"] is not None
               else r["mean"]) for r in rows if r["mean"] is not None]
     lo, hi = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else (0.0, 100.0)
+    lo, hi = max(lo, 0.0), min(hi, 100.0)  # top-1 is a percentage: an interval past it is cut at the axis
     pad = max(0.3, 0.08 * (hi - lo))
     for y, r in zip(ys, rows):
         if r["mean"] is None:

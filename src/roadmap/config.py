@@ -294,7 +294,8 @@ class TrainConfig:
         if list(self.decay_milestones) != sorted(set(self.decay_milestones)) or any(
                 m < 1 for m in self.decay_milestones):
             _fail("train.decay_milestones", list(self.decay_milestones), "increasing positive epochs, e.g. [30, 60]")
-        _in_range("train.decay_rate", self.decay_rate, 0, 1, low_open=True, allowed="a factor in (0, 1], e.g. 0.1")
+        _in_range("train.decay_rate", self.decay_rate, 0, low_open=True, allowed="a finite factor > 0 at each "
+                  "milestone, e.g. 0.1 (above 1 raises the rate)")
         if len(self.crop_scale) != 2 or not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
             _fail("train.crop_scale", list(self.crop_scale), "[min, max] with 0 < min <= max <= 1")
         for name in ("re_prob", "hflip", "mixup_switch_prob"):
