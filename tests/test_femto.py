@@ -60,7 +60,7 @@ def test_femto_follows_the_roadmap_widths_and_depths():
 
 
 @pytest.mark.parametrize("step", [s.name for s in roadmap_steps("femto")])
-def test_every_step_trains_one_iteration_under_the_study_profile(step, tmp_path, monkeypatch):
+def test_every_step_trains_one_iteration_under_the_study_profile(step, tmp_path):
     """The profile as the study runs it (full Fashion-MNIST when installed, else the shipped subset), cut to one
     training iteration and one evaluation batch; a completed record and its predictions come out."""
     from pathlib import Path
@@ -70,9 +70,12 @@ def test_every_step_trains_one_iteration_under_the_study_profile(step, tmp_path,
                              "wandb=disabled"])
     assert cfg.regime.name == "femto" and cfg.model.stem_stride == 4 and cfg.system.threads == 1
     params, _ = describe(cfg.model, 32)
-    record = train(cfg, tmp_path)
+    threads = torch.get_num_threads()
+    try:
+        record = train(cfg, tmp_path)
+        assert record["hardware"]["threads"] == 1 and torch.get_num_threads() == 1  # the profile's one per job
+    finally:
+        torch.set_num_threads(threads)
     assert record["status"] == "completed" and record["params"] == params
     pred, target = load_predictions(tmp_path / "predictions.npz")
     assert len(pred) == len(target) == cfg.train.batch_size and np.isin(pred, range(10)).all()
-    assert record["hardware"]["threads"] == 1 and torch.get_num_threads() == 1
-    torch.set_num_threads(2)
