@@ -252,6 +252,11 @@ def test_a_sweep_over_any_field_gets_a_directory_per_combination_and_counts_ever
     assert [("model.kernel_size=3" in v, "model.kernel_size=5" in v) for v in kernels] == [(True, False),
                                                                                            (False, True)]
     assert "sweep of 2 job(s): 2 completed" in proc.stderr
+    assert "job 1 of 2: step=micro/gelu model.kernel_size=3" in proc.stderr and "job 2 of 2: " in proc.stderr
+    ends = [ln for ln in proc.stderr.splitlines() if "] - completed micro/gelu seed 0: final top-1 " in ln]
+    assert len(ends) == 2 and all("record " in ln and ln.endswith("metrics.json") for ln in ends)
+    bars = proc.stderr.replace("\r", "\n")
+    assert "micro/gelu seed 0 epoch 1/1" in bars and "run_left=" in bars and "evaluation" in bars
     for rel, rec in recs.items():
         overrides = (sweep / rel / "overrides.yaml").read_text()
         assert rec["variant"].split(",")[0] in overrides and "seed0" in rel

@@ -127,6 +127,10 @@ class SweepSummary(Callback):
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._mark(config, {"status": "started"})
+        if config.hydra.mode == RunMode.MULTIRUN:
+            total = getattr(self, "expected", None)
+            print(f"job {config.hydra.job.num + 1} of {total or '?'}: {' '.join(config.hydra.overrides.task)}",
+                  file=sys.stderr, flush=True)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         self._mark(config, outcome(job_return))

@@ -102,7 +102,9 @@ def evaluate(model, loader, ctx: Context, t: Trainer, max_iters: int | None, pre
     correct1 = correct5 = seen = 0
     preds: list[torch.Tensor] = []
     t0 = time.perf_counter()
-    for i, (x, y) in enumerate(loader):
+    total = len(loader) if max_iters is None else min(len(loader), max_iters)
+    for i, (x, y) in enumerate(tqdm(loader, total=total, desc="  evaluation", unit="it", leave=False,
+                                    disable=not ctx.main, dynamic_ncols=True)):
         check()  # a signal held since the last batch
         if max_iters is not None and i >= max_iters:
             break
@@ -121,8 +123,16 @@ def evaluate(model, loader, ctx: Context, t: Trainer, max_iters: int | None, pre
                       seen / max(elapsed, 1e-9), gathered)
 
 
-def train_steps(cfg: RunConfig, ctx: Context, t: Trainer, epoch: int, step: int, label: str) -> tuple[dict, int]:
-    """One epoch of training, without evaluation: (its part of the history row, the global step after it)."""
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}"
+
+
+def train_steps(cfg: RunConfig, ctx: Context, t: Trainer, epoch: int, step: int, label: str,
+                later_epochs: int = 0, epoch_s: float | None = None) -> tuple[dict, int]:
+    """One epoch of training, without evaluation: (its part of the history row, the global step after it).
+    The bar shows the run's time left too: this epoch's, plus `later_epochs` more of `epoch_s` seconds each (or of
+    this epoch's projected length while no epoch has ended)."""
     seed_all(cfg.seed * 100_003 + epoch * 1_009 + ctx.rank)  # each epoch's randomness, resume or not
     t.train_loader.set_epoch(epoch)
     t.net.train()
@@ -155,8 +165,12 @@ def train_steps(cfg: RunConfig, ctx: Context, t: Trainer, epoch: int, step: int,
                     raise NonFiniteLoss(f"the loss became {loss.item()} by epoch {epoch + 1}, iteration {i + 1} "
                                         f"(lr {t.optimizer.param_groups[0]['lr']:.3g})")
                 if ctx.main:
-                    rate = seen * ctx.world / (time.perf_counter() - t0)
-                    bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.0f}", refresh=False)
+                    elapsed = time.perf_counter() - t0
+                    rate = seen * ctx.world / elapsed
+                    this_left = elapsed / (i + 1) * (t.iters - i - 1)
+                    run_left = this_left + later_epochs * (epoch_s or elapsed / (i + 1) * t.iters)
+                    bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.1f}" if rate < 100 else f"{rate:.0f}",
+                                    run_left=_clock(run_left), refresh=False)
             bar.update()
         if cuda:
             torch.cuda.synchronize(ctx.device)
@@ -169,11 +183,12 @@ def train_steps(cfg: RunConfig, ctx: Context, t: Trainer, epoch: int, step: int,
 
 
 def train_epoch(cfg: RunConfig, ctx: Context, t: Trainer, epoch: int, step: int, label: str,
-                last: bool = False) -> tuple[dict, int, torch.Tensor | None]:
+                last: bool = False, later_epochs: int = 0,
+                epoch_s: float | None = None) -> tuple[dict, int, torch.Tensor | None]:
     """One epoch of training and its evaluation: (the history row, the global step after it, and after the `last`
     epoch each validation image's predicted and true class)."""
     t0 = time.perf_counter()
-    trained, step = train_steps(cfg, ctx, t, epoch, step, label)
+    trained, step = train_steps(cfg, ctx, t, epoch, step, label, later_epochs, epoch_s)
     ev = evaluate(t.eval_net, t.val_loader, ctx, t, cfg.budget.max_eval_iters, predictions=last)
     row = {"epoch": trained["epoch"], "train_loss": trained["train_loss"], "val_top1": ev.top1, "val_top5": ev.top5,
            "val_images": ev.images, "lr": trained["lr"], "images_per_s": trained["images_per_s"],
@@ -302,11 +317,14 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Se
                     record.update(wandb_id=tracker.id, wandb_group=group)
                     write_json(record, record_path)
                 step = state["global_step"] if state is not None else 0
+                who = f"{cfg.step.name}{f' without {cfg.undo}' if cfg.undo else ''} seed {cfg.seed}"
                 for epoch in range(len(record["history"]), epochs):
                     with deferred():
-                        row, step, predictions = train_epoch(cfg, ctx, t, epoch, step,
-                                                             f"{cfg.step.name} epoch {epoch + 1}/{epochs}",
-                                                             last=epoch + 1 == epochs)
+                        done = record["history"]
+                        row, step, predictions = train_epoch(
+                            cfg, ctx, t, epoch, step, f"{who} epoch {epoch + 1}/{epochs}", last=epoch + 1 == epochs,
+                            later_epochs=epochs - epoch - 1,
+                            epoch_s=sum(h["epoch_time_s"] for h in done) / len(done) if done else None)
                     if not ctx.main:
                         continue
                     if predictions is not None:  # before the checkpoint that completes the run
@@ -324,6 +342,9 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Se
                 record["status"] = "completed"
                 if ctx.main:
                     write_json(record, record_path)
+                    log.info("completed %s: final top-1 %.2f, best %.2f, %s of training and evaluation; record %s",
+                             who, record["final_top1"], record["best_top1"], _clock(record["wall_time_s"]),
+                             record_path)
             except BaseException as e:
                 if isinstance(e, KeyboardInterrupt):  # SIGINT under a handler other than ours
                     e = Interrupted("SIGINT", 2)
