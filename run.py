@@ -4,7 +4,6 @@ Hydra app over configs/; `python run.py --help` lists the groups, `--cfg job` pr
 Exit status: 0 completed, 1 failed or refused (one line says why), 128 + N after signal N (130 Ctrl-C, 143 SIGTERM).
 """
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -15,19 +14,10 @@ from omegaconf import DictConfig
 
 from roadmap.compose import check_command_line, preflight, to_run_config
 from roadmap.errors import ConfigMismatch, CorruptCheckpoint, Interrupted, RoadmapError, RunLocked
-from roadmap.sweep import SweepSummary, register_resolvers
+from roadmap.sweep import SweepSummary, jobs_side_by_side, register_resolvers
 from roadmap.train import can_start, train
 
 log = logging.getLogger("roadmap")
-
-
-def jobs_side_by_side(hc) -> int:
-    """How many of this sweep's jobs run at once on this machine: n_jobs under the joblib launcher, else one."""
-    launcher = hc.get("launcher") or {}
-    if hc.mode != RunMode.MULTIRUN or "joblib" not in str(launcher.get("_target_", "")).lower():
-        return 1
-    n = int(launcher.get("n_jobs") or 1)
-    return n if n > 0 else max(1, (os.cpu_count() or 1) + 1 + n)  # joblib: -1 all cores, -2 all but one, ...
 
 
 @hydra.main(config_path="configs", config_name="config", version_base=None)
@@ -38,7 +28,8 @@ def main(dcfg: DictConfig) -> dict:
     try:
         cfg = to_run_config(dcfg)
         group = cfg.wandb.group or (Path(hc.sweep.dir).name if multirun else None)
-        record = train(cfg, Path(hc.runtime.output_dir), group, list(hc.overrides.task), jobs_side_by_side(hc))
+        record = train(cfg, Path(hc.runtime.output_dir), group, list(hc.overrides.task),
+                       jobs_side_by_side(hc.launcher) if multirun else 1)
         return {"status": record["status"], "reason": None, "final_top1": record.get("final_top1")}
     except Interrupted as e:
         log.error("%s", e)

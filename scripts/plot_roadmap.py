@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from roadmap import report_reverse
-from roadmap.report import compare_with_paper, log_to_wandb, records_from_dirs, records_from_wandb, report
+from roadmap.report import compare_with_paper, log_to_wandb, readable, records_from_dirs, records_from_wandb, report
 
 
 def main() -> None:
@@ -39,8 +39,8 @@ def main() -> None:
         ap.error("give sweep directories, or --wandb ENTITY/PROJECT with --group G")
     try:
         records = records_from_wandb(args.wandb, args.group) if args.wandb else records_from_dirs(args.paths)
-        readable = [r for r in records if r.get("status") != "unreadable"]
-        reverse = bool(readable) and all("undo" in r for r in readable) and any(r["undo"] for r in readable)
+        good = readable(records)
+        reverse = bool(good) and all("undo" in r for r in good) and any(r["undo"] for r in good)
         if reverse:
             rows, failed = report_reverse.report(records, args.out, args.metric)
         else:

@@ -7,6 +7,7 @@ Code below the entry point only ever sees these dataclasses.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Dict, List, Optional
@@ -384,7 +385,6 @@ class SystemConfig:
 
     def resolve_threads(self, jobs_side_by_side: int = 1, cores: int | None = None) -> int:
         """The thread count to use: `threads`, or for 0 the cores shared out among the jobs running at once."""
-        import os
         cores = cores or os.cpu_count() or 1
         return self.threads or max(1, cores // max(1, jobs_side_by_side))
 

@@ -133,6 +133,19 @@ ARRAYS = {"fashion_mnist_small": _shipped, "fashion_mnist": _fashion_mnist, "cif
 FOLDERS = {"imagenet", "image_folder"}
 
 
+_LAST: dict = {}  # the last arrays loaded, by (name, root): a run's data check and its training read them once
+
+
+def load_arrays(cfg) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """((x_train, y_train), (x_val, y_val)) of an in-memory dataset (`cfg`: a DataConfig)."""
+    key = (cfg.name, cfg.root)
+    if key not in _LAST:
+        arrays = ARRAYS[cfg.name](cfg)
+        _LAST.clear()
+        _LAST[key] = arrays
+    return _LAST[key]
+
+
 def build_transforms(cfg: RunConfig):
     t, d = cfg.train, cfg.data
     common = dict(input_size=d.resolution, interpolation=t.interpolation, mean=tuple(d.mean), std=tuple(d.std))
@@ -150,7 +163,7 @@ def build_datasets(cfg: RunConfig) -> tuple[Dataset, Dataset]:
         return _image_folder(cfg.data, train_tf, eval_tf)
     if name not in ARRAYS:
         raise DataError(f"data.name={name!r} is unknown; valid: {', '.join(sorted(ARRAYS) + sorted(FOLDERS))}")
-    (x_train, y_train), (x_val, y_val) = ARRAYS[name](cfg.data)
+    (x_train, y_train), (x_val, y_val) = load_arrays(cfg.data)
     top = max(int(y_train.max()), int(y_val.max())) + 1
     if top > cfg.data.num_classes:
         raise DataError(f"{name} has labels up to {top - 1} but data.num_classes={cfg.data.num_classes}")
@@ -166,10 +179,9 @@ def check_data(cfg: RunConfig) -> int | None:
         _folders(cfg.data)
         return None
     if name in ARRAYS:
-        (x_train, _), _ = ARRAYS[name](cfg.data)
+        (x_train, _), _ = load_arrays(cfg.data)
         return len(x_train)
-    else:
-        raise DataError(f"data.name={name!r} is unknown; valid: {', '.join(sorted(ARRAYS) + sorted(FOLDERS))}")
+    raise DataError(f"data.name={name!r} is unknown; valid: {', '.join(sorted(ARRAYS) + sorted(FOLDERS))}")
 
 
 class EpochSampler(Sampler):

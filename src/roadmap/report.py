@@ -67,6 +67,16 @@ def records_from_wandb(project: str, group: str, api=None) -> list[dict]:
     return out
 
 
+def readable(records: list[dict]) -> list[dict]:
+    """The records that could be read (damaged ones stay in the list that readers name as failed); ValueError
+    naming the damaged ones when there is none."""
+    out = [r for r in records if r.get("status") != "unreadable"]
+    if records and not out:
+        raise ValueError(f"no readable run record among {len(records)}: "
+                         + "; ".join(f"{r['path']}: {r['reason']}" for r in records[:3]))
+    return out
+
+
 def _mean(values: list) -> float | None:
     values = [v for v in values if v is not None]
     return statistics.fmean(values) if values else None
@@ -167,17 +177,14 @@ def compare_with_paper(rows: list[dict]) -> dict:
 
 def summarize(records: list[dict], metric: str = "final_top1") -> tuple[list[dict], list[dict]]:
     """One row per step in paper order (steps with no completed run included), and the failed runs."""
-    readable = [r for r in records if r.get("status") != "unreadable"]
-    if not readable:
-        raise ValueError(f"no readable run record among {len(records)}: "
-                         + "; ".join(f"{r['path']}: {r['reason']}" for r in records[:3]))
-    records = readable + [r for r in records if r.get("status") == "unreadable"]  # damaged ones: named, not charted
-    settings = {(r.get("data"), r.get("budget"), r.get("regime") or "r50") for r in readable}
+    good = readable(records)
+    records = good + [r for r in records if r.get("status") == "unreadable"]  # damaged: named, not charted
+    settings = {(r.get("data"), r.get("budget"), r.get("regime") or "r50") for r in good}
     if len(settings) > 1:
         raise ValueError(f"these records mix datasets/budgets/regimes {sorted(map(str, settings))}; chart one sweep "
                          "at a time")
     variants: dict[str, set] = {}
-    for r in readable:
+    for r in good:
         variants.setdefault(r.get("step"), set()).add(r.get("variant") or "")
     for step, found in variants.items():
         if len(found) > 1:
@@ -185,7 +192,7 @@ def summarize(records: list[dict], metric: str = "final_top1") -> tuple[list[dic
                              "chart one variant at a time by giving its directories")
     done = [r for r in records if r.get("status") == "completed" and r.get(metric) is not None]
     failed = [r for r in records if r not in done]
-    steps = roadmap_steps(readable[0].get("regime") or "r50")
+    steps = roadmap_steps(good[0].get("regime") or "r50")
     known = {s.name for s in steps}
     extra = sorted({r["step"] for r in records} - known)  # steps of the user's own, after the paper's
     rows, previous = [], None
@@ -272,7 +279,7 @@ def report(records: list[dict], out: Path, metric: str = "final_top1") -> tuple[
         raise ValueError("these are leave-one-out records (undo=...): chart them apart from the forward roadmap")
     rows, failed = summarize(records, metric)
     agree = compare_with_paper(rows)
-    first = next(r for r in records if r.get("status") != "unreadable")  # summarize checked there is one
+    first = readable(records)[0]  # summarize checked there is one
     data, budget = first.get("data"), first.get("budget")
     regime = load_regime(first.get("regime") or "r50")
     seeds = sorted({r.get("seed") for r in records if r.get("status") == "completed"}, key=str)

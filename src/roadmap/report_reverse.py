@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .leave_one_out import undoable
-from .report import NO_CHANGE, change_fields, fmt, interval_cells, seed_stats, write_csv
+from .report import NO_CHANGE, change_fields, fmt, interval_cells, readable, seed_stats, write_csv
 from .steps import load_regime, roadmap_steps
 
 COLUMNS = ["undo", "label", "n", "mean", "ci_low", "ci_high", "gmacs", "params", "delta", "delta_low", "delta_high",
@@ -28,15 +28,12 @@ def paper_gains(regime: str) -> dict[str, float]:
 
 def summarize(records: list[dict], metric: str = "final_top1") -> tuple[list[dict], list[dict]]:
     """The full model's row, then one per undone step in paper order, each with its change from the full model."""
-    readable = [r for r in records if r.get("status") != "unreadable"]  # damaged ones are listed as failed
-    if not readable:
-        raise ValueError(f"no readable run record among {len(records)}: "
-                         + "; ".join(f"{r['path']}: {r['reason']}" for r in records[:3]))
-    kinds = {(r.get("step"), r.get("regime"), r.get("data"), r.get("budget"), r.get("variant") or "") for r in readable}
+    good = readable(records)  # damaged ones are listed as failed
+    kinds = {(r.get("step"), r.get("regime"), r.get("data"), r.get("budget"), r.get("variant") or "") for r in good}
     if len(kinds) > 1:
         raise ValueError(f"these leave-one-out records mix models, regimes, datasets, budgets or variants "
                          f"{sorted(map(str, kinds))}; chart one sweep at a time")
-    step, regime = readable[0]["step"], readable[0].get("regime") or "r50"
+    step, regime = good[0]["step"], good[0].get("regime") or "r50"
     labels = {s.name: s.meta.label for s in roadmap_steps(regime)}
     gains = paper_gains(regime)
     done = [r for r in records if r.get("status") == "completed" and r.get(metric) is not None]
@@ -92,7 +89,7 @@ def plot(rows: list[dict], out: Path, title: str, metric: str, data: str, paper_
 
 def report(records: list[dict], out: Path, metric: str = "final_top1") -> tuple[list[dict], list[dict]]:
     rows, failed = summarize(records, metric)
-    r0 = next(r for r in records if r.get("status") != "unreadable")
+    r0 = readable(records)[0]
     full = rows[0]
     seeds = sorted({r.get("seed") for r in records if r.get("status") == "completed"}, key=str)
     regime = load_regime(r0.get("regime") or "r50")

@@ -66,12 +66,27 @@ def outcome(job_return: JobReturn) -> dict:
 LAUNCH_ENV = "ROADMAP_SWEEP_LAUNCH"  # this multirun's id, inherited by job processes that a launcher starts
 
 
+def joblib_jobs(launcher) -> int | None:
+    """How many jobs Hydra's joblib launcher runs at once (its n_jobs: -1 all cores, -2 all but one, ...); None
+    for another launcher."""
+    if "joblib" not in str(OmegaConf.select(launcher, "_target_", default="")).lower():
+        return None
+    n = int(OmegaConf.select(launcher, "n_jobs", default=-1) or 1)
+    return n if n > 0 else max(1, (os.cpu_count() or 1) + 1 + n)
+
+
+def jobs_side_by_side(launcher) -> int:
+    """How many of a sweep's jobs share this machine at once: the joblib launcher's count, else one."""
+    return joblib_jobs(launcher) or 1
+
+
 def jobs_elsewhere(config: DictConfig) -> bool:
-    """Whether the launcher runs the jobs in other processes (joblib with n_jobs != 1, submitit), not in this one."""
-    target = str(OmegaConf.select(config, "hydra.launcher._target_", default="BasicLauncher"))
-    if "BasicLauncher" in target:
+    """Whether the launcher runs the jobs in other processes (joblib with more than one job, submitit), not in
+    this one (the basic launcher, and joblib with one job, which it runs in-process)."""
+    launcher = OmegaConf.select(config, "hydra.launcher", default=None)
+    if launcher is None or "BasicLauncher" in str(OmegaConf.select(launcher, "_target_", default="")):
         return False
-    return "joblib" not in target.lower() or OmegaConf.select(config, "hydra.launcher.n_jobs", default=-1) != 1
+    return joblib_jobs(launcher) != 1
 
 
 def _job_state(job: dict) -> str:
@@ -106,12 +121,15 @@ class SweepSummary(Callback):
             for sig in (signal.SIGINT, signal.SIGTERM):  # the jobs run in other processes: say how far it got
                 signal.signal(sig, self._stopped)
 
+    def _jobs(self, config: DictConfig) -> list[dict]:
+        return [json.loads(p.read_text()) for p in sorted(self._jobs_dir(config).glob("*.json"))]
+
     def _stopped(self, signum, frame) -> None:
         config = self.active[1]
         deadline = time.time() + 60  # the jobs, signalled too, end at their next batch: wait for them to say how
         while time.time() < deadline and any(
                 j.get("status") == "started" and j.get("run_dir") and is_held(Path(j["run_dir"]))
-                for j in (json.loads(p.read_text()) for p in self._jobs_dir(config).glob("*.json"))):
+                for j in self._jobs(config)):
             time.sleep(0.2)
         self.print_line(config, f"stopped by {signal.Signals(signum).name}")
         sys.exit(128 + signum)
@@ -137,7 +155,7 @@ class SweepSummary(Callback):
 
     def summary(self, config: DictConfig, stopped: str | None = None) -> tuple[str, bool]:
         """(the line, whether every job completed)."""
-        jobs = [json.loads(p.read_text()) for p in sorted(self._jobs_dir(config).glob("*.json"))]
+        jobs = self._jobs(config)
         for j in jobs:
             if j["status"] == "started":
                 j["status"] = _job_state(j)

@@ -4,6 +4,7 @@ of one never interrupted. One process at a time holds a run directory."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+from omegaconf import OmegaConf
 from timm.utils import ModelEmaV3
 from tqdm import tqdm
 
@@ -204,7 +206,6 @@ def train_epoch(cfg: RunConfig, ctx: Context, t: Trainer, epoch: int, step: int,
 def completed_without_checkpoint(cfg: RunConfig, run_dir: Path) -> dict | None:
     """A completed record whose run kept no checkpoint (committed results copied back into a sweep folder): the
     record, if its config.yaml is this config; None otherwise (then the run trains as usual)."""
-    from omegaconf import OmegaConf
     record = read_json(run_dir / "metrics.json")
     if not record or record.get("status") != "completed" or not (run_dir / "config.yaml").is_file():
         return None
@@ -254,7 +255,6 @@ def ended(record: dict, e: BaseException, ckpt: Path) -> str:
 def can_start(cfg: RunConfig) -> None:
     """What a single run checks before its directory is made: the device, and the data with the batch size
     (ValueError, one line; nothing written)."""
-    import os
     try:
         check_device(cfg.system)
         images = check_data(cfg)
