@@ -23,6 +23,15 @@ from roadmap import report_reverse
 from roadmap.report import compare_with_paper, log_to_wandb, readable, records_from_dirs, records_from_wandb, report
 
 
+def wandb_group(args, records: list[dict]) -> str:
+    """The sweep's W&B group: --group, else the one its runs were logged in, else the sweep folder's name."""
+    groups = {r.get("wandb_group") for r in records} - {None}
+    if args.group or len(groups) == 1:
+        return args.group or groups.pop()
+    r = records[0]
+    return f"{r.get('data')}-{r.get('budget')}-{r.get('regime') or 'r50'}" + ("-leave_one_out" * bool(r.get("undo")))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("paths", nargs="*", type=Path, help="sweep or run directories to search for metrics.json")
@@ -59,7 +68,10 @@ def main() -> None:
               f"and {'the' if rows[0]['n'] else 'no run of the'} full model, {len(failed)} failed; wrote "
               f"{', '.join(str(args.out / f'leave_one_out.{e}') for e in ('png', 'svg', 'csv', 'md'))}")
         if args.log_wandb:
-            print("--log-wandb logs the forward roadmap's chart only; the leave-one-out runs are in W&B already")
+            group = wandb_group(args, records)
+            where = log_to_wandb(rows, {}, args.out, group, args.wandb_project, args.wandb_entity,
+                                 chart="leave_one_out", columns=report_reverse.COLUMNS)
+            print(f"W&B chart run in group {group}: {where or 'not logged (W&B unavailable)'}")
         return
     done = sum(r["n"] for r in rows)
     missing = [r["step"] for r in rows if r["n"] == 0]
@@ -68,10 +80,7 @@ def main() -> None:
     if missing:
         print(f"no completed run: {', '.join(missing)}")
     if args.log_wandb:
-        groups = {r.get("wandb_group") for r in records} - {None}
-        group = args.group or (groups.pop() if len(groups) == 1 else f"{records[0].get('data')}-"
-                                                                      f"{records[0].get('budget')}-"
-                                                                      f"{records[0].get('regime') or 'r50'}")
+        group = wandb_group(args, records)
         where = log_to_wandb(rows, compare_with_paper(rows), args.out, group, args.wandb_project, args.wandb_entity)
         print(f"W&B chart run in group {group}: {where or 'not logged (W&B unavailable)'}")
 

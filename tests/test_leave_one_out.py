@@ -3,7 +3,8 @@ import csv
 import json
 
 import pytest
-from conftest import FAST, ROOT, run_cli
+from conftest import FAST, ROOT, clean_env, run_cli
+from wandb_log import run_info
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from omegaconf import OmegaConf
@@ -14,6 +15,7 @@ from roadmap.leave_one_out import apply_undo, full_model, undo_changes, undoable
 from roadmap.report_reverse import summarize
 from roadmap.steps import own_fields, step_files
 from roadmap.sweep import register_resolvers
+from roadmap.tracking import run_identity
 
 FULL = "micro/separate_downsample"
 # adopted steps that set fields of their own, read here from the files independently of leave_one_out.py
@@ -83,6 +85,19 @@ def test_the_sweep_lists_the_full_model_and_one_run_per_undoable_step_in_the_reg
     assert cfg.hydra.sweep.dir == f"outputs/sweeps/fashion_mnist_small-full-{regime}-leave_one_out"
 
 
+def test_every_run_of_the_sweep_is_tagged_and_an_undone_run_names_the_undone_steps_order_and_label(tmp_path):
+    register_resolvers()
+    assert list(compose_dict(None, ["+sweep=leave_one_out"], hydra=True).wandb.tags) == ["leave_one_out"]
+    full = load_config(FULL, ["+sweep=leave_one_out"])  # the full model's run: no step undone, the sweep's tag
+    name, keys, tags = run_identity(full, "", {}, [], tmp_path)
+    assert "leave_one_out" not in tags and full.wandb.tags == ["leave_one_out"] and keys["undo_order"] is None
+    gelu = next(s for s in roadmap_steps() if s.name == "micro/gelu")
+    name, keys, tags = run_identity(load_config(FULL, ["undo=micro/gelu"]), "", {}, [], tmp_path)
+    assert (keys["undo_step"], keys["undo_order"], keys["undo_label"]) == ("micro/gelu", gelu.meta.order,
+                                                                          gelu.meta.label)
+    assert "leave_one_out" in tags and name == "r50/micro/separate_downsample/without/micro/gelu/seed0"
+
+
 def test_a_leave_one_out_sweep_runs_and_charts_drops_from_the_full_model(tmp_path):
     """Three of the undone steps and the full model, two seeds, one iteration each."""
     d = tmp_path / "loo"
@@ -99,8 +114,15 @@ def test_a_leave_one_out_sweep_runs_and_charts_drops_from_the_full_model(tmp_pat
     gelu = next(rel for rel, r in recs.items() if r["undo"] == "micro/gelu")
     assert OmegaConf.load(d / gelu / "config.yaml").model.activation == "relu"
     out = tmp_path / "chart"
-    proc = run_cli(ROOT / "scripts/plot_roadmap.py", d, "--out", out, check=True)
+    env = clean_env(WANDB_MODE="offline", HOME=str(tmp_path / "home"))
+    proc = run_cli(ROOT / "scripts/plot_roadmap.py", d, "--out", out, "--log-wandb", env=env, check=True)
     assert "6 completed runs over 2 of 12 undone steps and the full model, 0 failed" in proc.stdout
+    (run,) = (out / "wandb").glob("offline-run-*")  # --log-wandb: the leave-one-out chart as a W&B chart run
+    info = run_info(run)
+    assert (info["job_type"], info["tags"]) == ("chart", ["chart", "leave_one_out"])
+    assert {"leave_one_out/chart/path", "leave_one_out/table/path"} <= info["history_keys"]
+    (image,) = (run / "files/media/images").rglob("*.png")
+    assert image.stat().st_size > 10_000
     rows = list(csv.DictReader(open(out / "leave_one_out.csv")))
     assert [r["undo"] for r in rows] == ["", *CHAIN]  # steps without a run are shown as such
     assert [r["undo"] for r in rows if r["n"] != "0"] == ["", "macro/patchify", "micro/gelu"]

@@ -1,5 +1,6 @@
 """`python run.py step=...` end to end on the shipped dataset: records, W&B, resume, DDP, failures."""
 import json
+import shlex
 
 import numpy as np
 import pytest
@@ -38,6 +39,31 @@ def test_a_run_writes_its_record_config_checkpoint_and_offline_wandb(tmp_path):
     assert {"train_loss", "val_top1", "images_per_s"} <= info["history_keys"]
     assert "wandb sync" in proc.stderr + proc.stdout
     assert "img_s=" in proc.stderr  # the progress bar
+
+
+def test_the_offline_wandb_run_has_iterations_val_loss_console_artifacts_code_and_its_own_command(tmp_path):
+    run = tmp_path / "run"
+    train_cli(run, "step=micro/gelu", "wandb=offline", "wandb.log_every=2", "wandb.grad_norm=true",
+              "wandb.log_checkpoints=true", "wandb.save_code=true")
+    rec = load(run)
+    assert all(row["val_loss"] > 0 for row in rec["history"])  # plain cross-entropy over the validation images
+    (offline,) = (run / "wandb").glob("offline-run-*")
+    info = run_info(offline)
+    assert {"train/loss", "train/lr", "train/grad_norm", "global_step", "val_loss", "val_top1"} <= info["history_keys"]
+    cfg = {k: json.loads(v) for k, v in info["config"].items()}
+    assert (cfg["params"], cfg["gmacs"], cfg["git_commit"]) == (rec["params"], rec["gmacs"], rec["git_commit"])
+    assert "epoch 1/2" in info["console"] and "micro/gelu seed 0 epoch 2/2" in info["console"]  # log and bar
+    models = [a for a in info["artifacts"] if a[0] == "model"]
+    assert [sorted(aliases) for *_, aliases, _ in models] == [["epoch1", "latest"], ["epoch2", "latest"]]
+    assert all(files == ["checkpoint.pt"] and name == f"checkpoint-{rec['wandb_id']}" for _, name, _, files in models)
+    (code,) = [files for kind, _, _, files in info["artifacts"] if kind == "code"]
+    assert {"run.py", "src/roadmap/train.py", "configs/step/micro/gelu.yaml"} <= set(code)
+    assert not any(f.startswith((".venv/", "outputs/", "docs/results/")) for f in code)
+    # the run's own command line reruns this very run (one job of a sweep too): here it finds it completed
+    command = shlex.split(cfg["command"])
+    assert command[:2] == ["python", "run.py"] and command[-1] == f"hydra.run.dir={run}"
+    again = run_cli(*command[1:], check=True)
+    assert "already completed" in again.stderr + again.stdout and load(run) == rec
 
 
 def test_running_the_same_command_again_does_not_train_again(tmp_path):

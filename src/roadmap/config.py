@@ -80,6 +80,12 @@ class WandbMode(Enum):
     disabled = "disabled"
 
 
+class WandbConsole(Enum):
+    wrap = "wrap"          # the run's console output (log lines, progress bars) in its Logs tab, as printed
+    redirect = "redirect"  # the same, captured at the file-descriptor level (output of C extensions too)
+    off = "off"
+
+
 def device_augments(auto_augment: Optional[str]) -> bool:
     """Whether the device pipeline (augment.py) can make this recipe's augmentation: none, or RandAugment."""
     return not auto_augment or auto_augment.startswith("rand")
@@ -396,6 +402,15 @@ class WandbConfig:
     entity: Optional[str] = None
     group: Optional[str] = None  # default: the sweep's directory name in a multirun
     tags: List[str] = field(default_factory=list)
+    log_every: int = 50          # iterations between train/loss and train/lr points (0: the epoch rows only)
+    grad_norm: bool = False      # train/grad_norm at those points too (the norm before any clipping)
+    console: WandbConsole = WandbConsole.wrap
+    log_checkpoints: bool = False  # each epoch's checkpoint as a model artifact (aliases latest, epoch<N>)
+    save_code: bool = False      # the project's .py and .yaml files as a code artifact
+
+    def __post_init__(self) -> None:
+        if isinstance(self.log_every, bool) or not isinstance(self.log_every, int) or self.log_every < 0:
+            _fail("wandb.log_every", self.log_every, "a whole number of iterations >= 0 (0: per epoch only)")
 
 
 @dataclass

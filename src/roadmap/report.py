@@ -295,23 +295,27 @@ def report(records: list[dict], out: Path, metric: str = "final_top1") -> tuple[
 
 
 def log_to_wandb(rows: list[dict], agree: dict, out: Path, group: str, project: str = "roadmap",
-                 entity: str | None = None, mode: str = "auto") -> str | None:
-    """One W&B run of job_type `chart` in the sweep's group: the chart image, the per-step table and a bar chart
-    of it, and the agreement figures in its summary. Offline without an API key. Returns the run's directory."""
+                 entity: str | None = None, mode: str = "auto", chart: str = "roadmap",
+                 columns: list[str] = COLUMNS) -> str | None:
+    """One W&B run of job_type `chart` in the sweep's group: the chart image (`<chart>.png`), the table of its
+    rows and a bar chart of it, and the agreement figures (if any) in its summary. Offline without an API key.
+    Returns the run's directory."""
     import wandb
 
     from .config import WandbConfig, WandbMode
     from .tracking import Tracker
-    columns = [c for c in COLUMNS if c != "adopted"] + ["adopted"]
+    columns = [c for c in columns if c != "adopted"] + (["adopted"] if "adopted" in columns else [])
     table = wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])
     cfg = WandbConfig(mode=WandbMode(mode), project=project, entity=entity)
-    tracker = Tracker(cfg, out, f"chart/{group}", group, {"steps": len(rows), "group": group}, None,
-                      job_type="chart", tags=("chart",))
+    tracker = Tracker(cfg, out, f"chart/{group}", group, {"steps": len(rows), "group": group, "chart": chart}, None,
+                      job_type="chart", tags=("chart", *(["leave_one_out"] * (chart == "leave_one_out"))))
     if tracker.run is None:
         return None
-    tracker.log({"roadmap/chart": wandb.Image(str(out / "roadmap.png")), "roadmap/table": table,
-                 "roadmap/top1": wandb.plot.bar(table, "label", "mean", title="top-1 per step")}, step=0)
-    tracker.summary({f"agreement/{k}": v for k, v in agree.items()})
+    tracker.log({f"{chart}/chart": wandb.Image(str(out / f"{chart}.png")), f"{chart}/table": table,
+                 f"{chart}/top1": wandb.plot.bar(table, "label", "mean", title="top-1 per step" if chart == "roadmap"
+                                                 else "top-1 with each step undone")}, step=0)
+    if agree:
+        tracker.summary({f"agreement/{k}": v for k, v in agree.items()})
     where = tracker.run.dir
     tracker.finish()
     return where

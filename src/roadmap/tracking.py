@@ -4,12 +4,14 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import shlex
 import socket
 import threading
 from pathlib import Path
+from typing import Sequence
 from urllib.parse import urlparse
 
-from .config import WandbConfig, WandbMode
+from .config import RunConfig, WandbConfig, WandbMode
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,42 @@ def resolve_mode(mode: WandbMode) -> str:
         return "offline"
 
 
+def rerun_command(overrides: Sequence[str], run_dir: Path) -> str:
+    """The command that reruns (resumes) this one run, also when it was one job of a sweep."""
+    return shlex.join(["python", "run.py", *overrides, f"hydra.run.dir={run_dir}"])
+
+
+def run_identity(cfg: RunConfig, variant: str, record: dict, overrides: Sequence[str],
+                 run_dir: Path) -> tuple[str, dict, tuple[str, ...]]:
+    """A training run's W&B name, the top-level config keys the dashboard sorts, groups and filters runs by, and
+    its tags (the step's group, the regime, and leave_one_out for an undone step)."""
+    undo = f"without/{cfg.undo}" if cfg.undo else None
+    name = "/".join(filter(None, (cfg.regime.name, cfg.step.name, undo, variant, f"seed{cfg.seed}")))
+    undone = None
+    if cfg.undo:
+        from .steps import roadmap_steps
+        undone = next((s.meta for s in roadmap_steps(cfg.regime.name) if s.name == cfg.undo), None)
+    keys = {"step_name": cfg.step.name, "step_order": cfg.step.order, "step_label": cfg.step.label,
+            "step_group": cfg.step.name.split("/")[0], "variant": variant, "regime_name": cfg.regime.name,
+            "undo_step": cfg.undo, "undo_order": undone.order if undone else None,
+            "undo_label": undone.label if undone else None,
+            "params": record.get("params"), "gmacs": record.get("gmacs"), "git_commit": record.get("git_commit"),
+            "command": rerun_command(overrides, run_dir)}
+    tags = (keys["step_group"], cfg.regime.name, *(["leave_one_out"] * bool(cfg.undo)))
+    return name, keys, tags
+
+
+def _code_file(path: str, root: str | None = None) -> bool:
+    return path.endswith((".py", ".yaml", ".toml", ".txt", ".md"))
+
+
+def _not_code(path: str, root: str | None = None) -> bool:
+    """What log_code leaves out: environments, outputs, results, W&B's own folders."""
+    parts = Path(os.path.relpath(path, root or ".")).parts
+    return any(p.startswith(".") or p in ("outputs", "wandb", "results", "multirun", "build") or p.endswith(".egg-info")
+               for p in parts[:-1])
+
+
 class Tracker:
     def __init__(self, cfg: WandbConfig, run_dir: Path, name: str, group: str | None, config: dict,
                  run_id: str | None, enabled: bool = True, job_type: str = "train", tags: tuple[str, ...] = ()):
@@ -68,7 +106,7 @@ class Tracker:
         for attempt in ([mode, "offline"] if mode == "online" else [mode]):
             try:
                 import wandb
-                settings = wandb.Settings(console="off", init_timeout=INIT_TIMEOUT_S)
+                settings = wandb.Settings(console=cfg.console.value, init_timeout=INIT_TIMEOUT_S)
                 self.run = wandb.init(project=cfg.project, entity=cfg.entity, name=name, group=group,
                                       job_type=job_type, tags=list(dict.fromkeys([*tags, *cfg.tags])),
                                       config=config, dir=str(run_dir), id=run_id, resume="allow", mode=attempt,
@@ -80,6 +118,14 @@ class Tracker:
                 log.warning("W&B %s start failed (%s); %s", attempt, str(e).splitlines()[0][:200] if str(e) else
                             type(e).__name__, "logging offline" if attempt == "online" else
                             "training goes on without W&B")
+        if self.run is None:
+            return
+        # the x axis is the global step we log, so a resumed run may repeat steps its last epoch had reached
+        self._call("define_metric", lambda: (self.run.define_metric("global_step"),
+                                             self.run.define_metric("*", step_metric="global_step")))
+        if cfg.save_code and self.run is not None:
+            root = Path(__file__).resolve().parents[2]  # the project: configs/, src/, scripts/, run.py
+            self._call("log_code", lambda: self.run.log_code(str(root), include_fn=_code_file, exclude_fn=_not_code))
         if self.run is not None and self.run.settings.mode == "offline":
             log.info("W&B is offline; to upload this run later: wandb sync %s", Path(self.run.dir).parent)
 
@@ -97,7 +143,16 @@ class Tracker:
             self.run = None
 
     def log(self, data: dict, step: int) -> None:
-        self._call("log", lambda: self.run.log(data, step=step))
+        self._call("log", lambda: self.run.log({**data, "global_step": step}))
+
+    def log_checkpoint(self, path: Path, epoch: int, metadata: dict) -> None:
+        """The checkpoint as this epoch's version of the run's model artifact (copied now: the file is replaced)."""
+        def upload() -> None:
+            import wandb
+            art = wandb.Artifact(f"checkpoint-{self.run.id}", type="model", metadata={"epoch": epoch, **metadata})
+            art.add_file(str(path), name=path.name)
+            self.run.log_artifact(art, aliases=["latest", f"epoch{epoch}"])
+        self._call("checkpoint artifact", upload)
 
     def summary(self, data: dict) -> None:
         self._call("summary", lambda: self.run.summary.update(data))

@@ -30,7 +30,7 @@ from .records import (PREDICTIONS, check_same_config, git_commit, hardware, load
                       record_from_checkpoint, remove_stale_temporaries, save_checkpoint, save_predictions, summarize, write_config,
                       write_json)
 from .signals import check, deferred, interruptible
-from .tracking import Tracker
+from .tracking import Tracker, run_identity
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ class Evaluation:
     top5: float
     images: int
     images_per_s: float
+    loss: float          # plain cross-entropy (no label smoothing), per image
     predictions: torch.Tensor | None = None  # (images, 2): predicted and true class by validation index, if asked
 
 
@@ -102,6 +103,7 @@ def evaluate(model, loader, ctx: Context, t: Trainer, max_iters: int | None, pre
     """Top-1/top-5 over every process's share of the validation set, and optionally each image's prediction."""
     model.eval()
     correct1 = correct5 = seen = 0
+    loss_sum = torch.zeros((), dtype=torch.float64, device=ctx.device)
     preds: list[torch.Tensor] = []
     t0 = time.perf_counter()
     total = len(loader) if max_iters is None else min(len(loader), max_iters)
@@ -112,6 +114,7 @@ def evaluate(model, loader, ctx: Context, t: Trainer, max_iters: int | None, pre
             break
         with t.autocast:
             out = model(x).float()
+        loss_sum += torch.nn.functional.cross_entropy(out, y, reduction="sum").double()
         top = out.topk(min(5, out.shape[1]), dim=1).indices
         correct1 += (top[:, 0] == y).sum().item()
         correct5 += (top == y[:, None]).any(1).sum().item()
@@ -119,10 +122,10 @@ def evaluate(model, loader, ctx: Context, t: Trainer, max_iters: int | None, pre
         if predictions:
             preds.append(torch.stack([top[:, 0], y], 1).cpu())
     elapsed = time.perf_counter() - t0
-    correct1, correct5, seen = ctx.sum([correct1, correct5, seen])
+    correct1, correct5, seen, loss = ctx.sum([correct1, correct5, seen, loss_sum.item()])
     gathered = ctx.gather_strided(torch.cat(preds)) if predictions and preds else None
     return Evaluation(100.0 * correct1 / max(seen, 1), 100.0 * correct5 / max(seen, 1), int(seen),
-                      seen / max(elapsed, 1e-9), gathered)
+                      seen / max(elapsed, 1e-9), loss / max(seen, 1), gathered)
 
 
 def _clock(seconds: float) -> str:
@@ -131,10 +134,13 @@ def _clock(seconds: float) -> str:
 
 
 def train_steps(cfg: RunConfig, ctx: Context, t: Trainer, epoch: int, step: int, label: str,
-                later_epochs: int = 0, epoch_s: float | None = None) -> tuple[dict, int]:
+                later_epochs: int = 0, epoch_s: float | None = None,
+                tracker: Tracker | None = None) -> tuple[dict, int]:
     """One epoch of training, without evaluation: (its part of the history row, the global step after it).
     The bar shows the run's time left too: this epoch's, plus `later_epochs` more of `epoch_s` seconds each (or of
-    this epoch's projected length while no epoch has ended)."""
+    this epoch's projected length while no epoch has ended). Every `wandb.log_every` global steps the `tracker`
+    gets the iteration's loss and learning rate (and gradient norm with `wandb.grad_norm`)."""
+    every = cfg.wandb.log_every if tracker is not None and tracker.run is not None else 0
     seed_all(cfg.seed * 100_003 + epoch * 1_009 + ctx.rank)  # each epoch's randomness, resume or not
     t.train_loader.set_epoch(epoch)
     t.net.train()
@@ -153,10 +159,20 @@ def train_steps(cfg: RunConfig, ctx: Context, t: Trainer, epoch: int, step: int,
                 loss = t.criterion(t.net(x), y)
             t.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            point = every and (step + 1) % every == 0
+            norm = None
             if cfg.train.grad_clip:
-                torch.nn.utils.clip_grad_norm_(t.model.parameters(), cfg.train.grad_clip)
+                norm = torch.nn.utils.clip_grad_norm_(t.model.parameters(), cfg.train.grad_clip)
+            elif point and cfg.wandb.grad_norm:
+                norm = torch.nn.utils.get_total_norm([p.grad for p in t.model.parameters() if p.grad is not None])
+            lr = t.optimizer.param_groups[0]["lr"]  # the rate this iteration trains with
             t.optimizer.step()
             step += 1
+            if point and ctx.main:
+                values = {"train/loss": loss.item(), "train/lr": lr}
+                if cfg.wandb.grad_norm and norm is not None:
+                    values["train/grad_norm"] = norm.item()
+                tracker.log(values, step=step)
             t.scheduler.step_update(step)
             if t.ema is not None:
                 t.ema.update(t.model, step=step)
@@ -185,15 +201,15 @@ def train_steps(cfg: RunConfig, ctx: Context, t: Trainer, epoch: int, step: int,
 
 
 def train_epoch(cfg: RunConfig, ctx: Context, t: Trainer, epoch: int, step: int, label: str,
-                last: bool = False, later_epochs: int = 0,
-                epoch_s: float | None = None) -> tuple[dict, int, torch.Tensor | None]:
+                last: bool = False, later_epochs: int = 0, epoch_s: float | None = None,
+                tracker: Tracker | None = None) -> tuple[dict, int, torch.Tensor | None]:
     """One epoch of training and its evaluation: (the history row, the global step after it, and after the `last`
     epoch each validation image's predicted and true class)."""
     t0 = time.perf_counter()
-    trained, step = train_steps(cfg, ctx, t, epoch, step, label, later_epochs, epoch_s)
+    trained, step = train_steps(cfg, ctx, t, epoch, step, label, later_epochs, epoch_s, tracker)
     ev = evaluate(t.eval_net, t.val_loader, ctx, t, cfg.budget.max_eval_iters, predictions=last)
     row = {"epoch": trained["epoch"], "train_loss": trained["train_loss"], "val_top1": ev.top1, "val_top5": ev.top5,
-           "val_images": ev.images, "lr": trained["lr"], "images_per_s": trained["images_per_s"],
+           "val_loss": ev.loss, "val_images": ev.images, "lr": trained["lr"], "images_per_s": trained["images_per_s"],
            "eval_images_per_s": ev.images_per_s, "epoch_time_s": time.perf_counter() - t0}
     if t.ema is not None:
         ema = evaluate(t.ema.module, t.val_loader, ctx, t, cfg.budget.max_eval_iters)
@@ -306,14 +322,9 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Se
                 t = build_trainer(cfg, ctx, state)
                 record["pipeline"] = t.pipeline  # data.pipeline=auto resolved: workers or device
                 if ctx.main:
-                    undo = f"without/{cfg.undo}" if cfg.undo else None
-                    name = "/".join(filter(None, (cfg.regime.name, cfg.step.name, undo, variant, f"seed{cfg.seed}")))
-                    # top-level keys the dashboard can sort and group runs by; the step's group and regime as tags
-                    keys = {"step_name": cfg.step.name, "step_order": cfg.step.order, "step_label": cfg.step.label,
-                            "step_group": cfg.step.name.split("/")[0], "variant": variant,
-                            "regime_name": cfg.regime.name, "undo_step": cfg.undo}
+                    name, keys, tags = run_identity(cfg, variant, record, overrides, run_dir)
                     tracker = Tracker(cfg.wandb, run_dir, name, group, plain(cfg) | keys, record.get("wandb_id"),
-                                      tags=(keys["step_group"], cfg.regime.name, *(["leave_one_out"] * bool(undo))))
+                                      tags=tags)
                     record.update(wandb_id=tracker.id, wandb_group=group)
                     write_json(record, record_path)
                 step = state["global_step"] if state is not None else 0
@@ -324,7 +335,8 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Se
                         row, step, predictions = train_epoch(
                             cfg, ctx, t, epoch, step, f"{who} epoch {epoch + 1}/{epochs}", last=epoch + 1 == epochs,
                             later_epochs=epochs - epoch - 1,
-                            epoch_s=sum(h["epoch_time_s"] for h in done) / len(done) if done else None)
+                            epoch_s=sum(h["epoch_time_s"] for h in done) / len(done) if done else None,
+                            tracker=tracker)
                     if not ctx.main:
                         continue
                     if predictions is not None:  # before the checkpoint that completes the run
@@ -337,6 +349,8 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Se
                     record = after
                     write_json(record, record_path)
                     tracker.log(row, step=step)
+                    if cfg.wandb.log_checkpoints:
+                        tracker.log_checkpoint(ckpt_path, epoch + 1, {"val_top1": row["val_top1"]})
                     log.info("epoch %d/%d: loss %.4f, top-1 %.2f, top-5 %.2f, %.0f images/s", epoch + 1, epochs,
                              row["train_loss"], row["val_top1"], row["val_top5"], row["images_per_s"])
                 record["status"] = "completed"
