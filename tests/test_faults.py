@@ -73,6 +73,8 @@ CASES = [
     ("budget_epochs", ["budget.epochs=0"], ["budget.epochs=0", "positive integer"], "run"),
     ("budget_iters", ["budget.max_train_iters=0"], ["budget.max_train_iters=0", "positive integer"], "run"),
     ("wandb_mode", ["wandb.mode=maybe"], ["wandb.mode=maybe", "auto, online, offline, disabled"], "run"),
+    ("wandb_log_every", ["wandb.log_every=-5"], ["wandb.log_every=-5", ">= 0"], "run"),
+    ("wandb_console", ["wandb.console=tee"], ["wandb.console=tee", "wrap, redirect, off"], "run"),
     ("seed_type", ["seed=abc"], ["seed=abc", "Integer"], "run"),
     ("other_config", ["train.base_lr=0.1"], ["holds a checkpoint of another configuration",
                                              "train.base_lr: 0.004 -> 0.1"], "run"),
