@@ -39,7 +39,10 @@ def uninterrupted(tmp_path_factory):
 def test_sigkill_anywhere_then_resume_repeats_the_uninterrupted_numbers_whatever_the_workers(
         tmp_path, uninterrupted, pipeline, workers):
     rng = random.Random(workers + 7 * (pipeline == "device"))
-    epoch, delay = rng.randrange(4), rng.uniform(0.0, 1.0)  # the epoch to kill in, and how far into it
+    # the epoch to kill in, and how far into it: a fraction of the reference run's epoch, so that the kill lands
+    # inside the run however fast the machine is (a fixed delay outlived the last epoch on a quiet machine)
+    epoch, fraction = rng.randrange(4), rng.uniform(0.0, 0.6)
+    delay = fraction * uninterrupted[pipeline]["history"][epoch]["epoch_time_s"]
     run = tmp_path / "run"
     proc = start_cli(run, *LONG, f"data.num_workers={workers}", f"data.pipeline={pipeline}")
     wait_for_epochs(run, epoch, proc)
