@@ -4,13 +4,18 @@
     python scripts/plot_roadmap.py --wandb ENTITY/PROJECT --group cifar100-short-r50
     python scripts/plot_roadmap.py SWEEP_DIR --out figures/ --metric best_top1
     python scripts/plot_roadmap.py SWEEP_DIR --log-wandb                     # also a W&B run of job_type chart
+    python scripts/plot_roadmap.py SWEEP_DIR --variant model.kernel_size=5   # a side sweep's runs instead
 
-One bar per step in paper order: mean top-1 over seeds with its 95% confidence interval and the seed count, GMACs
-and the change from the previous adopted step beside it with its 95% interval (paired by seed where the seeds
-match), marked * where the interval excludes zero; side branches (kernel 5, 9, 11) hatched; the paper's
-ImageNet-1K top-1 as a marker (on a second axis when the data differ). roadmap.md and roadmap.csv add images/s,
-and the agreement of our changes with the paper's (sign agreement, Spearman's rank correlation; also in
-roadmap_agreement.csv). Steps with no completed run are shown as such; failed runs are counted and listed.
+Two panels that share the steps, in paper order. Left: the mean top-1 over seeds with its 95% t interval, on an
+axis fitted to the data; side branches (kernel 5, 9, 11) hollow. Right: each step's change from the previous
+adopted step in points, with the paired t interval over seeds (filled where it excludes zero) and the paired
+bootstrap over seeds and test images, beside the paper's ImageNet-1K change on the same axis; the sign agreement
+and Spearman's rank correlation with the paper in its title. roadmap.md and roadmap.csv add GMACs and images/s
+(roadmap_agreement.csv the agreement). Steps with no completed run are shown as such; failed, killed and damaged
+runs are counted and named, never charted.
+
+Records of one variant are charted: by default the one that covers the most steps, so runs of a side sweep into
+the same folder (`-m step=micro/gelu model.kernel_size=5`) are left out and named; `--variant` picks another.
 
 A leave-one-out sweep (`+sweep=leave_one_out`) gives leave_one_out.png/.svg/.csv/.md instead: the change from the
 full model when each step is undone, with its 95% interval, beside the paper's gain when the step was adopted.
@@ -20,7 +25,8 @@ import sys
 from pathlib import Path
 
 from roadmap import report_reverse
-from roadmap.report import compare_with_paper, log_to_wandb, readable, records_from_dirs, records_from_wandb, report
+from roadmap.report import (choose_variant, compare_with_paper, describe_left_out, log_to_wandb, readable,
+                            records_from_dirs, records_from_wandb, report)
 
 
 def wandb_group(args, records: list[dict]) -> str:
@@ -39,6 +45,9 @@ def main() -> None:
     ap.add_argument("--group", help="with --wandb: the sweep's W&B group")
     ap.add_argument("--out", type=Path, default=Path("outputs"), help="output folder (default outputs/)")
     ap.add_argument("--metric", choices=["final_top1", "best_top1"], default="final_top1")
+    ap.add_argument("--variant", default=None, help="chart the runs of this variant (the overrides that name its "
+                    "run directories, e.g. 'model.kernel_size=5'; '' for the steps as they are); default: the variant "
+                    "with the most steps, the others named as left out")
     ap.add_argument("--log-wandb", action="store_true", help="log the chart and table as a W&B run of job_type "
                     "chart in the sweep's group (offline without an API key)")
     ap.add_argument("--wandb-project", default="roadmap", help="with --log-wandb: the W&B project")
@@ -48,12 +57,14 @@ def main() -> None:
         ap.error("give sweep directories, or --wandb ENTITY/PROJECT with --group G")
     try:
         records = records_from_wandb(args.wandb, args.group) if args.wandb else records_from_dirs(args.paths)
+        records, variant, left = choose_variant(records, args.variant)
+        notes = describe_left_out(left)
         good = readable(records)
         reverse = bool(good) and all("undo" in r for r in good) and any(r["undo"] for r in good)
         if reverse:
-            rows, failed = report_reverse.report(records, args.out, args.metric)
+            rows, failed = report_reverse.report(records, args.out, args.metric, notes)
         else:
-            rows, failed = report(records, args.out, args.metric)
+            rows, failed = report(records, args.out, args.metric, notes)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     except Exception as e:  # the W&B API: no key, no network, no such project
@@ -62,6 +73,8 @@ def main() -> None:
         sys.exit(f"error: --wandb {args.wandb} could not be read ({type(e).__name__}: {str(e).splitlines()[0]}). "
                  "Log in with `wandb login` (or set WANDB_API_KEY), or chart the local records instead: "
                  "python scripts/plot_roadmap.py outputs/sweeps/<data>-<budget>-<regime>")
+    for note in notes:
+        print(note)
     if reverse:
         ran = sum(r["n"] > 0 for r in rows[1:])
         print(f"leave one out: {sum(r['n'] for r in rows)} completed runs over {ran} of {len(rows) - 1} undone steps "

@@ -7,18 +7,18 @@ from conftest import ROOT, clean_env, run_cli
 from wandb_log import run_info
 
 from roadmap import roadmap_steps
-from roadmap.report import records_from_dirs, report
+from roadmap.report import choose_variant, describe_left_out, records_from_dirs, report
 
 STEPS = [s.name for s in roadmap_steps()]
 
 
-def write(d, step, seed, top1, group="cifar100-short"):
-    path = d / f"{step.replace('/', '_')}_{seed}"
+def write(d, step, seed, top1, group="cifar100-short", variant=""):
+    path = d / f"{step.replace('/', '_')}_{variant}_{seed}"
     path.mkdir(parents=True)
     (path / "metrics.json").write_text(json.dumps({
         "step": step, "seed": seed, "data": "cifar100", "budget": "short", "status": "completed",
         "final_top1": top1, "best_top1": top1, "gmacs": 0.25, "params": 1000, "images_per_s": 900.0 + seed,
-        "wandb_group": group, "variant": ""}))
+        "wandb_group": group, "variant": variant}))
 
 
 @pytest.fixture
@@ -85,6 +85,45 @@ def test_agreement_with_the_paper_by_hand(sweep, tmp_path):
     md = (tmp_path / "out/roadmap.md").read_text()
     assert "over the 5 steps where both changes exist: the sign agrees on 3 of 4, Spearman's rank correlation " \
            f"{6.5 / (10 * 9.5) ** 0.5:+.2f}." in md
+
+
+def test_a_side_sweep_into_the_roadmaps_folder_is_left_out_of_its_chart_and_named(sweep, tmp_path):
+    """`-m step=micro/gelu model.kernel_size=5` into the same sweep folder: the roadmap's chart stays as it was, says
+    what it left out, and --variant charts the side sweep instead."""
+    alone, _ = report(records_from_dirs([sweep]), tmp_path / "alone")
+    for seed, v in enumerate((60.0, 61.0)):
+        write(sweep, "micro/gelu", seed, v, variant="model.kernel_size=5")
+    records, variant, left = choose_variant(records_from_dirs([sweep]))
+    assert variant == "" and [len(runs) for runs in left.values()] == [2]
+    mixed, _ = report(records, tmp_path / "mixed", notes=describe_left_out(left))
+    assert [(r["step"], r["mean"], r["delta"]) for r in mixed] == [(r["step"], r["mean"], r["delta"]) for r in alone]
+    md = (tmp_path / "mixed/roadmap.md").read_text()
+    assert "left out 2 run(s) of variant 'model.kernel_size=5' (micro/gelu); chart them with --variant " \
+           "model.kernel_size=5" in md
+    proc = run_cli(ROOT / "scripts/plot_roadmap.py", sweep, "--out", tmp_path / "cli", check=True)
+    assert "left out 2 run(s) of variant 'model.kernel_size=5'" in proc.stdout
+    side = run_cli(ROOT / "scripts/plot_roadmap.py", sweep, "--out", tmp_path / "side", "--variant",
+                   "model.kernel_size=5", check=True)
+    by = {r["step"]: r for r in csv.DictReader(open(tmp_path / "side/roadmap.csv"))}
+    assert by["micro/gelu"]["mean"] == "60.5" and by["large_kernel/k7"]["n"] == "0"
+    assert "left out 13 run(s) of variant ''" in side.stdout
+    bad = run_cli(ROOT / "scripts/plot_roadmap.py", sweep, "--out", tmp_path / "bad", "--variant", "model.x=1")
+    assert bad.returncode == 1 and bad.stderr.strip().splitlines() == [
+        "error: --variant 'model.x=1' is not among these records' variants: ''; 'model.kernel_size=5'"]
+    assert not (tmp_path / "bad").exists()
+
+
+def test_the_variant_covering_most_steps_is_charted_whatever_its_name(tmp_path):
+    """A whole roadmap swept with an override (every run's variant 'model.stem_stride=2'), and one step as it is:
+    the roadmap's own variant is the one with the most steps; on a tie, the steps as they are."""
+    for step in STEPS[:3]:
+        write(tmp_path, step, 0, 70.0, variant="model.stem_stride=2")
+    write(tmp_path, STEPS[0], 0, 50.0)
+    records, variant, left = choose_variant(records_from_dirs([tmp_path]))
+    assert variant == "model.stem_stride=2" and len(records) == 3 and list(left) == [""]
+    write(tmp_path, STEPS[1], 0, 50.0)
+    write(tmp_path, STEPS[2], 0, 50.0)
+    assert choose_variant(records_from_dirs([tmp_path]))[1] == ""
 
 
 def test_log_wandb_puts_the_chart_and_a_row_per_step_in_one_chart_run_of_the_sweeps_group(sweep, tmp_path):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 import statistics
 from pathlib import Path
 
@@ -75,6 +76,34 @@ def readable(records: list[dict]) -> list[dict]:
         raise ValueError(f"no readable run record among {len(records)}: "
                          + "; ".join(f"{r['path']}: {r['reason']}" for r in records[:3]))
     return out
+
+
+def choose_variant(records: list[dict], variant: str | None = None) -> tuple[list[dict], str, dict[str, list[dict]]]:
+    """The records of one variant (run.py's overrides that change what a run computes; "" for the steps as they
+    are), the variant, and the records left out, by variant. By default the variant that covers the most steps
+    (the steps as they are on a tie), so a side sweep into a roadmap's folder (`-m step=micro/gelu
+    model.kernel_size=5`) leaves the roadmap's chart as it was. Damaged records, of no known variant, stay in to be
+    named. ValueError for a `variant` that no record has."""
+    steps: dict[str, set] = {}
+    for r in readable(records):
+        steps.setdefault(r.get("variant") or "", set()).add(r.get("step"))
+    if variant is None:
+        variant = max(steps, key=lambda v: (len(steps[v]), v == ""), default="")
+    elif variant not in steps:
+        raise ValueError(f"--variant {variant!r} is not among these records' variants: "
+                         + "; ".join(repr(v) for v in sorted(steps)))
+    kept = [r for r in records if r.get("status") == "unreadable" or (r.get("variant") or "") == variant]
+    left: dict[str, list[dict]] = {}
+    for r in records:
+        if r not in kept:
+            left.setdefault(r.get("variant") or "", []).append(r)
+    return kept, variant, left
+
+
+def describe_left_out(left: dict[str, list[dict]]) -> list[str]:
+    """One line per variant left out of a chart: its runs, steps, and how to chart it instead."""
+    return [f"left out {len(runs)} run(s) of variant {v!r} ({', '.join(sorted({str(r.get('step')) for r in runs}))}); "
+            f"chart them with --variant {shlex.quote(v)}" for v, runs in sorted(left.items())]
 
 
 def _mean(values: list) -> float | None:
@@ -189,7 +218,7 @@ def summarize(records: list[dict], metric: str = "final_top1") -> tuple[list[dic
     for step, found in variants.items():
         if len(found) > 1:
             raise ValueError(f"the records of {step} come from {len(found)} variants ({'; '.join(sorted(found))}); "
-                             "chart one variant at a time by giving its directories")
+                             "chart one variant at a time (report.choose_variant, plot_roadmap.py --variant)")
     done = [r for r in records if r.get("status") == "completed" and r.get(metric) is not None]
     failed = [r for r in records if r not in done]
     steps = roadmap_steps(good[0].get("regime") or "r50")
@@ -219,8 +248,10 @@ def summarize(records: list[dict], metric: str = "final_top1") -> tuple[list[dic
     return rows, failed
 
 
-def write_tables(rows: list[dict], failed: list[dict], out: Path, title: str, agree: dict) -> None:
-    """roadmap.csv (a row per step), roadmap_agreement.csv (one row) and roadmap.md (both, and the failures)."""
+def write_tables(rows: list[dict], failed: list[dict], out: Path, title: str, agree: dict,
+                 notes: list[str] = ()) -> None:
+    """roadmap.csv (a row per step), roadmap_agreement.csv (one row) and roadmap.md (both, the failures, and
+    `notes`: what the chart left out)."""
     write_csv(rows, out / "roadmap.csv", COLUMNS)
     with open(out / "roadmap_agreement.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=AGREEMENT)
@@ -256,6 +287,8 @@ def write_tables(rows: list[dict], failed: list[dict], out: Path, title: str, ag
         lines += ["", f"Failed runs ({len(failed)}):"]
         lines += [f"- {r.get('step')} seed {r.get('seed')}: {r.get('reason') or r.get('status')} ({r.get('path')})"
                   for r in failed]
+    if notes:
+        lines += ["", "Not in this chart (other variants in the same folders):"] + [f"- {n}" for n in notes]
     (out / "roadmap.md").write_text("\n".join(lines) + "\n")
 
 
@@ -272,7 +305,13 @@ def plot(rows: list[dict], out: Path, title: str, metric: str, data: str, agree:
          f"our change beside the paper's: {agreed} ({agree['steps']} steps compared)")
 
 
-def report(records: list[dict], out: Path, metric: str = "final_top1") -> tuple[list[dict], list[dict]]:
+def variant_title(variant: str) -> str:
+    return f", variant {variant}" if variant else ""
+
+
+def report(records: list[dict], out: Path, metric: str = "final_top1",
+           notes: list[str] = ()) -> tuple[list[dict], list[dict]]:
+    """The chart and tables of one variant's records (choose_variant), `notes` saying what was left out."""
     if not records:
         raise ValueError("no run records (metrics.json) found")
     if any(r.get("undo") for r in records):
@@ -283,10 +322,10 @@ def report(records: list[dict], out: Path, metric: str = "final_top1") -> tuple[
     data, budget = first.get("data"), first.get("budget")
     regime = load_regime(first.get("regime") or "r50")
     seeds = sorted({r.get("seed") for r in records if r.get("status") == "completed"}, key=str)
-    title = (f"{regime.title.split(' (')[0]} roadmap ({regime.name}) on {data} ({budget} budget), "
-             f"seeds {', '.join(map(str, seeds)) or 'none'}")
+    title = (f"{regime.title.split(' (')[0]} roadmap ({regime.name}) on {data} ({budget} budget"
+             f"{variant_title(first.get('variant'))}), seeds {', '.join(map(str, seeds)) or 'none'}")
     out.mkdir(parents=True, exist_ok=True)
-    write_tables(rows, failed, out, title, agree)
+    write_tables(rows, failed, out, title, agree, notes)
     plot(rows, out, title, metric, data, agree, "Table 11" if "Table 11" in regime.paper_source else "Table 10")
     for r in rows:
         r.pop("by_seed")

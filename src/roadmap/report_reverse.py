@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .leave_one_out import undoable
-from .report import NO_CHANGE, change_fields, fmt, interval_cells, readable, seed_stats, write_csv
+from .report import NO_CHANGE, change_fields, fmt, interval_cells, readable, seed_stats, variant_title, write_csv
 from .steps import load_regime, roadmap_steps
 
 COLUMNS = ["undo", "label", "n", "mean", "ci_low", "ci_high", "gmacs", "params", "delta", "delta_low", "delta_high",
@@ -57,7 +57,7 @@ def summarize(records: list[dict], metric: str = "final_top1") -> tuple[list[dic
     return rows, failed
 
 
-def write_tables(rows: list[dict], failed: list[dict], out: Path, title: str) -> None:
+def write_tables(rows: list[dict], failed: list[dict], out: Path, title: str, notes: list[str] = ()) -> None:
     write_csv(rows, out / "leave_one_out.csv", COLUMNS)
     lines = [f"# {title}", "", "| undone step | n | mean | 95% CI | GMACs | change from full | change 95% CI | real? | "
              "paper gain when adopted | failed |", "|" + "---|" * 10]
@@ -73,6 +73,8 @@ def write_tables(rows: list[dict], failed: list[dict], out: Path, title: str) ->
         lines += ["", f"Failed runs ({len(failed)}):"]
         lines += [f"- {r.get('undo') or 'full model'} seed {r.get('seed')}: {r.get('reason') or r.get('status')} "
                   f"({r.get('path')})" for r in failed]
+    if notes:
+        lines += ["", "Not in this chart (other variants in the same folders):"] + [f"- {n}" for n in notes]
     (out / "leave_one_out.md").write_text("\n".join(lines) + "\n")
 
 
@@ -87,16 +89,19 @@ def plot(rows: list[dict], out: Path, title: str, metric: str, data: str, paper_
          "undoing a step that helps moves left; the paper's diamond is where its gain says")
 
 
-def report(records: list[dict], out: Path, metric: str = "final_top1") -> tuple[list[dict], list[dict]]:
+def report(records: list[dict], out: Path, metric: str = "final_top1",
+           notes: list[str] = ()) -> tuple[list[dict], list[dict]]:
+    """The chart and tables of one variant's records (report.choose_variant), `notes` saying what was left out."""
     rows, failed = summarize(records, metric)
     r0 = readable(records)[0]
     full = rows[0]
     seeds = sorted({r.get("seed") for r in records if r.get("status") == "completed"}, key=str)
     regime = load_regime(r0.get("regime") or "r50")
     title = (f"Leave one out from {r0['step']} ({regime.title}) on "
-             f"{r0.get('data')} ({r0.get('budget')} budget), seeds {', '.join(map(str, seeds)) or 'none'}"
+             f"{r0.get('data')} ({r0.get('budget')} budget{variant_title(r0.get('variant'))}), "
+             f"seeds {', '.join(map(str, seeds)) or 'none'}"
              + (f"; full model {full['mean']:.2f}" if full["mean"] is not None else "; the full model has no run"))
     out.mkdir(parents=True, exist_ok=True)
-    write_tables(rows, failed, out, title)
+    write_tables(rows, failed, out, title, notes)
     plot(rows, out, title, metric, r0.get("data"), "Table 11" if "Table 11" in regime.paper_source else "Table 10")
     return rows, failed
