@@ -12,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from roadmap.completion import nested_completions
 from roadmap.compose import check_command_line, preflight, to_run_config
 from roadmap.errors import ConfigMismatch, CorruptCheckpoint, Interrupted, RoadmapError, RunLocked
 from roadmap.sweep import SweepSummary, jobs_side_by_side, register_resolvers
@@ -53,6 +54,10 @@ def main(dcfg: DictConfig) -> dict:
 
 if __name__ == "__main__":
     register_resolvers()
+    answer = nested_completions(sys.argv[1:])  # tab completion of `step=<TAB>`: Hydra lists one folder only
+    if answer is not None:
+        print(answer)
+        sys.exit(0)
     try:
         check_command_line(sys.argv[1:])
         preflight(sys.argv[1:], checks=(can_start,))
