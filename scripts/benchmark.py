@@ -5,6 +5,7 @@
     python scripts/benchmark.py --steps all --batch-size 256      # every step
     python scripts/benchmark.py --data fashion_mnist_small --resolution 32 --pipeline device  # the real pipeline
     python scripts/benchmark.py --augment-only --data fashion_mnist_small --resolution 32    # both pipelines' augmentation
+    python scripts/benchmark.py --loop --data fashion_mnist_small --resolution 32 --steps micro/gelu  # the loop's cost
 
 Every model is timed in one process under identical settings: random data already on the device, AdamW (fused
 on CUDA), cross-entropy. Each gets `--warmup` untimed iterations (compilation included); then the models' timed
@@ -14,7 +15,10 @@ max). `--reference` adds timm convnext_tiny and torchvision resnet50 and prints 
 NAME` also trains each step on the real pipeline (`--pipeline workers|device`; the step's recipe: augmentation and
 Mixup) and prints its images/s as a fraction of the synthetic figure, measured in interleaved windows too.
 `--augment-only` times making augmented batches alone, the workers pipeline (`--workers` processes) beside the
-device pipeline, in images/s and images/s per core. Writes benchmark.json and benchmark.md into --out.
+device pipeline, each while the other is idle, in images/s and images/s per core. `--loop` times our training loop
+(`train_steps`: the recipe, checks, progress bar, W&B points) against a plain PyTorch loop over the same model,
+batches and optimizer, in interleaved windows, and evaluation apart. Writes benchmark.json (and benchmark.md) into
+--out.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ import torch
 import torchvision
 
 from roadmap import build_model, load_config, roadmap_steps
-from roadmap.data import build_datasets
+from roadmap.data import Forever, build_datasets
 from roadmap.device_data import build_batches
 from roadmap.recipe import build_loss, build_mixup
 
@@ -148,8 +152,8 @@ class RealData:
                                  f"train.batch_size={args.batch_size}", f"data.num_workers={args.workers}",
                                  f"data.pipeline={pipeline}", *([f"data.root={args.data_root}"] if args.data_root
                                                                 else [])])
-        train, val = build_datasets(cfg)
-        self.batches, _, _ = build_batches(cfg, train, val, 0, 1, device, fmt == torch.channels_last)
+        self.cfg, (self.train, self.val) = cfg, build_datasets(cfg)
+        self.batches, _, _, _ = build_batches(cfg, self.train, self.val, 0, 1, device, fmt == torch.channels_last)
         self.mixup = build_mixup(cfg) if mixup else None
         self.loss = build_loss(cfg, self.mixup)
         self.num_classes = cfg.data.num_classes
@@ -164,27 +168,56 @@ class RealData:
 
 
 def augment_only(args, device) -> dict:
-    """Augmented batches alone, both pipelines interleaved: images/s and images/s per core."""
+    """Augmented batches alone, each pipeline timed while the other is idle: no loader worker lives during the
+    device pipeline's windows (checked), and each workers window starts its workers afresh and leaves out the first
+    `workers x prefetch_factor` batches, which the prefetch queue holds before any is timed. Images/s, and per core
+    used: the workers, or the torch threads, never more than the cores that exist."""
+    import multiprocessing as mp
     step = args.steps[0] if args.steps != ["all"] else "micro/separate_downsample"
     fmt = torch.contiguous_format
-    sources = {p: iter(RealData(step, args, device, fmt, p, mixup=False)) for p in ("workers", "device")}
-    cores = {"workers": max(args.workers, 1), "device": 1 if device.type == "cuda" else torch.get_num_threads()}
+    device_data = iter(RealData(step, args, device, fmt, "device", mixup=False))
+    workers_data = RealData(step, args, device, fmt, "workers", mixup=False)
+    loader = workers_data.batches.loader  # its dataset: timm's transforms seeded per sample, as a run's
+    here = os.cpu_count() or 1
+    cores = {"workers": min(max(args.workers, 1), here),
+             "device": 1 if device.type == "cuda" else min(torch.get_num_threads(), here)}
+    prefetch = loader.prefetch_factor or 0
+    alive = []  # loader workers alive during each device window
 
-    def make(it):
-        for _ in range(args.warmup):
+    def workers_window() -> float:
+        fresh = torch.utils.data.DataLoader(loader.dataset, batch_size=args.batch_size, sampler=Forever(len(
+            loader.dataset)), num_workers=args.workers, prefetch_factor=loader.prefetch_factor,
+            pin_memory=device.type == "cuda")
+        it = iter(fresh)
+        for _ in range(args.warmup + args.workers * prefetch):  # start-up and the queue it filled: not timed
             next(it)
+        t0, n = time.perf_counter(), 0
+        for _ in range(args.iters):
+            x, _ = next(it)
+            n += x.to(device).shape[0]
+        sync(device)
+        rate = n / (time.perf_counter() - t0)
+        del it, fresh  # the workers shut down before the other pipeline's window
+        for child in mp.active_children():
+            child.join(timeout=10)
+        return rate
 
-        def window() -> float:
-            t0, n = time.perf_counter(), 0
-            for _ in range(args.iters):
-                x, _ = next(it)
-                n += x.shape[0]
-            sync(device)
-            return n / (time.perf_counter() - t0)
-        return window
-    rates = interleaved({p: make(it) for p, it in sources.items()}, args.windows)
+    for _ in range(args.warmup):
+        next(device_data)
+
+    def device_window() -> float:
+        alive.append(len(mp.active_children()))
+        t0, n = time.perf_counter(), 0
+        for _ in range(args.iters):
+            x, _ = next(device_data)
+            n += x.shape[0]
+        sync(device)
+        return n / (time.perf_counter() - t0)
+
+    rates = interleaved({"workers": workers_window, "device": device_window}, args.windows)
     out = {p: {"images_per_s": statistics.median(r), "cores": cores[p],
                "images_per_s_per_core": statistics.median(r) / cores[p], "windows": r} for p, r in rates.items()}
+    out["device"]["workers_alive_in_windows"] = max(alive)
     per_core = ratio([x / cores["device"] for x in rates["device"]], [x / cores["workers"] for x in rates["workers"]])
     for p, r in out.items():
         print(f"{p:8s} {r['images_per_s']:9.1f} images/s on {r['cores']} core(s): {r['images_per_s_per_core']:.1f} "
@@ -192,6 +225,72 @@ def augment_only(args, device) -> dict:
     print(f"device / workers per core: {per_core['median']:.2f} (spread {per_core['min']:.2f} to "
           f"{per_core['max']:.2f} over {per_core['pairs']} window pairs)")
     return {"augment_only": out, "device_over_workers_per_core": per_core}
+
+
+def loop_overhead(args, device) -> dict:
+    """Our training loop against a plain PyTorch one, on the same model, optimizer and real batches. Ours is
+    `train_steps` as a run calls it: the step's recipe (Mixup/CutMix, the scheduler stepped every iteration, EMA where
+    the recipe has it), signal and loss checks, the progress bar, and W&B points every `wandb.log_every` iterations
+    (an offline run under --out). The plain loop: mixup, forward, loss, zero_grad, backward, step. Window i of each
+    makes the same batches (the same epoch of the device pipeline, or a fresh pass of the loader workers);
+    evaluation (`evaluate`, inference mode, its own batch size) is timed apart."""
+    from dataclasses import replace
+
+    from roadmap.config import WandbConfig, WandbMode
+    from roadmap.distributed import Context
+    from roadmap.tracking import Tracker
+    from roadmap.train import build_trainer, evaluate, train_steps
+    step = args.steps[0] if args.steps != ["all"] else "micro/separate_downsample"
+    cfg = load_config(step, [f"regime={args.regime}", f"data={args.data}", f"data.resolution={args.resolution}",
+                             f"train.batch_size={args.batch_size}", f"data.num_workers={args.workers}",
+                             f"data.pipeline={args.pipeline}", f"system.compile={args.compile}",
+                             f"system.channels_last={args.memory_format == 'channels_last'}",
+                             f"system.amp={args.precision == 'bf16'}", f"system.device={device.type}",
+                             *([f"data.root={args.data_root}"] if args.data_root else [])])
+    ctx = Context(0, 1, device)
+    t = replace(build_trainer(cfg, ctx, None), iters=args.iters)
+    tracker = Tracker(WandbConfig(mode=WandbMode.offline, log_every=cfg.wandb.log_every, console=cfg.wandb.console),
+                      args.out, f"benchmark/{step}", None, {"benchmark": "loop"}, None, job_type="benchmark")
+    global_step = [0]
+
+    def ours(epoch: int) -> float:
+        t0 = time.perf_counter()
+        _, global_step[0] = train_steps(cfg, ctx, t, epoch, global_step[0], f"{step} ours", tracker=tracker)
+        sync(device)
+        return args.iters * args.batch_size / (time.perf_counter() - t0)
+
+    def plain(epoch: int) -> float:
+        t.train_loader.set_epoch(epoch)
+        t.net.train()
+        t0 = time.perf_counter()
+        for i, (x, y) in enumerate(t.train_loader):
+            if i >= args.iters:
+                break
+            if t.mixup is not None:
+                x, y = t.mixup(x, y)
+            with t.autocast:
+                loss = t.criterion(t.net(x), y)
+            t.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            t.optimizer.step()
+        sync(device)
+        return args.iters * args.batch_size / (time.perf_counter() - t0)
+
+    for w in range(args.warmup):  # compilation and the first passes, untimed
+        ours(1000 + w), plain(1000 + w)
+    rates = {"ours": [], "plain": []}
+    for w in range(args.windows):  # ours and plain on the same epoch's batches, turn about
+        rates["ours"].append(ours(w))
+        rates["plain"].append(plain(w))
+    tracker.finish()
+    r = ratio(rates["ours"], rates["plain"])
+    ev = evaluate(t.eval_net, t.val_loader, ctx, t, max(1, args.iters))
+    print(f"ours {statistics.median(rates['ours']):.1f} images/s, plain {statistics.median(rates['plain']):.1f}: "
+          f"ours / plain {r['median']:.3f} (spread {r['min']:.3f} to {r['max']:.3f} over {r['pairs']} window pairs); "
+          f"evaluation {ev.images_per_s:.1f} images/s in batches of {cfg.eval_batch_size}", flush=True)
+    return {"loop": {"step": step, "ours": rates["ours"], "plain": rates["plain"], "ours_over_plain": r,
+                     "pipeline": t.pipeline, "eval_images_per_s": ev.images_per_s,
+                     "eval_batch_size": cfg.eval_batch_size, "log_every": cfg.wandb.log_every}}
 
 
 def environment(device: torch.device) -> dict:
@@ -228,6 +327,8 @@ def main() -> None:
                     "pipeline makes the real batches (default device)")
     ap.add_argument("--augment-only", action="store_true", help="with --data: time augmentation alone, both "
                     "pipelines side by side")
+    ap.add_argument("--loop", action="store_true", help="with --data: our training loop (train_steps) against a "
+                    "plain PyTorch loop over the same model, batches and optimizer, and evaluation apart")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", type=Path, default=Path("outputs/benchmark"))
     args = ap.parse_args()
@@ -249,11 +350,11 @@ def main() -> None:
                                               "warmup", "windows", "iters", "data", "pipeline", "workers")}
     command = " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.augment_only:
+    if args.augment_only or args.loop:
         if not args.data:
-            ap.error("--augment-only needs --data NAME")
+            ap.error(f"{'--augment-only' if args.augment_only else '--loop'} needs --data NAME")
         report = {"environment": environment(device), "settings": settings, "command": command,
-                  **augment_only(args, device)}
+                  **(augment_only(args, device) if args.augment_only else loop_overhead(args, device))}
         (args.out / "benchmark.json").write_text(json.dumps(report, indent=2))
         return
     windows, peaks = {}, {}

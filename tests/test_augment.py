@@ -213,19 +213,40 @@ def test_device_batches_depend_only_on_seed_epoch_and_iteration():
     x = a[0][0]
     assert x.shape == (16, 3, 32, 32) and x.dtype == torch.float32 and abs(x.mean().item()) < 2
     evals = DeviceBatches(val, cfg, 0, 1, torch.device("cpu"), False, train=False)
-    assert sum(len(y) for _, y in evals) == 1000 and len(evals) == math.ceil(1000 / 16)
+    assert sum(len(y) for _, y in evals) == 1000 and len(evals) == math.ceil(1000 / cfg.eval_batch_size)
+    assert cfg.eval_batch_size == 32 and max(len(y) for _, y in evals) == 32  # twice the training batch
 
 
-def test_auto_picks_the_device_for_arrays_and_workers_for_folders_and_device_on_a_folder_is_refused():
+def test_auto_measures_both_pipelines_on_the_cpu_and_keeps_a_resumed_runs_choice(monkeypatch):
+    """auto: for arrays, the pipeline that makes batches faster per core here (either way round, by what the probe
+    measures; each pipeline timed alone); workers for folders and for recipes the device cannot make; the device
+    on CUDA and with several processes; a resumed run's own pipeline. device on a folder is refused."""
+    import random
+
+    import numpy as np
     from torch.utils.data import TensorDataset
 
+    from roadmap import device_data
     from roadmap.config import Pipeline
-    from roadmap.device_data import resolve_pipeline
+    from roadmap.device_data import probe_pipelines, resolve_pipeline
     from roadmap.errors import DataError
-    cfg = load_config("convnext_t")
+    cfg = load_config("convnext_t", ["train.batch_size=16", "data.num_workers=1"])
     train, _ = build_datasets(cfg)
+    cpu = torch.device("cpu")
+    states = (torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy())
+    probe = probe_pipelines(cfg, train, cpu)
+    assert set(probe) == {"device", "workers"} and all(v > 0 for v in probe.values())
+    assert torch.equal(states[0], torch.get_rng_state()) and states[1] == random.getstate()
+    assert (states[2] == np.random.get_state()[1]).all()  # the run's random streams untouched
+    for measured, chosen in (({"device": 2.0, "workers": 1.0}, Pipeline.device),
+                             ({"device": 1.0, "workers": 2.0}, Pipeline.workers)):
+        monkeypatch.setattr(device_data, "probe_pipelines", lambda *a, m=measured: m)
+        assert resolve_pipeline(cfg, train, cpu) == (chosen, measured)
+        assert resolve_pipeline(cfg, train, cpu, resumed="device") == (Pipeline.device, None)
+        assert resolve_pipeline(cfg, train, torch.device("meta"), world=2) == (Pipeline.device, None)
     folder = TensorDataset(torch.zeros(2, 3, 8, 8))  # anything not held as uint8 arrays, e.g. an ImageFolder
-    assert resolve_pipeline(cfg, train) == Pipeline.device and resolve_pipeline(cfg, folder) == Pipeline.workers
-    assert resolve_pipeline(load_config("convnext_t", ["train.auto_augment=original"]), train) == Pipeline.workers
+    assert resolve_pipeline(cfg, folder, cpu) == (Pipeline.workers, None)
+    assert resolve_pipeline(load_config("convnext_t", ["train.auto_augment=original"]), train, cpu)[0] == \
+        Pipeline.workers
     with pytest.raises(DataError, match="data.pipeline=device needs a dataset held in memory .* use data.pipeline=workers"):
         resolve_pipeline(load_config("convnext_t", ["data.pipeline=device"]), folder)

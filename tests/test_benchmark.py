@@ -1,9 +1,23 @@
 """scripts/benchmark.py measures and reports; the speed targets themselves are read off its output, not tested."""
+import argparse
+import importlib.util
 import json
 import statistics
+import time
 
 import pytest
+import torch
 from conftest import ROOT, run_cli
+
+from roadmap.augment import BatchAugment
+from roadmap.data import ArrayDataset
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / f"scripts/{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.parametrize("pipeline", ["device", "workers"])
@@ -43,3 +57,24 @@ def test_augment_only_times_both_pipelines_side_by_side_per_core(tmp_path):
         assert len(r["windows"]) == 2 and r["images_per_s_per_core"] == r["images_per_s"] / r["cores"] > 0
     assert report["device_over_workers_per_core"]["pairs"] == 2
     assert "device / workers per core:" in proc.stdout
+
+
+def test_augment_only_times_each_pipeline_alone_and_reads_one_slowed_on_purpose_as_slower(monkeypatch):
+    """No loader worker is alive in the device pipeline's windows, and a pipeline made slower (a sleep per image in
+    the workers' dataset, or per batch on the device) reads slower by about as much, the other one not."""
+    bench = load_script("benchmark")
+    args = argparse.Namespace(steps=["micro/separate_downsample"], regime="r50", data="fashion_mnist_small",
+                              data_root=None, resolution=32, batch_size=16, workers=1, warmup=1, windows=2, iters=3)
+    cpu = torch.device("cpu")
+    base = bench.augment_only(args, cpu)["augment_only"]
+    assert base["device"]["workers_alive_in_windows"] == 0 and base["workers"]["cores"] == 1
+    get = ArrayDataset.__getitem__
+    monkeypatch.setattr(ArrayDataset, "__getitem__", lambda self, i: (time.sleep(0.01), get(self, i))[1])
+    slow_workers = bench.augment_only(args, cpu)["augment_only"]
+    assert slow_workers["workers"]["images_per_s"] < min(100.0, 0.5 * base["workers"]["images_per_s"])  # <= 1/0.01
+    monkeypatch.setattr(ArrayDataset, "__getitem__", get)
+    train = BatchAugment.train
+    monkeypatch.setattr(BatchAugment, "train", lambda self, x, g: (time.sleep(0.2), train(self, x, g))[1])
+    slow_device = bench.augment_only(args, cpu)["augment_only"]
+    assert slow_device["device"]["images_per_s"] < min(80.0, 0.5 * base["device"]["images_per_s"])  # 16 per 0.2 s
+    assert slow_device["workers"]["images_per_s"] > 2 * slow_workers["workers"]["images_per_s"]

@@ -189,6 +189,7 @@ IN_PROCESS = [
     ("mean_short", ["data.mean=[0.5]"], ["data.mean=[0.5]", "three finite numbers"]),
     ("seed_negative", ["seed=-1"], ["seed=-1", "0 to 2**31 - 1"]),
     ("threads", ["system.threads=-1"], ["system.threads=-1", "0 (automatic)"]),
+    ("eval_batch_size", ["system.eval_batch_size=-2"], ["system.eval_batch_size=-2", "0 (twice train.batch_size)"]),
     ("auto_augment", ["train.auto_augment=bogus"], ["train.auto_augment='bogus'", "rand-m9-mstd0.5-inc1"]),
     ("in_chans", ["model.in_chans=1"], ["model.in_chans=1", "RGB"]),
     ("num_classes", ["model.num_classes=5"], ["model.num_classes=5", "data.num_classes=10"]),

@@ -58,6 +58,60 @@ def test_sigkill_anywhere_then_resume_repeats_the_uninterrupted_numbers_whatever
     assert numbers(uninterrupted["device"]) != numbers(uninterrupted["workers"])  # two pipelines, really
 
 
+@pytest.mark.slow
+def test_sigkill_then_resume_repeats_the_uninterrupted_numbers_with_torch_compile(tmp_path):
+    """system.compile=true on the CPU: killed in its second epoch (after compiling), resumed (compiling again),
+    the record equals that of a compiled run never interrupted."""
+    whole, run = tmp_path / "whole", tmp_path / "run"
+    compiled = [*LONG, "budget.epochs=3", "data.pipeline=device", "system.compile=true"]
+    train_cli(whole, *compiled)
+    reference = load(whole)
+    proc = start_cli(run, *compiled)
+    wait_for_epochs(run, 1, proc)
+    time.sleep(0.3 * reference["history"][1]["epoch_time_s"])
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL and load(run)["epochs_done"] < 3
+    train_cli(run, *compiled)
+    assert load(run)["status"] == "completed" and numbers(load(run)) == numbers(reference)
+
+
+@pytest.mark.slow
+def test_sigkill_of_a_sweep_under_the_joblib_launcher_then_relaunch_repeats_the_uninterrupted_numbers(tmp_path):
+    """Two jobs side by side (hydra/launcher=joblib, n_jobs=2), the whole process group killed with SIGKILL while
+    both train; launched again, the sweep finishes each run with the numbers of the same sweep never interrupted."""
+    import subprocess
+    import sys
+
+    from conftest import last_wins
+    sweep_args = [*LONG, "seed=0,1", "data.pipeline=device", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+
+    def launch(d, **kw):
+        cmd = [sys.executable, *last_wins([ROOT / "run.py", "-m", *FAST, *sweep_args, f"hydra.sweep.dir={d}"])]
+        return subprocess.Popen(cmd, cwd=ROOT, env=clean_env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, **kw)
+
+    def by_seed(d):
+        return {json.loads(p.read_text())["seed"]: json.loads(p.read_text()) for p in d.rglob("metrics.json")}
+
+    assert launch(tmp_path / "whole").wait(timeout=600) == 0
+    reference = by_seed(tmp_path / "whole")
+    killed = tmp_path / "killed"
+    proc = launch(killed, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not (
+            len(runs := by_seed(killed)) == 2 and all(r["epochs_done"] >= 1 for r in runs.values())):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    runs = by_seed(killed)
+    assert proc.returncode == -signal.SIGKILL and all(r["status"] == "running" for r in runs.values()), runs
+    assert launch(killed).wait(timeout=600) == 0
+    again = by_seed(killed)
+    assert all(again[s]["status"] == "completed" and numbers(again[s]) == numbers(reference[s]) for s in (0, 1))
+    assert numbers(reference[0]) != numbers(reference[1])
+
+
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_is_recorded_as_interrupted_in_one_line_and_the_run_resumes(tmp_path, uninterrupted, sig, code):
     # to the whole process group, loader workers included, as Ctrl-C in a terminal and SLURM's scancel do

@@ -33,7 +33,9 @@ def test_a_run_writes_its_record_config_checkpoint_and_offline_wandb(tmp_path):
     assert info["job_type"] == "train" and info["tags"] == ["micro", "r50"]
     assert json.loads(info["config"]["regime_name"]) == "r50" and json.loads(info["config"]["undo_step"]) is None
     assert json.loads(info["config"]["regime"])["paper"]["micro/gelu"]["top1"] == 80.62  # keys with "/" survive
-    assert (rec["regime"], rec["undo"], rec["pipeline"]) == ("r50", None, "device")  # auto: in-memory data
+    probe = rec["pipeline_probe"]  # auto, in-memory data: the pipeline measured faster per core here
+    assert (rec["regime"], rec["undo"], rec["pipeline"]) == ("r50", None, max(probe, key=probe.get))
+    assert "data.pipeline=auto chose" in proc.stderr
     assert (json.loads(info["config"]["step_order"]), json.loads(info["config"]["step_label"])) == (12, "ReLU -> GELU")
     assert json.loads(info["config"]["step_group"]) == "micro" and json.loads(info["config"]["seed"]) == 3
     assert {"train_loss", "val_top1", "images_per_s"} <= info["history_keys"]

@@ -382,12 +382,16 @@ class SystemConfig:
     # torch's intra-op threads (CPU work); 0: every core for a lone run, cores / n_jobs for each of n_jobs jobs that
     # Hydra's joblib launcher runs side by side (threads fighting over cores slow a run several-fold)
     threads: int = 0
+    # images per evaluation batch (no gradients: twice the training batch fits); 0: 2 x train.batch_size
+    eval_batch_size: int = 0
 
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             _fail("system.device", self.device, "auto, cpu, cuda or cuda:N")
         if self.threads < 0:
             _fail("system.threads", self.threads, "0 (automatic) or a positive number of threads")
+        if self.eval_batch_size < 0:
+            _fail("system.eval_batch_size", self.eval_batch_size, "0 (twice train.batch_size) or a positive number")
 
     def resolve_threads(self, jobs_side_by_side: int = 1, cores: int | None = None) -> int:
         """The thread count to use: `threads`, or for 0 the cores shared out among the jobs running at once."""
@@ -447,6 +451,11 @@ class RunConfig:
         if (t.mixup > 0 or t.cutmix > 0) and t.batch_size % 2:
             _fail("train.batch_size", t.batch_size, f"an even number: Mixup/CutMix (train.mixup={t.mixup}, "
                   f"train.cutmix={t.cutmix}) pairs each image with another; or train.mixup=0 train.cutmix=0")
+
+    @property
+    def eval_batch_size(self) -> int:
+        """Images per evaluation batch: system.eval_batch_size, or twice the training batch."""
+        return self.system.eval_batch_size or 2 * self.train.batch_size
 
     def schedule_epochs(self) -> tuple[int, float, List[int]]:
         """Epochs, warm-up epochs and milestones after the budget's scaling."""

@@ -5,6 +5,7 @@ import gzip
 import random
 import shutil
 import signal
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -201,6 +202,31 @@ class EpochSampler(Sampler):
         return ((i, epoch) for i in self.sampler)
 
 
+class Forever(Sampler):
+    """(index, epoch) keys of a shuffled dataset, epoch after epoch: one loader pass that never ends, for timing."""
+
+    def __init__(self, n: int, seed: int = 0):
+        self.n, self.seed = n, seed
+
+    def __iter__(self):
+        epoch = 0
+        while True:
+            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch))
+            yield from ((int(i), epoch) for i in order)
+            epoch += 1
+
+
+@contextmanager
+def kept_random_state():
+    """Python's and NumPy's random streams as they were, after whatever runs inside."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
 class SeededSamples(Dataset):
     """Each sample's augmentation is seeded by (seed, epoch, index): the same in every run, whatever the
     number of loader workers, whether they persist, and whether the run was resumed."""
@@ -214,14 +240,9 @@ class SeededSamples(Dataset):
     def __getitem__(self, key: tuple[int, int]):
         index, epoch = key
         s = (self.seed * 1_000_003 + epoch) * 10_000_019 + index
-        py_state, np_state = random.getstate(), np.random.get_state()
-        with torch.random.fork_rng(devices=[]):  # leave the loading process's own random streams alone
+        with torch.random.fork_rng(devices=[]), kept_random_state():  # the loading process's own streams stay
             seed_all(s)
-            try:
-                return self.dataset[index]
-            finally:
-                random.setstate(py_state)
-                np.random.set_state(np_state)
+            return self.dataset[index]
 
 
 def _ignore_stop_signals(_: int) -> None:
@@ -247,7 +268,7 @@ def build_loaders(cfg: RunConfig, train: Dataset, val: Dataset, rank: int, world
     if len(train_loader) == 0:
         raise DataError(f"train.batch_size={cfg.train.batch_size} is larger than the {len(sampler)} training images "
                         "each process gets; lower it")
-    val_loader = DataLoader(Subset(val, range(rank, len(val), world)), batch_size=cfg.train.batch_size, **extra)
+    val_loader = DataLoader(Subset(val, range(rank, len(val), world)), batch_size=cfg.eval_batch_size, **extra)
     return train_loader, val_loader
 
 

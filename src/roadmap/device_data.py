@@ -9,14 +9,16 @@ already on the training device. train.py does not know which one made them.
 from __future__ import annotations
 
 import math
+import os
+import time
 
 import numpy as np
 import torch
-from torch.utils.data import DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 from .augment import BatchAugment
 from .config import Pipeline, RunConfig, device_augments
-from .data import ArrayDataset, build_loaders, to_device
+from .data import ArrayDataset, Forever, SeededSamples, build_loaders, kept_random_state, to_device
 from .errors import DataError
 
 
@@ -54,7 +56,8 @@ class DeviceBatches:
     def __init__(self, data: ArrayDataset, cfg: RunConfig, rank: int, world: int, device: torch.device,
                  channels_last: bool, train: bool):
         self.images, self.labels = images_nchw(data.images, device), torch.from_numpy(data.labels).to(device)
-        self.aug, self.train, self.batch = BatchAugment.from_config(cfg), train, cfg.train.batch_size
+        self.aug, self.train = BatchAugment.from_config(cfg), train
+        self.batch = cfg.train.batch_size if train else cfg.eval_batch_size
         self.seed, self.rank, self.epoch, self.device, self.channels_last = cfg.seed, rank, 0, device, channels_last
         n = len(self.labels)
         self.sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,
@@ -88,25 +91,71 @@ class DeviceBatches:
             yield self._out(self.aug.train(self.images[idx], g), self.labels[idx])
 
 
-def resolve_pipeline(cfg: RunConfig, train_set) -> Pipeline:
-    """`auto`: device for in-memory array datasets whose recipe it can make (RandAugment), workers otherwise."""
+PROBE_BATCHES = 3  # timed batches of each pipeline when `auto` measures them
+
+
+def probe_pipelines(cfg: RunConfig, train_set: ArrayDataset, device: torch.device) -> dict:
+    """Training batches made each way, each pipeline timed while the other is idle: images/s per core used (the
+    loader workers, or torch's threads; never more than the cores that exist). The workers' first batches, made while
+    they started and queued, are not timed; they are shut down before the device pipeline runs. The run's own random
+    streams are left as they were."""
+    here = os.cpu_count() or 1
+    workers = cfg.data.num_workers
+    with torch.random.fork_rng(devices=[]), kept_random_state():
+        batches = DeviceBatches(train_set, cfg, 0, 1, device, False, train=True)
+        it = iter(batches)
+        next(it)
+        t0 = time.perf_counter()
+        made = sum(len(next(it)[1]) for _ in range(PROBE_BATCHES))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        rate = {"device": made / (time.perf_counter() - t0) / (1 if device.type == "cuda" else
+                                                               min(torch.get_num_threads(), here))}
+        prefetch = 4 if workers else 0
+        loader = DataLoader(SeededSamples(train_set, cfg.seed), batch_size=cfg.train.batch_size,
+                            sampler=Forever(len(train_set)), num_workers=workers,
+                            prefetch_factor=prefetch or None, generator=torch.Generator().manual_seed(cfg.seed))
+        it = iter(loader)
+        for _ in range(1 + workers * prefetch):  # start-up and the queue it filled
+            next(it)
+        t0 = time.perf_counter()
+        made = sum(len(next(it)[1]) for _ in range(PROBE_BATCHES))
+        rate["workers"] = made / (time.perf_counter() - t0) / max(1, min(workers, here))
+        del it, loader
+    return {k: round(v, 1) for k, v in rate.items()}
+
+
+def resolve_pipeline(cfg: RunConfig, train_set, device: torch.device = torch.device("cpu"), world: int = 1,
+                     resumed: str | None = None) -> tuple[Pipeline, dict | None]:
+    """(the pipeline, the probe's figures if `auto` measured them). `auto`: for in-memory arrays whose recipe the
+    device pipeline can make (RandAugment), on the CPU the pipeline that makes batches faster per core, measured
+    here (the device pipeline wins at 32x32, the workers at 224x224: docs/benchmarks.md); on CUDA, or with several
+    processes (which must agree), the device pipeline; workers otherwise. A resumed run keeps the pipeline it began
+    with (`resumed`), so its batches stay those it would have had."""
     p = cfg.data.pipeline
     if p == Pipeline.auto:
-        supported = isinstance(train_set, ArrayDataset) and device_augments(cfg.train.auto_augment)
-        return Pipeline.device if supported else Pipeline.workers
+        if not (isinstance(train_set, ArrayDataset) and device_augments(cfg.train.auto_augment)):
+            return Pipeline.workers, None
+        if resumed is not None:
+            return Pipeline(resumed), None
+        if device.type == "cuda" or world > 1:
+            return Pipeline.device, None
+        probe = probe_pipelines(cfg, train_set, device)
+        return (Pipeline.device if probe["device"] >= probe["workers"] else Pipeline.workers), probe
     if p == Pipeline.device and not isinstance(train_set, ArrayDataset):
         raise DataError(f"data.pipeline=device needs a dataset held in memory (fashion_mnist_small, fashion_mnist, "
                         f"cifar10, cifar100); {cfg.data.name} is read from image files: use data.pipeline=workers "
                         "or auto")
-    return p
+    return p, None
 
 
 def build_batches(cfg: RunConfig, train_set, val_set, rank: int, world: int, device: torch.device,
-                  channels_last: bool):
-    """(train batches, eval batches, the pipeline used)."""
-    pipeline = resolve_pipeline(cfg, train_set)
+                  channels_last: bool, resumed: str | None = None):
+    """(train batches, eval batches, the pipeline used, the probe's figures or None); `resumed`: the pipeline a
+    resumed run began with."""
+    pipeline, probe = resolve_pipeline(cfg, train_set, device, world, resumed)
     if pipeline == Pipeline.device:
         return (DeviceBatches(train_set, cfg, rank, world, device, channels_last, train=True),
-                DeviceBatches(val_set, cfg, rank, world, device, channels_last, train=False), pipeline)
+                DeviceBatches(val_set, cfg, rank, world, device, channels_last, train=False), pipeline, probe)
     train, val = build_loaders(cfg, train_set, val_set, rank, world, pin=device.type == "cuda")
-    return LoaderBatches(train, device, channels_last), LoaderBatches(val, device, channels_last), pipeline
+    return LoaderBatches(train, device, channels_last), LoaderBatches(val, device, channels_last), pipeline, probe

@@ -49,6 +49,7 @@ class Trainer:
     train_loader: object  # batches on the device, from either pipeline (device_data.py)
     val_loader: object
     pipeline: str
+    pipeline_probe: dict | None  # data.pipeline=auto's measurement (images/s per core each way), if it made one
     iters: int
     autocast: object
     channels_last: bool
@@ -63,8 +64,9 @@ def build_trainer(cfg: RunConfig, ctx: Context, state: dict | None) -> Trainer:
     if cfg.system.sync_bn and ctx.world > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(ctx.device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    train_loader, val_loader, pipeline = build_batches(cfg, train_set, val_set, ctx.rank, ctx.world, ctx.device,
-                                                       channels_last)
+    resumed = state["record"].get("pipeline") if state is not None else None
+    train_loader, val_loader, pipeline, probe = build_batches(cfg, train_set, val_set, ctx.rank, ctx.world,
+                                                              ctx.device, channels_last, resumed)
     iters = min(len(train_loader), cfg.budget.max_train_iters or len(train_loader))
     optimizer = build_optimizer(cfg, model, scaled_lr(cfg, cfg.train.batch_size * ctx.world),
                                 fused=cuda if cfg.system.fused_optimizer is None else cfg.system.fused_optimizer)
@@ -85,7 +87,7 @@ def build_trainer(cfg: RunConfig, ctx: Context, state: dict | None) -> Trainer:
     amp = cuda if cfg.system.amp is None else cfg.system.amp
     autocast = torch.autocast(ctx.device.type, dtype=torch.bfloat16) if amp else nullcontext()
     return Trainer(model, net, eval_net, optimizer, scheduler, ema, mixup, build_loss(cfg, mixup), train_loader,
-                   val_loader, pipeline.value, iters, autocast, channels_last)
+                   val_loader, pipeline.value, probe, iters, autocast, channels_last)
 
 
 @dataclass
@@ -321,6 +323,10 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Se
                     write_config(cfg, run_dir / "config.yaml", overrides)
                 t = build_trainer(cfg, ctx, state)
                 record["pipeline"] = t.pipeline  # data.pipeline=auto resolved: workers or device
+                if t.pipeline_probe is not None:
+                    record["pipeline_probe"] = t.pipeline_probe
+                    log.info("data.pipeline=auto chose %s (images/s per core, measured: %s)", t.pipeline,
+                             t.pipeline_probe)
                 if ctx.main:
                     name, keys, tags = run_identity(cfg, variant, record, overrides, run_dir)
                     tracker = Tracker(cfg.wandb, run_dir, name, group, plain(cfg) | keys, record.get("wandb_id"),

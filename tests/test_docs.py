@@ -1,0 +1,237 @@
+"""Every command that the README, the docs pages and the scripts' --help texts show is run here in its documented
+form, scaled down by what is appended to it (the last value of a setting wins): a one-block-per-stage network, two
+iterations of one epoch, two steps and two seeds of a sweep, tiny benchmark windows. Nothing else is changed but
+for these substitutions: a dataset that cannot be had offline (cifar100, cifar10, imagenet, the full
+Fashion-MNIST) becomes the shipped one, in the command and in the sweep folder it names (that the documented
+choice composes is checked apart); placeholders (SWEEP_DIR, "$OUT", ENTITY/PROJECT, a.json) get real values. A
+command this file cannot run fails the test, so no documented command can drift from what works."""
+import ast
+import json
+import re
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, clean_env, run_cli
+
+from roadmap.compose import compose_dict
+
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+SCRIPTS = sorted((ROOT / "scripts").glob("*.py"))
+PROGRAMS = ("python ", "torchrun ", "bash ", "HF_HUB_OFFLINE=1 ")
+OFFLINE = {"cifar100": "fashion_mnist_small", "cifar10": "fashion_mnist_small", "imagenet": "fashion_mnist_small",
+           "fashion_mnist": "fashion_mnist_small"}
+TINY = ["budget.epochs=1", "budget.max_train_iters=2", "budget.max_eval_iters=1", "data.num_workers=0",
+        "train.batch_size=16", "model.depths=[1,1,1,1]", "wandb=disabled"]
+GPU_CHECK_TEST = (ROOT / "tests/test_gpu_check.py").read_text()
+BENCH_TINY = ["--resolution", "32", "--batch-size", "2", "--warmup", "1", "--windows", "1", "--iters", "1",
+              "--workers", "1"]
+
+
+def _commands_in(text: str) -> list[str]:
+    """Shell lines of ```bash blocks (continuations joined) and inline `python ...` spans of a markdown page."""
+    out = []
+    for block in re.findall(r"```(?:bash|sh)\n(.*?)```", text, re.S):
+        out += [line.strip() for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+    out += re.findall(r"(?<!`)`((?:python|torchrun|bash) [^`]+)`", text)
+    return out
+
+
+def documented() -> list[tuple[str, str]]:
+    """(where, command) for every command shown in the docs and the scripts' --help texts (their docstrings)."""
+    found = [(p.name, c) for p in PAGES for c in _commands_in(p.read_text())]
+    for script in SCRIPTS:
+        doc = ast.get_docstring(ast.parse(script.read_text())) or ""
+        found += [(f"{script.name} --help", line.strip()) for line in doc.splitlines()
+                  if line.strip().startswith(PROGRAMS)]
+    return list(dict.fromkeys(found))
+
+
+def pattern(command: str) -> bool:
+    """A usage pattern rather than a command: `...`, `[--option VALUE]`, `N` for a number (comments aside)."""
+    try:
+        words = shlex.split(command, comments=True)
+    except ValueError:
+        return True
+    return any(w == "..." or w.endswith(",...") or w.startswith("[--") or w == "--nproc_per_node=N" for w in words)
+
+
+def segments(command: str) -> list[list[str]]:
+    """The command's parts (split at &&, ; and &: here they run one after another), each as argv, comments
+    dropped; setup parts (venv, pip, activate) and the test suite itself (.ci/run runs it) left out."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    words, parts = list(lexer), [[]]
+    for w in words:
+        parts.append([]) if w in ("&&", ";", "&") else parts[-1].append(w)
+    out = []
+    for argv in parts:
+        while argv and re.fullmatch(r"[A-Z_]+=\S*", argv[0]):
+            argv = argv[1:]  # HF_HUB_OFFLINE=1: the tests run with it set
+        if not argv or argv[0] in (".", "source", "pip") or argv[:3] in (["python3", "-m", "venv"],
+                                                                        ["python", "-m", "pytest"]):
+            continue
+        out.append(argv)
+    return out
+
+
+def offline(value: str) -> str:
+    for name, local in OFFLINE.items():
+        value = re.sub(rf"(?<![\w]){name}(?=-|$)", local, value)
+    return value
+
+
+def scaled_run(args: list[str]) -> list[str]:
+    """run.py's arguments, scaled down."""
+    args = [f"data={OFFLINE.get(a[5:], a[5:])}" if a.startswith("data=") else a for a in args]
+    extra = list(TINY)
+    if any(a.startswith("+experiment=femto") for a in args):
+        extra += ["data=fashion_mnist_small", "step=baseline/resnet50,macro/stage_ratio", "seed=0"]
+    if "+sweep=roadmap" in args and not any(a.startswith("step=") for a in args):
+        extra.append("step=baseline/resnet50,macro/stage_ratio")
+    if "+sweep=leave_one_out" in args:
+        extra.append("undo=null,micro/gelu")
+    seeds = next((a for a in args if a.startswith("seed=") and "," in a), None)
+    if seeds:
+        extra.append("seed=" + ",".join(seeds[5:].split(",")[:2]))
+    if any(a.startswith("hydra/launcher=slurm") for a in args):  # no SLURM here: one job's launcher config is checked
+        return [a.split(",")[0] for a in args if a not in ("-m", "--multirun")] + ["--cfg", "hydra"]
+    if "--cfg" in args:
+        return args
+    return args + extra
+
+
+class Runner:
+    """Runs documented commands in one scratch folder, in the order the docs give them (a sweep, then its chart)."""
+
+    def __init__(self, cwd: Path):
+        self.cwd = cwd
+        self.sweep_dir = cwd / "SWEEP_DIR"
+        self.measured: list[str] = []
+
+    def argv(self, argv: list[str]) -> tuple[list, dict]:
+        """(the command to run, what to expect: {"rc": code, "stderr": text it must contain})."""
+        env_expect = {"rc": 0}
+        if argv[0] == "torchrun":  # two CPU processes (gloo) stand for the documented GPUs
+            i = argv.index("run.py")
+            flags = [a for a in argv[1:i] if not a.startswith("--nproc_per_node")]
+            return ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *flags,
+                     ROOT / "run.py", *scaled_run(argv[i + 1:])], env_expect)
+        if argv[:2] == ["bash", "scripts/gpu_check.sh"]:  # run with --tiny by tests/test_gpu_check.py
+            assert "scripts/gpu_check.sh" in GPU_CHECK_TEST and "--tiny" in GPU_CHECK_TEST
+            return [], {"elsewhere": "tests/test_gpu_check.py"}
+        assert argv[0] == "python", argv
+        script, args = argv[1], argv[2:]
+        if script == "run.py":
+            slurm = any(a.startswith("hydra/launcher=slurm") for a in args)
+            return [sys.executable, ROOT / "run.py", *scaled_run(args)], \
+                {"rc": 0, "stdout": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"} \
+                if slurm else env_expect
+        args = [offline(a) for a in args]
+        if script == "scripts/plot_roadmap.py":
+            if "--wandb" in args:  # no W&B account here: the documented one-line answer
+                return [sys.executable, ROOT / script, *args], {"rc": 1, "stderr": "wandb login"}
+            return [sys.executable, ROOT / script, *args], env_expect
+        if script == "scripts/benchmark.py":
+            steps = [] if "--steps" in args else ["--steps", "micro/separate_downsample"]
+            if "--compile" in args:  # one compile of the smallest model is what the CPU can afford here
+                steps = ["--steps", "micro/separate_downsample"]
+                args = [a for a in args if a != "--reference"]
+            return [sys.executable, ROOT / script, *args, *steps, *BENCH_TINY, "--out",
+                    self.cwd / f"bench{len(self.measured)}"], env_expect
+        if script == "scripts/measure_study.py":
+            if "--estimate" in args:
+                i = args.index("--estimate")
+                files = [a for a in args[i + 1:] if a.endswith(".json")]
+                rest = [a for a in args[i + 1:] if not a.endswith(".json")]
+                return [sys.executable, ROOT / script, *args[:i], "--estimate",
+                        *(self.measured * len(files))[:len(files)], *rest], env_expect
+            out = self.cwd / f"measure{len(self.measured)}.json"
+            self.measured.append(str(out))
+            return [sys.executable, ROOT / script, *args, *TINY[4:6], "--steps", "baseline/resnet50", "--iters", "1",
+                    "--warmup", "1", "--eval-batches", "1", "--out", out], env_expect
+        if script in ("scripts/collect_results.py", "scripts/inspect_steps.py"):
+            return [sys.executable, ROOT / script, *args], env_expect
+        raise AssertionError(f"no way to run the documented command {shlex.join(argv)}: teach tests/test_docs.py")
+
+    def run(self, where: str, argv: list[str]) -> None:
+        cmd, expect = self.argv(argv)
+        if "elsewhere" in expect:
+            return
+        t0 = time.perf_counter()
+        cmd = [str(self.sweep_dir) if a == "SWEEP_DIR" else str(a) for a in cmd]
+        proc = run_cli(*cmd[1:], cwd=self.cwd, env=clean_env(WANDB_MODE="offline", HOME=str(self.cwd / "home")),
+                       timeout=900) if cmd[0] == sys.executable else None
+        if proc is None:
+            import subprocess
+            proc = subprocess.run(cmd, cwd=self.cwd, env=clean_env(), capture_output=True, text=True, timeout=900)
+        assert proc.returncode == expect["rc"], \
+            f"{where}: {shlex.join(argv)}\nran as {shlex.join(cmd)}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+        if "stderr" in expect:
+            assert expect["stderr"] in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        if "stdout" in expect:
+            assert expect["stdout"] in proc.stdout, proc.stdout
+        print(f"{time.perf_counter() - t0:6.1f} s  {where}: {shlex.join(argv)}")
+
+
+def shape(cmd: list) -> tuple:
+    """What a scaled command runs, for running each once: its words with every `--flag value` once (the last, as
+    argparse takes it) and --out left out, since the scaled form sets its own sizes and folders."""
+    words, flags, i = [], {}, 0
+    while i < len(cmd):
+        w = str(cmd[i])
+        if w.startswith("--") and "=" not in w and i + 1 < len(cmd) and not str(cmd[i + 1]).startswith("-"):
+            j = i + 1
+            while j < len(cmd) and not str(cmd[j]).startswith("-") and "=" not in str(cmd[j]):
+                j += 1
+            flags[w] = tuple(map(str, cmd[i + 1:j]))
+            i = j
+        else:
+            words.append(w) if not w.startswith("--") else flags.setdefault(w, ())
+            i += 1
+    flags.pop("--out", None)
+    return tuple(words), tuple(sorted(flags.items()))
+
+
+def make_sweep_dir(d: Path) -> None:
+    """SWEEP_DIR: records of a roadmap (the steps as they are) and of a side sweep (model.kernel_size=5)."""
+    for step, variant, top1 in (("baseline/resnet50", "", 70.0), ("macro/stage_ratio", "", 71.0),
+                                ("micro/gelu", "model.kernel_size=5", 60.0)):
+        for seed in (0, 1):
+            run = d / step / (variant + "/" if variant else "") / f"seed{seed}"
+            run.mkdir(parents=True)
+            (run / "metrics.json").write_text(json.dumps({
+                "step": step, "seed": seed, "data": "cifar100", "budget": "short", "regime": "r50", "undo": None,
+                "status": "completed", "final_top1": top1 + seed, "best_top1": top1 + seed, "gmacs": 1.0,
+                "params": 10, "images_per_s": 100.0, "variant": variant}))
+
+
+def test_the_docs_show_commands_and_each_one_has_a_way_to_run():
+    commands = documented()
+    where = {w for w, _ in commands}
+    assert {"README.md", "plot_roadmap.py --help", "benchmark.py --help", "inspect_steps.py --help"} <= where
+    assert any("run.py -m +sweep=roadmap" in c for _, c in commands)
+    runner = Runner(Path("/nonexistent"))
+    for w, command in commands:
+        if not pattern(command):
+            for argv in segments(command):
+                runner.argv(argv)  # raises for a command with no rule
+    # the datasets the docs name compose as documented (the runs below use the shipped one offline)
+    for data in sorted({m for _, c in commands for m in re.findall(r"\bdata=(\w+)", c)}):
+        assert compose_dict("micro/gelu", [f"data={data}"]).data.name == data
+
+
+@pytest.mark.slow
+def test_every_documented_command_runs_in_its_documented_form(tmp_path):
+    runner, seen = Runner(tmp_path), set()
+    make_sweep_dir(runner.sweep_dir)
+    for where, command in documented():
+        if pattern(command):
+            continue
+        for argv in segments(command):
+            key = shape(runner.argv(argv)[0])
+            if key not in seen:  # the same run, documented twice, or for another size: once
+                seen.add(key)
+                runner.run(where, argv)
