@@ -51,6 +51,10 @@ REFERENCES = {
     "femto": {"micro/separate_downsample": "timm/convnext_femto", "baseline/resnet50": "timm/resnet_femto"},
 }
 PAIRS = dict(REFERENCES["r50"])  # the chosen regime's, set by main()
+# --compare: each step timed both ways, (label, settings) for the first and the second
+COMPARE = {"compile": (("eager", {"compile": False}), ("compiled", {"compile": True})),
+           "memory-format": (("contiguous", {"memory_format": "contiguous"}),
+                             ("channels_last", {"memory_format": "channels_last"}))}
 REGIME = "r50"
 
 
@@ -227,6 +231,32 @@ def augment_only(args, device) -> dict:
     return {"augment_only": out, "device_over_workers_per_core": per_core}
 
 
+def compare_ways(args, device, steps: list[str]) -> dict:
+    """Each step two ways (--compare), on the same random batch, all windows interleaved: images/s both ways and
+    the second over the first per step, as the median over window pairs with its spread."""
+    (first, a), (second, b) = COMPARE[args.compare]
+    windows = {}
+    for step in steps:
+        for label, change in ((first, a), (second, b)):
+            way = argparse.Namespace(**(vars(args) | change))
+            fmt = torch.channels_last if way.memory_format == "channels_last" else torch.contiguous_format
+            torch.manual_seed(0)
+            windows[(step, label)], _ = prepare_training(make_model(step, args.num_classes), Synthetic(way, device, fmt),
+                                                         way, device)
+    rates = interleaved(windows, args.windows)
+    rows = []
+    for step in steps:
+        r = ratio(rates[(step, second)], rates[(step, first)])
+        rows.append({"step": step, first: statistics.median(rates[(step, first)]),
+                     second: statistics.median(rates[(step, second)]), f"{second}_over_{first}": r,
+                     "windows": {first: rates[(step, first)], second: rates[(step, second)]}})
+        print(f"{step:28s} {first} {rows[-1][first]:8.1f}  {second} {rows[-1][second]:8.1f} images/s  "
+              f"{second} / {first} {r['median']:.3f} ({r['min']:.3f} to {r['max']:.3f})", flush=True)
+    faster = sum(row[f"{second}_over_{first}"]["median"] > 1 for row in rows)
+    print(f"{second} faster for {faster} of {len(rows)} steps (median over window pairs)")
+    return {"compare": args.compare, "rows": rows, "faster_for": faster}
+
+
 def loop_overhead(args, device) -> dict:
     """Our training loop against a plain PyTorch one, on the same model, optimizer and real batches. Ours is
     `train_steps` as a run calls it: the step's recipe (Mixup/CutMix, the scheduler stepped every iteration, EMA where
@@ -327,6 +357,10 @@ def main() -> None:
                     "pipeline makes the real batches (default device)")
     ap.add_argument("--augment-only", action="store_true", help="with --data: time augmentation alone, both "
                     "pipelines side by side")
+    ap.add_argument("--compare", choices=sorted(COMPARE), help="time each step two ways in interleaved windows, "
+                    "eager and compiled (compile) or contiguous and channels_last (memory-format), and print the second "
+                    "over the first per step")
+    ap.add_argument("--threads", type=int, default=0, help="torch's CPU threads (default: torch's own choice)")
     ap.add_argument("--loop", action="store_true", help="with --data: our training loop (train_steps) against a "
                     "plain PyTorch loop over the same model, batches and optimizer, and evaluation apart")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -338,6 +372,8 @@ def main() -> None:
     REGIME = args.regime
     device = torch.device(args.device)
     cuda = device.type == "cuda"
+    if args.threads:
+        torch.set_num_threads(args.threads)
     args.batch_size = args.batch_size or (128 if cuda else 16)
     args.warmup = args.warmup if args.warmup is not None else (10 if cuda else 2)
     args.iters = args.iters or (20 if cuda else 3)
@@ -347,7 +383,8 @@ def main() -> None:
     names = steps + ([PAIRS[s] for s in steps if s in PAIRS] if args.reference else [])
     fmt = torch.channels_last if args.memory_format == "channels_last" else torch.contiguous_format
     settings = {k: getattr(args, k) for k in ("regime", "resolution", "batch_size", "precision", "memory_format", "compile",
-                                              "warmup", "windows", "iters", "data", "pipeline", "workers")}
+                                              "warmup", "windows", "iters", "data", "pipeline", "workers",
+                                              "compare")} | {"threads": torch.get_num_threads()}
     command = " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     args.out.mkdir(parents=True, exist_ok=True)
     if args.augment_only or args.loop:
@@ -355,6 +392,11 @@ def main() -> None:
             ap.error(f"{'--augment-only' if args.augment_only else '--loop'} needs --data NAME")
         report = {"environment": environment(device), "settings": settings, "command": command,
                   **(augment_only(args, device) if args.augment_only else loop_overhead(args, device))}
+        (args.out / "benchmark.json").write_text(json.dumps(report, indent=2))
+        return
+    if args.compare:
+        report = {"environment": environment(device), "settings": settings, "command": command,
+                  **compare_ways(args, device, steps)}
         (args.out / "benchmark.json").write_text(json.dumps(report, indent=2))
         return
     windows, peaks = {}, {}

@@ -78,3 +78,18 @@ def test_augment_only_times_each_pipeline_alone_and_reads_one_slowed_on_purpose_
     slow_device = bench.augment_only(args, cpu)["augment_only"]
     assert slow_device["device"]["images_per_s"] < min(80.0, 0.5 * base["device"]["images_per_s"])  # 16 per 0.2 s
     assert slow_device["workers"]["images_per_s"] > 2 * slow_workers["workers"]["images_per_s"]
+
+
+def test_compare_times_each_step_both_ways_interleaved_and_reports_the_ratio_per_step(tmp_path):
+    proc = run_cli(ROOT / "scripts/benchmark.py", "--regime", "femto", "--steps", "baseline/resnet50", "micro/gelu",
+                   "--resolution", "32", "--batch-size", "4", "--compare", "memory-format", "--threads", "1",
+                   "--warmup", "1", "--windows", "3", "--iters", "1", "--out", tmp_path, check=True)
+    report = json.loads((tmp_path / "benchmark.json").read_text())
+    assert report["settings"]["threads"] == 1 and [r["step"] for r in report["rows"]] == ["baseline/resnet50",
+                                                                                          "micro/gelu"]
+    for row in report["rows"]:
+        a, b = row["windows"]["contiguous"], row["windows"]["channels_last"]
+        pairs = [y / x for x, y in zip(a, b)]
+        assert row["channels_last_over_contiguous"]["median"] == statistics.median(pairs) and len(pairs) == 3
+        assert row["contiguous"] == statistics.median(a) and row["channels_last"] == statistics.median(b)
+    assert f"channels_last faster for {report['faster_for']} of 2 steps" in proc.stdout

@@ -140,7 +140,7 @@ class Runner:
                 steps = ["--steps", "micro/separate_downsample"]
                 args = [a for a in args if a != "--reference"]
             return [sys.executable, ROOT / script, *args, *steps, *BENCH_TINY, "--out",
-                    self.cwd / f"bench{len(self.measured)}"], env_expect
+                    self.cwd / "bench"], env_expect
         if script == "scripts/measure_study.py":
             if "--estimate" in args:
                 i = args.index("--estimate")
@@ -148,10 +148,8 @@ class Runner:
                 rest = [a for a in args[i + 1:] if not a.endswith(".json")]
                 return [sys.executable, ROOT / script, *args[:i], "--estimate",
                         *(self.measured * len(files))[:len(files)], *rest], env_expect
-            out = self.cwd / f"measure{len(self.measured)}.json"
-            self.measured.append(str(out))
             return [sys.executable, ROOT / script, *args, *TINY[4:6], "--steps", "baseline/resnet50", "--iters", "1",
-                    "--warmup", "1", "--eval-batches", "1", "--out", out], env_expect
+                    "--warmup", "1", "--eval-batches", "1", "--out", "MEASURED"], env_expect
         if script in ("scripts/collect_results.py", "scripts/inspect_steps.py"):
             return [sys.executable, ROOT / script, *args], env_expect
         raise AssertionError(f"no way to run the documented command {shlex.join(argv)}: teach tests/test_docs.py")
@@ -162,6 +160,9 @@ class Runner:
             return
         t0 = time.perf_counter()
         cmd = [str(self.sweep_dir) if a == "SWEEP_DIR" else str(a) for a in cmd]
+        if "MEASURED" in cmd:  # measure_study's output, for the --estimate commands after it
+            self.measured.append(str(self.cwd / f"measure{len(self.measured)}.json"))
+            cmd[cmd.index("MEASURED")] = self.measured[-1]
         proc = run_cli(*cmd[1:], cwd=self.cwd, env=clean_env(WANDB_MODE="offline", HOME=str(self.cwd / "home")),
                        timeout=900) if cmd[0] == sys.executable else None
         if proc is None:
