@@ -39,8 +39,8 @@ import torch
 import torchvision
 
 from roadmap import build_model, load_config, roadmap_steps
-from roadmap.data import Forever, build_datasets
-from roadmap.device_data import build_batches
+from roadmap.data import build_datasets
+from roadmap.device_data import build_batches, device_rate, workers_rate
 from roadmap.recipe import build_loss, build_mixup
 
 # each regime's first and last step against the reference implementation of the same network
@@ -173,52 +173,25 @@ class RealData:
 
 def augment_only(args, device) -> dict:
     """Augmented batches alone, each pipeline timed while the other is idle: no loader worker lives during the
-    device pipeline's windows (checked), and each workers window starts its workers afresh and leaves out the first
-    `workers x prefetch_factor` batches, which the prefetch queue holds before any is timed. Images/s, and per core
-    used: the workers, or the torch threads, never more than the cores that exist."""
+    device pipeline's windows (checked), and each workers window starts its workers afresh and times them in steady
+    state only (device_data.workers_rate). Images/s, and per core used: the workers, or the torch threads, never
+    more than the cores that exist."""
     import multiprocessing as mp
     step = args.steps[0] if args.steps != ["all"] else "micro/separate_downsample"
     fmt = torch.contiguous_format
-    device_data = iter(RealData(step, args, device, fmt, "device", mixup=False))
-    workers_data = RealData(step, args, device, fmt, "workers", mixup=False)
-    loader = workers_data.batches.loader  # its dataset: timm's transforms seeded per sample, as a run's
+    device_data = RealData(step, args, device, fmt, "device", mixup=False)
+    dataset = RealData(step, args, device, fmt, "workers", mixup=False).batches.loader.dataset  # timm's transforms
     here = os.cpu_count() or 1
     cores = {"workers": min(max(args.workers, 1), here),
              "device": 1 if device.type == "cuda" else min(torch.get_num_threads(), here)}
-    prefetch = loader.prefetch_factor or 0
     alive = []  # loader workers alive during each device window
-
-    def workers_window() -> float:
-        fresh = torch.utils.data.DataLoader(loader.dataset, batch_size=args.batch_size, sampler=Forever(len(
-            loader.dataset)), num_workers=args.workers, prefetch_factor=loader.prefetch_factor,
-            pin_memory=device.type == "cuda")
-        it = iter(fresh)
-        for _ in range(args.warmup + args.workers * prefetch):  # start-up and the queue it filled: not timed
-            next(it)
-        t0, n = time.perf_counter(), 0
-        for _ in range(args.iters):
-            x, _ = next(it)
-            n += x.to(device).shape[0]
-        sync(device)
-        rate = n / (time.perf_counter() - t0)
-        del it, fresh  # the workers shut down before the other pipeline's window
-        for child in mp.active_children():
-            child.join(timeout=10)
-        return rate
-
-    for _ in range(args.warmup):
-        next(device_data)
 
     def device_window() -> float:
         alive.append(len(mp.active_children()))
-        t0, n = time.perf_counter(), 0
-        for _ in range(args.iters):
-            x, _ = next(device_data)
-            n += x.shape[0]
-        sync(device)
-        return n / (time.perf_counter() - t0)
+        return device_rate(device_data.batches, args.iters)
 
-    rates = interleaved({"workers": workers_window, "device": device_window}, args.windows)
+    rates = interleaved({"workers": lambda: workers_rate(dataset, args.batch_size, args.workers, args.iters),
+                         "device": device_window}, args.windows)
     out = {p: {"images_per_s": statistics.median(r), "cores": cores[p],
                "images_per_s_per_core": statistics.median(r) / cores[p], "windows": r} for p, r in rates.items()}
     out["device"]["workers_alive_in_windows"] = max(alive)

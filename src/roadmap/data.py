@@ -134,6 +134,7 @@ ARRAYS = {"fashion_mnist_small": _shipped, "fashion_mnist": _fashion_mnist, "cif
 FOLDERS = {"imagenet", "image_folder"}
 
 
+PREFETCH = 4  # batches each loader worker makes ahead
 _LAST: dict = {}  # the last arrays loaded, by (name, root): a run's data check and its training read them once
 
 
@@ -258,7 +259,7 @@ def build_loaders(cfg: RunConfig, train: Dataset, val: Dataset, rank: int, world
     # Each loader draws its workers' base seed from a generator of its own: from the global stream, a fresh
     # iterator would draw where a persistent one does not, and the model's randomness (stochastic depth) would
     # then depend on the worker count and on whether the run was resumed.
-    extra = dict(num_workers=workers, pin_memory=pin, prefetch_factor=4 if workers else None,
+    extra = dict(num_workers=workers, pin_memory=pin, prefetch_factor=PREFETCH if workers else None,
                  persistent_workers=workers > 0, generator=torch.Generator().manual_seed(cfg.seed),
                  worker_init_fn=_ignore_stop_signals if workers else None)
     sampler = EpochSampler(DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from .augment import BatchAugment
 from .config import Pipeline, RunConfig, device_augments
-from .data import ArrayDataset, Forever, SeededSamples, build_loaders, kept_random_state, to_device
+from .data import PREFETCH, ArrayDataset, Forever, SeededSamples, build_loaders, kept_random_state, to_device
 from .errors import DataError
 
 
@@ -91,37 +91,48 @@ class DeviceBatches:
             yield self._out(self.aug.train(self.images[idx], g), self.labels[idx])
 
 
-PROBE_BATCHES = 3  # timed batches of each pipeline when `auto` measures them
+def workers_rate(dataset, batch_size: int, workers: int, timed: int = 3, seed: int = 0) -> float:
+    """Images/s that `workers` loader processes (0: the calling process) make of `dataset` (keyed (index, epoch), as
+    SeededSamples is) in steady state. Each worker runs up to PREFETCH batches ahead of the reader and finishes up
+    to one ahead of the others, so the first 2 x workers x PREFETCH batches, made while the reader waited, are not
+    timed, and at least 10 per worker are (a batch made ahead then errs by a tenth at most). The workers are shut
+    down before this returns."""
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=Forever(len(dataset), seed), num_workers=workers,
+                        prefetch_factor=PREFETCH if workers else None,
+                        generator=torch.Generator().manual_seed(seed))
+    it = iter(loader)
+    for _ in range(1 + 2 * workers * PREFETCH):
+        next(it)
+    t0, made = time.perf_counter(), 0
+    for _ in range(max(timed, 10 * workers)):
+        made += len(next(it)[1])
+    rate = made / (time.perf_counter() - t0)
+    del it  # shuts the workers down
+    return rate
+
+
+def device_rate(batches: "DeviceBatches", timed: int = 3) -> float:
+    """Images/s of the device pipeline making training batches, after one untimed batch."""
+    it = iter(batches)
+    next(it)
+    t0 = time.perf_counter()
+    made = sum(len(next(it)[1]) for _ in range(timed))
+    if batches.device.type == "cuda":
+        torch.cuda.synchronize(batches.device)
+    return made / (time.perf_counter() - t0)
 
 
 def probe_pipelines(cfg: RunConfig, train_set: ArrayDataset, device: torch.device) -> dict:
     """Training batches made each way, each pipeline timed while the other is idle: images/s per core used (the
-    loader workers, or torch's threads; never more than the cores that exist). The workers' first batches, made while
-    they started and queued, are not timed; they are shut down before the device pipeline runs. The run's own random
+    loader workers, or torch's threads; never more than the cores that exist). The workers make batches of at most
+    16 (their cost per image does not depend on the batch) so that the probe stays short. The run's own random
     streams are left as they were."""
-    here = os.cpu_count() or 1
-    workers = cfg.data.num_workers
+    here, workers = os.cpu_count() or 1, cfg.data.num_workers
     with torch.random.fork_rng(devices=[]), kept_random_state():
-        batches = DeviceBatches(train_set, cfg, 0, 1, device, False, train=True)
-        it = iter(batches)
-        next(it)
-        t0 = time.perf_counter()
-        made = sum(len(next(it)[1]) for _ in range(PROBE_BATCHES))
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        rate = {"device": made / (time.perf_counter() - t0) / (1 if device.type == "cuda" else
-                                                               min(torch.get_num_threads(), here))}
-        prefetch = 4 if workers else 0
-        loader = DataLoader(SeededSamples(train_set, cfg.seed), batch_size=cfg.train.batch_size,
-                            sampler=Forever(len(train_set)), num_workers=workers,
-                            prefetch_factor=prefetch or None, generator=torch.Generator().manual_seed(cfg.seed))
-        it = iter(loader)
-        for _ in range(1 + workers * prefetch):  # start-up and the queue it filled
-            next(it)
-        t0 = time.perf_counter()
-        made = sum(len(next(it)[1]) for _ in range(PROBE_BATCHES))
-        rate["workers"] = made / (time.perf_counter() - t0) / max(1, min(workers, here))
-        del it, loader
+        threads = 1 if device.type == "cuda" else min(torch.get_num_threads(), here)
+        rate = {"device": device_rate(DeviceBatches(train_set, cfg, 0, 1, device, False, train=True)) / threads}
+        rate["workers"] = workers_rate(SeededSamples(train_set, cfg.seed), min(cfg.train.batch_size, 16), workers,
+                                       seed=cfg.seed) / max(1, min(workers, here))
     return {k: round(v, 1) for k, v in rate.items()}
 
 
