@@ -12,13 +12,16 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from roadmap.completion import nested_completions
-from roadmap.compose import check_command_line, preflight, to_run_config
+from roadmap.config.command_line import check_command_line, preflight
+from roadmap.config.completion import nested_completions
+from roadmap.config.compose import to_run_config
+from roadmap.config.store import register
 from roadmap.errors import ConfigMismatch, CorruptCheckpoint, Interrupted, RoadmapError, RunLocked
-from roadmap.sweep import SweepSummary, jobs_side_by_side, register_resolvers
-from roadmap.train import can_start, train
+from roadmap.sweep import SweepSummary, jobs_side_by_side
+from roadmap.train.lifecycle import can_start, train
 
 log = logging.getLogger("roadmap")
+CHECKED = {}  # a single run's config, composed and checked before Hydra starts (preflight)
 
 
 @hydra.main(config_path="configs", config_name="config", version_base=None)
@@ -27,11 +30,12 @@ def main(dcfg: DictConfig) -> dict:
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     try:
-        cfg = to_run_config(dcfg)
+        cfg = CHECKED.get("run") if not multirun else None
+        cfg = cfg or to_run_config(dcfg)  # a sweep's jobs are checked as each starts
         group = cfg.wandb.group or (Path(hc.sweep.dir).name if multirun else None)
         record = train(cfg, Path(hc.runtime.output_dir), group, list(hc.overrides.task),
                        jobs_side_by_side(hc.launcher) if multirun else 1)
-        return {"status": record["status"], "reason": None, "final_top1": record.get("final_top1")}
+        return {"status": record.status, "reason": None, "final_top1": record.final_top1}
     except Interrupted as e:
         log.error("%s", e)
         if multirun:  # a sweep stops too (Ctrl-C means stop), and says how far it got
@@ -53,14 +57,14 @@ def main(dcfg: DictConfig) -> dict:
 
 
 if __name__ == "__main__":
-    register_resolvers()
+    register()
     answer = nested_completions(sys.argv[1:])  # tab completion of `step=<TAB>`: Hydra lists one folder only
     if answer is not None:
         print(answer)
         sys.exit(0)
     try:
         check_command_line(sys.argv[1:])
-        preflight(sys.argv[1:], checks=(can_start,))
+        CHECKED["run"] = preflight(sys.argv[1:], checks=(can_start,))
         main()
     except ValueError as e:
         sys.exit(f"error: {e}")

@@ -4,7 +4,7 @@
     python scripts/benchmark.py --reference --precision bf16 --memory-format channels_last --compile
     python scripts/benchmark.py --steps all --batch-size 256      # every step
     python scripts/benchmark.py --data fashion_mnist_small --resolution 32 --pipeline device  # the real pipeline
-    python scripts/benchmark.py --augment-only --data fashion_mnist_small --resolution 32    # both pipelines' augmentation
+    python scripts/benchmark.py --augment-only --data fashion_mnist_small --resolution 32    # augmentation alone
     python scripts/benchmark.py --loop --data fashion_mnist_small --resolution 32 --steps micro/gelu  # the loop's cost
 
 Every model is timed in one process under identical settings: random data already on the device, AdamW (fused
@@ -39,9 +39,9 @@ import torch
 import torchvision
 
 from roadmap import build_model, load_config, roadmap_steps
-from roadmap.data import build_datasets
-from roadmap.device_data import build_batches, device_rate, workers_rate
-from roadmap.recipe import build_loss, build_mixup
+from roadmap.data.pipelines import build_batches, device_rate, workers_rate
+from roadmap.data.sources import build_datasets
+from roadmap.train.recipe import build_loss, build_mixup
 
 # each regime's first and last step against the reference implementation of the same network
 REFERENCES = {
@@ -214,8 +214,8 @@ def compare_ways(args, device, steps: list[str]) -> dict:
             way = argparse.Namespace(**(vars(args) | change))
             fmt = torch.channels_last if way.memory_format == "channels_last" else torch.contiguous_format
             torch.manual_seed(0)
-            windows[(step, label)], _ = prepare_training(make_model(step, args.num_classes), Synthetic(way, device, fmt),
-                                                         way, device)
+            model = make_model(step, args.num_classes)
+            windows[(step, label)], _ = prepare_training(model, Synthetic(way, device, fmt), way, device)
     rates = interleaved(windows, args.windows)
     rows = []
     for step in steps:
@@ -239,10 +239,11 @@ def loop_overhead(args, device) -> dict:
     evaluation (`evaluate`, inference mode, its own batch size) is timed apart."""
     from dataclasses import replace
 
-    from roadmap.config import WandbConfig, WandbMode
-    from roadmap.distributed import Context
-    from roadmap.tracking import Tracker
-    from roadmap.train import build_trainer, evaluate, train_steps
+    from roadmap.schema import WandbConfig, WandbMode
+    from roadmap.train.distributed import Context
+    from roadmap.train.loop import evaluate, train_steps
+    from roadmap.train.tracking import Tracker
+    from roadmap.train.trainer import build_trainer
     step = args.steps[0] if args.steps != ["all"] else "micro/separate_downsample"
     cfg = load_config(step, [f"regime={args.regime}", f"data={args.data}", f"data.resolution={args.resolution}",
                              f"train.batch_size={args.batch_size}", f"data.num_workers={args.workers}",
@@ -263,10 +264,10 @@ def loop_overhead(args, device) -> dict:
         return args.iters * args.batch_size / (time.perf_counter() - t0)
 
     def plain(epoch: int) -> float:
-        t.train_loader.set_epoch(epoch)
+        t.train_batches.set_epoch(epoch)
         t.net.train()
         t0 = time.perf_counter()
-        for i, (x, y) in enumerate(t.train_loader):
+        for i, (x, y) in enumerate(t.train_batches):
             if i >= args.iters:
                 break
             if t.mixup is not None:
@@ -287,7 +288,7 @@ def loop_overhead(args, device) -> dict:
         rates["plain"].append(plain(w))
     tracker.finish()
     r = ratio(rates["ours"], rates["plain"])
-    ev = evaluate(t.eval_net, t.val_loader, ctx, t, max(1, args.iters))
+    ev = evaluate(t.eval_net, t.val_batches, ctx, t.autocast, max(1, args.iters))
     print(f"ours {statistics.median(rates['ours']):.1f} images/s, plain {statistics.median(rates['plain']):.1f}: "
           f"ours / plain {r['median']:.3f} (spread {r['min']:.3f} to {r['max']:.3f} over {r['pairs']} window pairs); "
           f"evaluation {ev.images_per_s:.1f} images/s in batches of {cfg.eval_batch_size}", flush=True)
@@ -331,8 +332,8 @@ def main() -> None:
     ap.add_argument("--augment-only", action="store_true", help="with --data: time augmentation alone, both "
                     "pipelines side by side")
     ap.add_argument("--compare", choices=sorted(COMPARE), help="time each step two ways in interleaved windows, "
-                    "eager and compiled (compile) or contiguous and channels_last (memory-format), and print the second "
-                    "over the first per step")
+                    "eager and compiled (compile) or contiguous and channels_last (memory-format), and print the "
+                    "second over the first per step")
     ap.add_argument("--threads", type=int, default=0, help="torch's CPU threads (default: torch's own choice)")
     ap.add_argument("--loop", action="store_true", help="with --data: our training loop (train_steps) against a "
                     "plain PyTorch loop over the same model, batches and optimizer, and evaluation apart")
@@ -355,8 +356,8 @@ def main() -> None:
     steps = [s.name for s in roadmap_steps(args.regime)] if args.steps == ["all"] else args.steps
     names = steps + ([PAIRS[s] for s in steps if s in PAIRS] if args.reference else [])
     fmt = torch.channels_last if args.memory_format == "channels_last" else torch.contiguous_format
-    settings = {k: getattr(args, k) for k in ("regime", "resolution", "batch_size", "precision", "memory_format", "compile",
-                                              "warmup", "windows", "iters", "data", "pipeline", "workers",
+    settings = {k: getattr(args, k) for k in ("regime", "resolution", "batch_size", "precision", "memory_format",
+                                              "compile", "warmup", "windows", "iters", "data", "pipeline", "workers",
                                               "compare")} | {"threads": torch.get_num_threads()}
     command = " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     args.out.mkdir(parents=True, exist_ok=True)
@@ -406,7 +407,8 @@ def main() -> None:
     lines = [f"`python {report['command']}` on {env.get('gpu', env['cpu'])} ({env['device']}, {env['cpu_count']} "
              f"CPUs), torch {env['torch']}, timm {env['timm']}, torchvision {env['torchvision']}, {env['date']}",
              "", f"Settings: {json.dumps(settings)}", "",
-             "| model | images/s | peak memory (GiB) | real-data images/s | real / synthetic |", "|---|---|---|---|---|"]
+             "| model | images/s | peak memory (GiB) | real-data images/s | real / synthetic |",
+             "|---|---|---|---|---|"]
     for r in results:
         frac = r.get("real_fraction")
         lines.append(f"| {r['model']} | {r['images_per_s']:.1f} | {r['peak_memory_gb']:.2f} | "

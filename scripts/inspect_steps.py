@@ -12,8 +12,8 @@ import argparse
 import json
 
 from roadmap import load_config, roadmap_steps
-from roadmap.measure import describe, feature_sizes
-from roadmap.steps import load_regime
+from roadmap.config.steps import load_regime
+from roadmap.model import describe, feature_sizes
 
 
 def rows(resolution: int, num_classes: int, overrides: list[str], regime: str = "r50") -> list[dict]:
@@ -21,9 +21,10 @@ def rows(resolution: int, num_classes: int, overrides: list[str], regime: str = 
     for s in roadmap_steps(regime):
         model = load_config(s.name, [f"regime={regime}", f"data.resolution={resolution}", *overrides]).model
         params, gmacs = describe(model, resolution, num_classes)
+        paper = s.meta.paper
         out.append({"step": s.name, "label": s.meta.label, "params": params, "gmacs": round(gmacs, 4),
-                    "maps": feature_sizes(model, resolution), "paper_gflops": s.meta.paper_gflops,
-                    "paper_top1": s.meta.paper_top1, "note": s.meta.note})
+                    "maps": feature_sizes(model, resolution), "paper_gflops": paper.gflops if paper else None,
+                    "paper_top1": paper.top1 if paper else None, "note": paper.note if paper else ""})
     return out
 
 
@@ -46,8 +47,8 @@ def main() -> None:
         print(json.dumps(table, indent=2))
         return
     paper_setting = args.resolution == 224 and args.num_classes == 1000
-    print(f"{regime.title} at {args.resolution}x{args.resolution}, {args.num_classes} classes. GMACs = multiply-accumulates"
-          " (torch.utils.flop_counter / 2), the paper's 'GFLOPs'.")
+    print(f"{regime.title} at {args.resolution}x{args.resolution}, {args.num_classes} classes. GMACs = "
+          "multiply-accumulates (torch.utils.flop_counter / 2), the paper's 'GFLOPs'.")
     if not paper_setting:
         print("The paper's numbers are at 224x224 with 1000 classes; the difference column is not comparable here.")
     if all(r["paper_gflops"] is None for r in table):

@@ -6,9 +6,10 @@
     python scripts/measure_study.py --estimate a.json b.json --epochs 3 --seeds 3 --jobs 2   # the study's length
 
 Each step is built as `run.py` builds it (the same config, data, pipeline, augmentation, Mixup/CutMix and
-optimizer) and trained for `--iters` iterations after `--warmup` untimed ones by `train_epoch` itself; evaluation
-is timed apart on `--eval-batches` batches (the training loop as `train_epoch` runs it: `train_steps`). Two copies started side by side (one thread each) measure the
-throughput of a sweep that runs two jobs at once. Prints one line per step and writes a JSON list to --out.
+optimizer) and trained for `--iters` iterations after `--warmup` untimed ones by the training loop itself
+(`train_steps`, as a run calls it); evaluation is timed apart on `--eval-batches` batches. Two copies started side
+by side (one thread each) measure the throughput of a sweep that runs two jobs at once. Prints one line per step
+and writes a JSON list to --out.
 `--estimate` reads such files (the mean of several, per step) and prints the study's wall time: each run trains
 `--epochs` epochs of the measured training set and evaluates after each, plus `--overhead` seconds (start-up,
 W&B, checkpoints), `--jobs` runs at a time.
@@ -23,8 +24,9 @@ from dataclasses import replace
 import torch
 
 from roadmap import load_config, roadmap_steps
-from roadmap.distributed import Context
-from roadmap.train import build_trainer, evaluate, train_steps
+from roadmap.train.distributed import Context
+from roadmap.train.loop import evaluate, train_steps
+from roadmap.train.trainer import build_trainer
 
 
 def measure(step: str, overrides: list[str], iters: int, warmup: int, eval_batches: int) -> dict:
@@ -34,11 +36,11 @@ def measure(step: str, overrides: list[str], iters: int, warmup: int, eval_batch
     train_steps(cfg, ctx, replace(t, iters=warmup), 0, 0, f"{step} warm-up")
     row, _ = train_steps(cfg, ctx, replace(t, iters=iters), 1, warmup, f"{step} timed")
     t0 = time.perf_counter()
-    evaluate(t.eval_net, t.val_loader, ctx, t, eval_batches)
+    evaluate(t.eval_net, t.val_batches, ctx, t.autocast, eval_batches)
     eval_s = time.perf_counter() - t0
     return {"step": step, "train_images_per_s": row["images_per_s"], "iters": iters,
             "batch_size": cfg.train.batch_size, "eval_images_per_s": eval_batches * cfg.train.batch_size / eval_s,
-            "train_images": len(t.train_loader) * cfg.train.batch_size, "threads": torch.get_num_threads()}
+            "train_images": len(t.train_batches) * cfg.train.batch_size, "threads": torch.get_num_threads()}
 
 
 def estimate(paths: list[str], epochs: int, seeds: int, jobs: int, eval_images: int, overhead: float) -> float:

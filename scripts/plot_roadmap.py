@@ -24,18 +24,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from roadmap import report_reverse
-from roadmap.report import (choose_variant, compare_with_paper, describe_left_out, log_to_wandb, readable,
-                            records_from_dirs, records_from_wandb, report)
+from roadmap.analysis import leave_one_out
+from roadmap.analysis.publish import log_to_wandb
+from roadmap.analysis.read import choose_variant, describe_left_out, readable, records_from_dirs, records_from_wandb
+from roadmap.analysis.roadmap import chart_roadmap, compare_with_paper
+from roadmap.record import RunRecord
 
 
-def wandb_group(args, records: list[dict]) -> str:
+def wandb_group(args, records: list[RunRecord]) -> str:
     """The sweep's W&B group: --group, else the one its runs were logged in, else the sweep folder's name."""
-    groups = {r.get("wandb_group") for r in records} - {None}
+    groups = {r.wandb_group for r in records} - {None}
     if args.group or len(groups) == 1:
         return args.group or groups.pop()
     r = records[0]
-    return f"{r.get('data')}-{r.get('budget')}-{r.get('regime') or 'r50'}" + ("-leave_one_out" * bool(r.get("undo")))
+    return f"{r.data}-{r.budget}-{r.regime}" + ("-leave_one_out" * bool(r.undo))
 
 
 def main() -> None:
@@ -60,11 +62,11 @@ def main() -> None:
         records, variant, left = choose_variant(records, args.variant)
         notes = describe_left_out(left)
         good = readable(records)
-        reverse = bool(good) and all("undo" in r for r in good) and any(r["undo"] for r in good)
+        reverse = any(r.undo for r in good)  # a leave-one-out sweep
         if reverse:
-            rows, failed = report_reverse.report(records, args.out, args.metric, notes)
+            rows, failed = leave_one_out.chart_leave_one_out(records, args.out, args.metric, notes)
         else:
-            rows, failed = report(records, args.out, args.metric, notes)
+            rows, failed = chart_roadmap(records, args.out, args.metric, notes)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     except Exception as e:  # the W&B API: no key, no network, no such project
@@ -83,7 +85,7 @@ def main() -> None:
         if args.log_wandb:
             group = wandb_group(args, records)
             where = log_to_wandb(rows, {}, args.out, group, args.wandb_project, args.wandb_entity,
-                                 chart="leave_one_out", columns=report_reverse.COLUMNS)
+                                 chart="leave_one_out", columns=leave_one_out.COLUMNS)
             print(f"W&B chart run in group {group}: {where or 'not logged (W&B unavailable)'}")
         return
     done = sum(r["n"] for r in rows)

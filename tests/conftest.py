@@ -1,4 +1,3 @@
-import json
 import os
 import subprocess
 import sys
@@ -7,6 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from roadmap.record import RunRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,21 +53,18 @@ def start_cli(run_dir, *overrides, env=None, **kw) -> subprocess.Popen:
     return subprocess.Popen(cmd, cwd=ROOT, env=env or clean_env(), stdout=out, stderr=subprocess.STDOUT, **kw)
 
 
-def load(run_dir) -> dict:
-    return json.loads((Path(run_dir) / "metrics.json").read_text())
+def load(run_dir) -> RunRecord:
+    return RunRecord.load(Path(run_dir) / "metrics.json")
 
 
 def wait_for_epochs(run_dir, epochs: int, proc: subprocess.Popen, timeout: float = 300) -> None:
     """Until the run's record has `epochs` epochs done (0: until its first epoch started, its config.yaml and
-    overrides.yaml written and W&B set up, which `wandb_group` in the record marks); fails if it ended first."""
+    overrides.yaml written and the trainer and W&B set up, which the record's `pipeline` marks); fails if it ended
+    first."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        try:
-            rec = load(run_dir)
-        except (OSError, ValueError):
-            rec = {}
-        if rec.get("status") == "running" and rec.get("epochs_done", 0) >= epochs and \
-                (epochs or "wandb_group" in rec):
+        rec = RunRecord.read(Path(run_dir) / "metrics.json") or RunRecord(status="none")
+        if rec.status == "running" and rec.epochs_done >= epochs and (epochs or rec.pipeline is not None):
             return
         if proc.poll() is not None:
             raise AssertionError(f"the run ended ({proc.returncode}) before epoch {epochs} was done")

@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import ROOT, run_cli
 
-from roadmap.augment import BatchAugment
-from roadmap.data import ArrayDataset
+from roadmap.data.augment import BatchAugment
+from roadmap.data.sources import ArrayDataset
 
 
 def load_script(name: str):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, clean_env, run_cli
 
-from roadmap.compose import compose_dict
+from roadmap.config.compose import compose_dict
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SCRIPTS = sorted((ROOT / "scripts").glob("*.py"))

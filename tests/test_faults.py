@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import FAST, ROOT, clean_env, last_wins, train_cli
 
-from roadmap.lock import RunLock
+from roadmap.train.lock import RunLock
 
 RECORDS = ("metrics.json", "checkpoint.pt", "config.yaml", "overrides.yaml")
 
@@ -209,8 +209,8 @@ IN_PROCESS = [
 
 
 def _refuse_in_process(overrides: list[str], run_dir: Path) -> str:
-    from roadmap.compose import check_command_line, preflight
-    from roadmap.train import can_start
+    from roadmap.config.command_line import check_command_line, preflight
+    from roadmap.train.lifecycle import can_start
     twice = len({o.split("=")[0] for o in overrides}) < len(overrides)
     argv = [*FAST, "step=micro/gelu", *overrides] if twice else last_wins([*FAST, "step=micro/gelu", *overrides])
     argv = argv if "hydra.run.dir=" in overrides or "-m" in overrides else [*argv, f"hydra.run.dir={run_dir}"]
@@ -275,9 +275,9 @@ def test_a_read_only_run_directory_is_one_line(tmp_path):
 
 
 def test_a_failed_download_leaves_no_empty_data_folder(tmp_path):
-    from roadmap.config import DataConfig
-    from roadmap.data import _cifar
+    from roadmap.data.sources import _cifar
     from roadmap.errors import DataError
+    from roadmap.schema import DataConfig
 
     class Offline:
         def __init__(self, root, train, download):
@@ -297,7 +297,8 @@ DAMAGED = [("truncated", "{\"status\": \"compl"), ("a_list", "[1, 2]"), ("empty"
 def test_a_damaged_record_is_named_and_skipped_by_the_chart(kind, text, tmp_path):
     import json
 
-    from roadmap.report import records_from_dirs, report
+    from roadmap.analysis.read import records_from_dirs
+    from roadmap.analysis.roadmap import chart_roadmap
     good = {"step": "micro/gelu", "label": "gelu", "seed": 0, "variant": "", "regime": "r50", "undo": None,
             "data": "cifar10", "budget": "short", "status": "completed", "final_top1": 50.0, "best_top1": 50.0,
             "params": 1, "gmacs": 0.1, "images_per_s": 1.0}
@@ -306,28 +307,28 @@ def test_a_damaged_record_is_named_and_skipped_by_the_chart(kind, text, tmp_path
         (tmp_path / f"gelu/seed{seed}/metrics.json").write_text(json.dumps(good | {"seed": seed}))
     (tmp_path / "bad/seed0").mkdir(parents=True)
     (tmp_path / "bad/seed0/metrics.json").write_bytes(text.encode("latin-1"))
-    rows, failed = report(records_from_dirs([tmp_path]), tmp_path / "out")
+    rows, failed = chart_roadmap(records_from_dirs([tmp_path]), tmp_path / "out")
     assert [r["n"] for r in rows if r["step"] == "micro/gelu"] == [2]
-    assert len(failed) == 1 and failed[0]["status"] == "unreadable" and "bad/seed0" in failed[0]["path"]
+    assert len(failed) == 1 and failed[0].status == "unreadable" and "bad/seed0" in failed[0].path
     assert "bad/seed0" in (tmp_path / "out/roadmap.md").read_text()
     (tmp_path / "gelu").rename(tmp_path / "gone")
     import shutil
     shutil.rmtree(tmp_path / "gone")
     with pytest.raises(ValueError, match="no readable run record among 1: .*bad/seed0"):
-        report(records_from_dirs([tmp_path]), tmp_path / "out2")
+        chart_roadmap(records_from_dirs([tmp_path]), tmp_path / "out2")
 
 
 def test_a_killed_run_is_shown_as_killed_where_its_lock_is_free(tmp_path):
     import json
 
-    from roadmap.report import records_from_dirs
+    from roadmap.analysis.read import records_from_dirs
     run = tmp_path / "gelu/seed0"
     run.mkdir(parents=True)
     (run / "metrics.json").write_text(json.dumps({"step": "micro/gelu", "status": "running", "epochs_done": 2}))
     (run / ".lock").write_text("{}")
-    assert records_from_dirs([tmp_path])[0]["status"] == "killed"
+    assert records_from_dirs([tmp_path])[0].status == "killed"
     with RunLock(run):  # alive: still running
-        assert records_from_dirs([tmp_path])[0]["status"] == "running"
+        assert records_from_dirs([tmp_path])[0].status == "running"
 
 
 def test_plot_roadmap_from_wandb_without_an_api_key_is_one_line(tmp_path):

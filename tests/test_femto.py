@@ -3,14 +3,12 @@ import numpy as np
 import pytest
 import timm
 import torch
+from test_model import _randomize_stats
 
 from roadmap import build_model, count_params, load_config, roadmap_steps
-from roadmap.compat import copy_weights_from
-from roadmap.measure import describe
-from roadmap.records import load_predictions
-from roadmap.train import train
-
-from test_model import _randomize_stats
+from roadmap.model import copy_weights_from, describe
+from roadmap.record import load_predictions
+from roadmap.train.lifecycle import train
 
 STUDY = ["+experiment=femto_cpu"]
 
@@ -73,9 +71,9 @@ def test_every_step_trains_one_iteration_under_the_study_profile(step, tmp_path)
     threads = torch.get_num_threads()
     try:
         record = train(cfg, tmp_path)
-        assert record["hardware"]["threads"] == 1 and torch.get_num_threads() == 1  # the profile's one per job
+        assert record.hardware["threads"] == 1 and torch.get_num_threads() == 1  # the profile's one per job
     finally:
         torch.set_num_threads(threads)
-    assert record["status"] == "completed" and record["params"] == params
+    assert record.status == "completed" and record.params == params
     pred, target = load_predictions(tmp_path / "predictions.npz")
     assert len(pred) == len(target) == cfg.train.batch_size and np.isin(pred, range(10)).all()

@@ -3,7 +3,6 @@ import subprocess
 import tarfile
 
 import pytest
-
 from conftest import ROOT, clean_env
 
 

@@ -9,9 +9,24 @@ from types import SimpleNamespace
 
 import pytest
 from conftest import FAST, ROOT, clean_env, last_wins, run_cli, wait_for_epochs
+from omegaconf import OmegaConf
+from wandb_log import run_info
 
 from roadmap import roadmap_steps
-from roadmap.report import records_from_dirs, records_from_wandb, report
+from roadmap.analysis.read import records_from_dirs, records_from_wandb
+from roadmap.analysis.roadmap import chart_roadmap
+from roadmap.config.steps import file_fields
+from roadmap.record import RunRecord
+from roadmap.schema import flatten
+
+FULL = "micro/separate_downsample"
+# adopted steps that set fields of their own, read here from the files independently of config/undo.py
+CHAIN = [s.name for s in roadmap_steps() if s.meta.adopted and s.meta.order > 0
+         and {k for k in file_fields(s.path) if not k.startswith("step.")}]
+
+
+def _resolved(cfg) -> dict:
+    return flatten(OmegaConf.to_container(cfg, resolve=True))
 
 STEPS = [s.name for s in roadmap_steps()]
 TINY = [*FAST, "budget.epochs=1", "budget.max_train_iters=1", "budget.max_eval_iters=1"]
@@ -31,16 +46,15 @@ def launched_steps(stdout: str) -> list[str]:
 
 def records(sweep_dir) -> dict:
     """Every run record under a sweep, by its directory relative to the sweep's."""
-    return {p.parent.relative_to(sweep_dir).as_posix(): json.loads(p.read_text())
-            for p in sorted(sweep_dir.rglob("metrics.json"))}
+    return {p.parent.relative_to(sweep_dir).as_posix(): RunRecord.load(p) for p in sorted(sweep_dir.rglob("metrics.json"))}
 
 
 def by_run(recs: dict) -> dict:
     """The same records by "<step>/seed<seed>"; each directory is <step>/<variant>/seed<seed>."""
     out = {}
     for rel, rec in recs.items():
-        assert rel.startswith(rec["step"] + "/") and rel.endswith(f"/seed{rec['seed']}"), rel
-        out[f"{rec['step']}/seed{rec['seed']}"] = rec
+        assert rel.startswith(rec.step + "/") and rel.endswith(f"/seed{rec.seed}"), rel
+        out[f"{rec.step}/seed{rec.seed}"] = rec
     return out
 
 
@@ -51,8 +65,8 @@ def test_the_roadmap_sweep_runs_every_step_in_paper_order_in_one_wandb_group(tmp
     assert launched_steps(proc.stdout) == STEPS
     recs = by_run(records(tmp_path / "s"))
     assert sorted(recs) == sorted(f"{s}/seed0" for s in STEPS)
-    assert {r["status"] for r in recs.values()} == {"completed"}
-    assert {r["wandb_group"] for r in recs.values()} == {"s"}
+    assert {r.status for r in recs.values()} == {"completed"}
+    assert {r.wandb_group for r in recs.values()} == {"s"}
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +87,7 @@ def test_a_failed_run_is_recorded_the_sweep_goes_on_and_ends_non_zero_with_a_sum
     assert len(recs) == 8
     for name, rec in recs.items():
         failed = name.startswith("baseline/resnet50")
-        assert rec["status"] == ("failed" if failed else "completed"), name
+        assert rec.status == ("failed" if failed else "completed"), name
     summary = proc.stderr.strip().splitlines()[-1]
     assert summary.startswith("sweep of 8 job(s): 6 completed, 2 failed. Not completed: baseline/resnet50/")
     assert summary.count(": failed (NonFiniteLoss") == 2 and "/seed0: failed" in summary
@@ -87,7 +101,7 @@ def test_a_relaunched_sweep_skips_completed_runs_and_retries_failed_ones(failing
     after = records(d)
     for path, mtime in failing_sweep.mtimes.items():
         rel = path.parent.relative_to(d).as_posix()
-        if after[rel]["status"] == "completed":
+        if after[rel].status == "completed":
             assert path.stat().st_mtime_ns == mtime and after[rel] == failing_sweep.before[rel]
         else:
             assert rel.startswith("baseline/resnet50") and path.stat().st_mtime_ns > mtime
@@ -102,18 +116,18 @@ def test_the_chart_and_tables_from_a_real_sweep_match_its_records(failing_sweep,
     assert [r["step"] for r in rows] == STEPS
     recs = records(failing_sweep.dir).values()
     for row in rows:
-        mine = [r for r in recs if r["step"] == row["step"] and r["status"] == "completed"]
+        mine = [r for r in recs if r.step == row["step"] and r.status == "completed"]
         assert int(row["n"]) == len(mine)
-        assert int(row["failed"]) == sum(r["step"] == row["step"] and r["status"] == "failed" for r in recs)
+        assert int(row["failed"]) == sum(r.step == row["step"] and r.status == "failed" for r in recs)
         if not mine:
             assert row["mean"] == row["std"] == ""
             continue
-        top1 = [r["final_top1"] for r in mine]
+        top1 = [r.final_top1 for r in mine]
         assert float(row["mean"]) == pytest.approx(statistics.fmean(top1))
         assert float(row["std"]) == pytest.approx(statistics.stdev(top1))
         assert (float(row["min"]), float(row["max"])) == (min(top1), max(top1))
-        assert float(row["gmacs"]) == pytest.approx(mine[0]["gmacs"])
-        assert float(row["images_per_s"]) == pytest.approx(statistics.fmean(r["images_per_s"] for r in mine))
+        assert float(row["gmacs"]) == pytest.approx(mine[0].gmacs)
+        assert float(row["images_per_s"]) == pytest.approx(statistics.fmean(r.images_per_s for r in mine))
     md = (tmp_path / "roadmap.md").read_text()
     assert "Failed runs (2):" in md and "baseline/resnet50 seed 1: NonFiniteLoss" in md
 
@@ -137,7 +151,7 @@ def test_hand_made_records_missing_steps_failed_runs_one_seed_and_side_branches(
     _record(d / "k9", "large_kernel/k9", 0, 78.0)
     _record(d / "gelu", "micro/gelu", 0, None, status="failed")         # failed, no completed run
     recs = records_from_dirs([d])
-    rows, failed = report(recs, tmp_path)
+    rows, failed = chart_roadmap(recs, tmp_path)
     by = {r["step"]: r for r in rows}
     assert [r["step"] for r in rows] == STEPS and len(recs) == 9 and len(failed) == 2
     assert (by["large_kernel/move_up"]["mean"], by["large_kernel/move_up"]["std"]) == (72.0, 2.0)
@@ -176,9 +190,9 @@ def test_records_from_the_wandb_api(tmp_path):
             return [run("micro/gelu", 0, 60.0), run("micro/gelu", 1, 62.0), run("convnext_t", 0, None, "crashed")]
 
     recs = records_from_wandb("me/roadmap", "cifar100-short", api=Api())
-    rows, failed = report(recs, tmp_path)
+    rows, failed = chart_roadmap(recs, tmp_path)
     gelu = next(r for r in rows if r["step"] == "micro/gelu")
-    assert (gelu["n"], gelu["mean"]) == (2, 61.0) and len(failed) == 1 and failed[0]["status"] == "crashed"
+    assert (gelu["n"], gelu["mean"]) == (2, 61.0) and len(failed) == 1 and failed[0].status == "crashed"
 
 
 def test_the_slurm_launcher_config_composes_with_its_documented_fields():
@@ -194,7 +208,7 @@ def test_submitit_local_launcher_runs_a_sweep(tmp_path):
     proc = sweep(tmp_path / "s", "hydra/launcher=submitit_local", "step=micro/gelu", "seed=0", *TINY,
                  env=clean_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert by_run(records(tmp_path / "s"))["micro/gelu/seed0"]["status"] == "completed"
+    assert by_run(records(tmp_path / "s"))["micro/gelu/seed0"].status == "completed"
 
 
 SWEEP_FAST = [o for o in FAST if not o.startswith("model.depths")] + ["model.depths=[1,1,1,1]", "budget.epochs=1",
@@ -256,3 +270,101 @@ def test_a_signal_to_a_sweep_still_prints_its_line(tmp_path, launcher):
     else:  # joblib starts both jobs at once: the second may be interrupted, killed mid-start, or not started yet
         assert int(counts.pop("interrupted")) >= 1 and "completed" not in counts, line
         assert sum(map(int, counts.values())) <= 1, line
+
+
+def test_a_leave_one_out_sweep_runs_and_charts_drops_from_the_full_model(tmp_path):
+    """Three of the undone steps and the full model, two seeds, one iteration each."""
+    d = tmp_path / "loo"
+    tiny = [*FAST, "budget.epochs=1", "budget.max_train_iters=1", "budget.max_eval_iters=1"]
+    proc = run_cli(ROOT / "run.py", "-m", "+sweep=leave_one_out", "seed=0,1", *tiny, f"hydra.sweep.dir={d}",
+                   "undo=null,macro/patchify,micro/gelu")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    recs = {p.parent.relative_to(d).as_posix(): json.loads(p.read_text()) for p in d.rglob("metrics.json")}
+    assert all(rel.split("/")[-2].startswith("v-") for rel in recs)  # <step>/[without/<step>/]<variant>/seed<n>
+    dirs = {rel.split("/v-")[0] for rel in recs}
+    assert dirs == {FULL, f"{FULL}/without/macro/patchify", f"{FULL}/without/micro/gelu"}
+    assert {(r["undo"], r["seed"], r["status"], r["regime"]) for r in recs.values()} == \
+        {(u, s, "completed", "r50") for u in (None, "macro/patchify", "micro/gelu") for s in (0, 1)}
+    gelu = next(rel for rel, r in recs.items() if r["undo"] == "micro/gelu")
+    assert OmegaConf.load(d / gelu / "config.yaml").model.activation == "relu"
+    out = tmp_path / "chart"
+    env = clean_env(WANDB_MODE="offline", HOME=str(tmp_path / "home"))
+    proc = run_cli(ROOT / "scripts/plot_roadmap.py", d, "--out", out, "--log-wandb", env=env, check=True)
+    assert "6 completed runs over 2 of 12 undone steps and the full model, 0 failed" in proc.stdout
+    (run,) = (out / "wandb").glob("offline-run-*")  # --log-wandb: the leave-one-out chart as a W&B chart run
+    info = run_info(run)
+    assert (info["job_type"], info["tags"]) == ("chart", ["chart", "leave_one_out"])
+    assert {"leave_one_out/chart/path", "leave_one_out/table/path"} <= info["history_keys"]
+    (image,) = (run / "files/media/images").rglob("*.png")
+    assert image.stat().st_size > 10_000
+    rows = list(csv.DictReader(open(out / "leave_one_out.csv")))
+    assert [r["undo"] for r in rows] == ["", *CHAIN]  # steps without a run are shown as such
+    assert [r["undo"] for r in rows if r["n"] != "0"] == ["", "macro/patchify", "micro/gelu"]
+    rows = [r for r in rows if r["n"] != "0"]
+    assert (out / "leave_one_out.png").stat().st_size > 10_000
+    full = {r["seed"]: r["final_top1"] for r in recs.values() if r["undo"] is None}
+    patch = {r["seed"]: r["final_top1"] for r in recs.values() if r["undo"] == "macro/patchify"}
+    expected = sum(patch[s] - full[s] for s in (0, 1)) / 2
+    assert float(rows[1]["delta"]) == pytest.approx(expected) and rows[1]["delta_method"] == "paired, n=2"
+
+
+def test_a_sweep_over_any_field_gets_a_directory_per_combination_and_counts_every_job(tmp_path):
+    sweep = tmp_path / "s"
+    fast = [o for o in FAST if not o.startswith("model.depths")] + ["budget.epochs=1", "budget.max_train_iters=1",
+                                                                   "budget.max_eval_iters=1"]
+    proc = run_cli(ROOT / "run.py", "-m", "step=micro/gelu", "model.kernel_size=3,5", "model.depths=[1,1,1,1]",
+                   *fast, f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    recs = {p.parent.relative_to(sweep).as_posix(): json.loads(p.read_text()) for p in sweep.rglob("metrics.json")}
+    assert len(recs) == 2 and {r["status"] for r in recs.values()} == {"completed"}
+    kernels = sorted(r["variant"] for r in recs.values())
+    assert [("model.kernel_size=3" in v, "model.kernel_size=5" in v) for v in kernels] == [(True, False),
+                                                                                           (False, True)]
+    assert "sweep of 2 job(s): 2 completed" in proc.stderr
+    assert "job 1 of 2: step=micro/gelu model.kernel_size=3" in proc.stderr and "job 2 of 2: " in proc.stderr
+    ends = [ln for ln in proc.stderr.splitlines() if "] - completed micro/gelu seed 0: final top-1 " in ln]
+    assert len(ends) == 2 and all("record " in ln and ln.endswith("metrics.json") for ln in ends)
+    bars = proc.stderr.replace("\r", "\n")
+    assert "micro/gelu seed 0 epoch 1/1" in bars and "run_left=" in bars and "evaluation" in bars
+    for rel, rec in recs.items():
+        overrides = (sweep / rel / "overrides.yaml").read_text()
+        assert rec.variant.split(",")[0] in overrides and "seed0" in rel
+    # a relaunch with one run's checkpoint corrupt: that job is refused, the other skipped, the exit non-zero
+    victim = next(iter(recs))
+    (sweep / victim / "checkpoint.pt").write_bytes(b"junk")
+    again = run_cli(ROOT / "run.py", "-m", "step=micro/gelu", "model.kernel_size=3,5", "model.depths=[1,1,1,1]",
+                    *fast, f"hydra.sweep.dir={sweep}")
+    assert again.returncode == 1
+    last = again.stderr.strip().splitlines()[-1]
+    assert last.startswith("sweep of 2 job(s): 1 completed, 1 refused. Not completed: ") and "cannot be read" in last
+
+
+def test_the_sweep_summary_counts_jobs_that_never_started_were_killed_or_were_interrupted(tmp_path):
+    from omegaconf import OmegaConf
+
+    from roadmap.sweep import SweepSummary
+    cfg = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}, "sweeper": {
+        "_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper", "params": {"step": "a,b"}},
+        "overrides": {"task": ["seed=0,1,2"]}}})
+    summary = SweepSummary()
+    summary.on_multirun_start(cfg)
+    assert summary.expected == 6
+    jobs = summary._jobs_dir(cfg)
+    jobs.mkdir(parents=True)
+    # "started": the job never reported its end. seed3's run has no record; seed4's says running, but no process
+    # holds its lock (killed); seed5's says interrupted (the signal reached the run before the sweep stopped)
+    outcomes = ["completed", "completed", "failed", "started", "started", "started"]
+    for seed, status in ((4, "running"), (5, "interrupted")):
+        run = tmp_path / f"a/seed{seed}"
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text(json.dumps({"status": status}))
+        (run / ".lock").write_text("{}")
+    for i, status in enumerate(outcomes):
+        (jobs / f"{i}.json").write_text(json.dumps({"num": i, "overrides": [f"seed={i}"], "status": status,
+                                                    "run_dir": str(tmp_path / f"a/seed{i}"),
+                                                    "reason": "Boom" if status == "failed" else None}))
+    with pytest.raises(SystemExit) as e:
+        summary.on_multirun_end(cfg)
+    assert str(e.value) == ("sweep of 6 job(s): 2 completed, 1 failed, 2 interrupted, 1 killed. Not completed: "
+                            "a/seed2: failed (Boom); a/seed3: interrupted; a/seed4: killed; a/seed5: interrupted")
+    assert not jobs.exists()  # this launch's markers, counted, are gone; another launch's would stay

@@ -1,9 +1,22 @@
-"""roadmap: the ConvNeXt modernization roadmap (ResNet-50 to ConvNeXt-T) as one parameterized network."""
-from .compose import load_config
-from .config import ModelConfig, RunConfig
-from .measure import count_gmacs, count_params
-from .model import Network, build_model
-from .steps import roadmap_steps
+"""roadmap: the ConvNeXt modernization roadmap (ResNet-50 to ConvNeXt-T) as one parameterized network.
 
-__all__ = ["load_config", "build_model", "count_gmacs", "count_params", "roadmap_steps",
-           "ModelConfig", "RunConfig", "Network"]
+    import roadmap
+    cfg = roadmap.load_config("micro/gelu", overrides=["model.kernel_size=9"])  # a typed, checked RunConfig
+    model = roadmap.build_model(cfg)
+
+Packages, each importing only those listed after it: analysis (charts of finished runs), train (a run's life,
+the loop), config (Hydra composition, the steps), data and model, and at the bottom schema, record and errors.
+Names here load their package on first use, so `import roadmap.model` needs neither Hydra nor W&B."""
+from importlib import import_module
+
+_NAMES = {"load_config": "config.compose", "roadmap_steps": "config.steps", "build_model": "model",
+          "count_gmacs": "model", "count_params": "model", "Network": "model", "ModelConfig": "schema",
+          "RunConfig": "schema", "RunRecord": "record"}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        return getattr(import_module(f".{_NAMES[name]}", __name__), name)
+    raise AttributeError(f"module 'roadmap' has no attribute {name!r}")

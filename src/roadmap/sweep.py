@@ -1,4 +1,4 @@
-"""Multirun support: the step list for `+sweep=roadmap`, run-directory names, and a summary that counts every job.
+"""Multirun support: a summary that counts every job of a sweep (Hydra's callback, configs/config.yaml).
 
 Each job leaves `<sweep dir>/.jobs/<number>.json` (its overrides, run directory and outcome), written by the job's
 own process, so the summary also works with launchers that run jobs elsewhere (submitit). The summary compares
@@ -7,6 +7,7 @@ or unreadable), interrupted, or never started. The command exits non-zero unless
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -18,49 +19,36 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .lock import is_held
-from .naming import variant_dir
-from .records import read_json as read_record
-from .leave_one_out import full_model, sweep_values
-from .steps import roadmap_steps
-
-
-def register_resolvers() -> None:
-    """`${roadmap_steps:}`: every step in paper order, from the step configs' metadata;
-    `${roadmap_full_step:}` and `${roadmap_leave_one_out:}`: the reverse study's model and undo list;
-    `${roadmap_variant:${hydra:overrides.task}}`: the run directory's variant part (naming.py);
-    `${roadmap_undo:${undo}}`: its `without/<step>/` part in the reverse study."""
-    resolvers = {"roadmap_steps": lambda: ",".join(s.name for s in roadmap_steps()),
-                 "roadmap_full_step": full_model, "roadmap_leave_one_out": sweep_values,
-                 "roadmap_variant": lambda overrides: variant_dir(list(overrides)),
-                 "roadmap_undo": lambda undo: "" if undo is None else f"without/{undo}/"}
-    for name, fn in resolvers.items():
-        if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, fn)
+from .config.store import register
+from .record import STATUSES, RunRecord
+from .train.lock import is_held, status_now
 
 
 def expected_jobs(config: DictConfig) -> int | None:
-    """How many jobs the basic sweeper will launch (None for other sweepers)."""
+    """How many jobs the basic sweeper will launch: the product of each swept key's value count, the command
+    line's list winning over the sweep config's (None for other sweepers)."""
     if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
         return None
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
-    parsed = OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task))
-    return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
+    counts = {}
+    for o in OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task)):
+        counts[o.get_key_element()] = len(list(o.sweep_string_iterator())) if o.is_sweep_override() else 1
+    return math.prod(counts.values())
 
 
 def outcome(job_return: JobReturn) -> dict:
     """What run.py's main returned, or the exception a job raised."""
-    if job_return.status == JobStatus.COMPLETED and isinstance(job_return._return_value, dict):
-        return job_return._return_value
-    error = job_return._return_value
-    return {"status": "failed", "reason": f"{type(error).__name__}: {error}" if error is not None else "unknown"}
+    try:
+        value = job_return.return_value  # raises the job's exception, if it failed
+    except Exception as error:  # noqa: BLE001 - any job's failure is counted, never raised here
+        return {"status": "failed", "reason": f"{type(error).__name__}: {error}"}
+    return value if isinstance(value, dict) else {"status": "failed", "reason": f"returned {value!r}"}
 
 
 LAUNCH_ENV = "ROADMAP_SWEEP_LAUNCH"  # this multirun's id, inherited by job processes that a launcher starts
@@ -92,13 +80,10 @@ def jobs_elsewhere(config: DictConfig) -> bool:
 def _job_state(job: dict) -> str:
     """A job that started and never reported its end: what its run's record and lock say now."""
     run_dir = Path(job["run_dir"]) if job.get("run_dir") else None
-    record = read_record(run_dir / "metrics.json") if run_dir else None
-    status = (record or {}).get("status")
-    if status in ("completed", "failed", "interrupted"):
-        return status
-    if status == "running":
-        return "running" if is_held(run_dir) else "killed"
-    return "interrupted"
+    record = RunRecord.read(run_dir / "metrics.json") if run_dir else None
+    if record is None or record.status not in STATUSES:
+        return "interrupted"
+    return status_now(record.status, run_dir)
 
 
 class SweepSummary(Callback):
@@ -196,4 +181,4 @@ class SweepSummary(Callback):
         sys.exit(line)
 
 
-register_resolvers()  # also in job processes that a launcher (submitit) starts
+register()  # also in job processes that a launcher (submitit, joblib) starts

@@ -1,0 +1,89 @@
+"""The roadmap's figure, for the forward study and the leave-one-out study alike: two panels that share the rows.
+
+Left, our top-1 per row (mean and its 95% interval over seeds) on an axis fitted to the data. Right, each row's
+change in points (forward: from the previous adopted step; leave-one-out: from the full model), ours with the t
+interval over seeds and the paired bootstrap over seeds and test images, filled where the t interval excludes zero,
+beside the paper's change on the same axis. Every mark is in the legend; nothing is drawn outside the figure.
+"""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+OURS, PAPER, GREY = "#4c72b0", "#dd8452", "0.45"
+
+
+def draw(rows: list[dict], out: Path, stem: str, title: str, level_label: str, change_label: str,
+         paper_label: str, subtitle: str = "") -> None:
+    """`rows`: label, mean, ci_low, ci_high, hollow (a side branch), delta, delta_low, delta_high, boot_low,
+    boot_high, real, paper (the paper's change), n, failed. Writes `<stem>.png` and `<stem>.svg` into `out`."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    n = len(rows)
+    title_lines = textwrap.wrap(title, 110)
+    sub_lines = textwrap.wrap(subtitle, 55)
+    top_in = 0.25 + 0.2 * len(title_lines) + 0.17 * max(1, len(sub_lines)) + 0.1  # inches above the panels
+    height = 0.36 * n + 1.6 + top_in
+    fig, (left, right) = plt.subplots(1, 2, sharey=True, figsize=(12, height),
+                                      gridspec_kw={"width_ratios": [1, 1], "wspace": 0.06})
+    ys = list(range(n))[::-1]  # the first row at the top
+    spans = [(r["ci_low"] if r["ci_low"] is not None else r["mean"], r["ci_high"] if r["ci_high"] is not None
+              else r["mean"]) for r in rows if r["mean"] is not None]
+    lo, hi = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else (0.0, 100.0)
+    lo, hi = max(lo, 0.0), min(hi, 100.0)  # top-1 is a percentage: an interval past it is cut at the axis
+    pad = max(0.3, 0.08 * (hi - lo))
+    for y, r in zip(ys, rows):
+        if r["mean"] is None:
+            left.text(lo, y, f"no completed run{', %d failed' % r['failed'] if r['failed'] else ''}", va="center",
+                      fontsize=8, color=GREY, style="italic")
+            continue
+        err = [[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]] if r["ci_low"] is not None else None
+        left.errorbar(r["mean"], y, xerr=err, fmt="o", ms=6, capsize=3, color=OURS, lw=1.2,
+                      mfc="white" if r["hollow"] else OURS)
+        left.text(hi + pad * 0.4, y, f"{r['mean']:.2f}", va="center", fontsize=8)
+    left.set_xlim(lo - pad, hi + pad * 2.2)
+    left.set_title("our top-1, mean over seeds", fontsize=9)
+    left.set_xlabel(level_label, fontsize=9)
+    left.set_yticks(ys, [r["label"] for r in rows], fontsize=9)
+    left.grid(axis="x", color="0.9")
+
+    values = [v for r in rows for v in (r["delta_low"], r["delta_high"], r["boot_low"], r["boot_high"], r["delta"],
+                                        r["paper"]) if v is not None]
+    span = max([abs(v) for v in values] + [0.5])
+    for y, r in zip(ys, rows):
+        if r["paper"] is not None:
+            right.plot(r["paper"], y + 0.18, "D", ms=5, color=PAPER)
+        if r["delta"] is None:
+            continue
+        if r["boot_low"] is not None:
+            right.plot([r["boot_low"], r["boot_high"]], [y - 0.12] * 2, color=OURS, lw=4.5, alpha=0.3,
+                       solid_capstyle="butt")
+        err = [[r["delta"] - r["delta_low"]], [r["delta_high"] - r["delta"]]] if r["delta_low"] is not None else None
+        right.errorbar(r["delta"], y - 0.12, xerr=err, fmt="o", ms=6, capsize=3, color=OURS, lw=1.2,
+                       mfc=OURS if r["real"] else "white")
+    right.axvline(0, color="0.3", lw=0.8)
+    right.set_xlim(-1.12 * span, 1.12 * span)
+    right.set_xlabel(change_label, fontsize=9)
+    right.grid(axis="x", color="0.9")
+    right.set_title("\n".join(sub_lines), fontsize=9)
+    right.tick_params(axis="y", length=0)
+
+    handles = [Line2D([], [], marker="o", color=OURS, ls="-", lw=1.2, label="ours: mean, 95% t interval over seeds")]
+    if any(r["hollow"] for r in rows):
+        handles.append(Line2D([], [], marker="o", color=OURS, mfc="white", ls="", label="side branch (not adopted)"))
+    handles += [Line2D([], [], marker="o", color=OURS, ls="", label="our change: real (t interval excludes 0)"),
+                Line2D([], [], marker="o", color=OURS, mfc="white", ls="", label="our change: not shown real")]
+    if any(r["boot_low"] is not None for r in rows):
+        handles.append(Line2D([], [], color=OURS, lw=4.5, alpha=0.3,
+                              label="paired bootstrap, seeds x test images (95%)"))
+    handles.append(Line2D([], [], marker="D", color=PAPER, ls="", label=paper_label))
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.suptitle("\n".join(title_lines), fontsize=10, y=1 - 0.12 / height)
+    label_in = 0.3 + 0.068 * max(len(r["label"]) for r in rows)  # the longest row label at 9 pt
+    fig.subplots_adjust(left=min(0.45, label_in / 12), right=0.98, top=1 - top_in / height, bottom=1.15 / height)
+    for ext in ("png", "svg"):
+        fig.savefig(out / f"{stem}.{ext}", dpi=150)
+    plt.close(fig)

@@ -1,0 +1,102 @@
+"""Compose `configs/` into a typed, checked `RunConfig`, from notebooks, tests, scripts and run.py's preflight."""
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Sequence
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import ConfigCompositionException
+from omegaconf import DictConfig, OmegaConf
+
+from ..model.measure import check_input_size
+from ..schema import PaperRow, RunConfig, flatten
+from .files import GROUPS, config_dir, options
+from .store import register
+from .undo import apply_undo
+
+SETTINGS = set(flatten(OmegaConf.to_container(OmegaConf.structured(RunConfig)))) | {"undo"}
+PAPER_ROW = set(OmegaConf.to_container(OmegaConf.structured(PaperRow)))
+
+
+def unknown_setting(key: str) -> str:
+    section = key.rsplit(".", 1)[0] + "." if "." in key else ""
+    if not any(k.startswith(section) for k in SETTINGS):
+        section = ""  # an unknown section: list the top level
+    leaves = {k.rsplit(".", 1)[-1]: k for k in sorted(SETTINGS)}
+    close = difflib.get_close_matches(key, SETTINGS, n=1) or \
+        [leaves[m] for m in difflib.get_close_matches(key.rsplit(".", 1)[-1], leaves, n=1)]
+    fields = ", ".join(sorted({k[len(section):].split(".")[0] for k in SETTINGS if k.startswith(section)}))
+    return (f"{key} is not a setting{f' (did you mean {close[0]}?)' if close else ''}; "
+            f"the settings{f' of {section[:-1]}' if section else ''} are: {fields}")
+
+
+def check_keys(cfg: DictConfig) -> None:
+    """Every key is a field of RunConfig (`+model.kernal_size=5` would add one), and every `???` was given."""
+    given = flatten(OmegaConf.to_container(cfg))  # unresolved: ${...} and ??? as written
+    for key in given:
+        if key.startswith("regime.paper."):  # a table: rows by step name, each with PaperRow's fields
+            if key.rsplit(".", 1)[-1] not in PAPER_ROW:
+                raise ValueError(f"{key}: a paper row's fields are {', '.join(sorted(PAPER_ROW))}")
+        elif key not in SETTINGS:
+            raise ValueError(unknown_setting(key))
+    missing = sorted(k for k, v in given.items() if v == "???")
+    if missing:
+        raise ValueError(f"{' and '.join(missing)} must be set: the chosen configs leave them open (???). Add "
+                         f"{' '.join(k + '=...' for k in missing)} to the command line")
+
+
+def to_run_config(cfg: DictConfig) -> RunConfig:
+    """Typed, validated config. Raises ValueError naming the bad field and what is allowed."""
+    check_keys(cfg)
+    cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), apply_undo(cfg.copy()))
+    try:
+        run = OmegaConf.to_object(cfg)
+    except Exception as e:  # OmegaConf wraps errors raised in __post_init__
+        cause = e.__cause__ if isinstance(e.__cause__, ValueError) else e
+        raise ValueError(str(cause).split("\n    full_key")[0]) from e
+    check_input_size(run.model, run.data.resolution)
+    return run
+
+
+def check_choices(overrides: Sequence[str]) -> None:
+    """Fail on an unknown group choice (`step=micro/gelux`) with the list of valid ones.
+
+    Hydra's own message lists only the top level of nested groups such as step/."""
+    for item in overrides:
+        key, sep, value = item.lstrip("+~").partition("=")
+        if not sep or key not in GROUPS or "(" in value or "$" in value:  # sweep functions: Hydra checks those
+            continue
+        for choice in value.split(","):  # a multirun list
+            valid = options(key)
+            if choice not in valid:
+                close = difflib.get_close_matches(choice, valid, n=1)
+                raise ValueError(f"unknown {key} {choice!r}{f' (did you mean {close[0]}?)' if close else ''}; "
+                                 f"valid {key} choices: {', '.join(valid)}")
+
+
+def compose_dict(step: str | None = None, overrides: Sequence[str] = (), hydra: bool = False) -> DictConfig:
+    """The composed config (with Hydra's own node if `hydra`); a composition error becomes a one-line
+    ValueError that names the setting."""
+    overrides = ([f"step={step}"] if step else []) + list(overrides)
+    check_choices(overrides)
+    register()
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        try:
+            return compose("config", overrides=overrides, return_hydra_config=hydra)
+        except ConfigCompositionException as e:
+            cause = str(e.__cause__ or "")
+            named = re.search(r"override '([^']+)'", str(e)) or re.search(r"full_key: (\S+)", cause)
+            key = named.group(1) if named else None
+            if key is not None and key not in SETTINGS and "not in" in cause:
+                raise ValueError(unknown_setting(key)) from e
+            lines = str(e).splitlines() + cause.split("\n    full_key")[0].splitlines()
+            raise ValueError(": ".join(line.strip().rstrip(".") for line in lines if line.strip())) from e
+
+
+def load_config(step: str | None = None, overrides: Sequence[str] = ()) -> RunConfig:
+    """Compose the step (e.g. "micro/gelu") with Hydra overrides (e.g. ["model.kernel_size=9"])."""
+    return to_run_config(compose_dict(step, overrides))

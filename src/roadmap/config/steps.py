@@ -1,0 +1,76 @@
+"""The roadmap's steps, read from the metadata in `configs/step/` (the one list of steps)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from ..schema import RegimeConfig, StepMeta, flatten
+from .files import config_dir
+
+STEP_PREFIX = "/step/"
+
+
+@dataclass(frozen=True)
+class StepFile:
+    name: str          # the config option, e.g. "micro/gelu"
+    parent: str | None  # the step it inherits from
+    meta: StepMeta
+    path: Path
+
+    @property
+    def is_alias(self) -> bool:
+        return self.meta.name != self.name
+
+
+def read_step_file(path: Path, root: Path) -> StepFile:
+    raw = OmegaConf.load(path)
+    name = path.relative_to(root).with_suffix("").as_posix()
+    parents = [d for d in raw.get("defaults", []) if isinstance(d, str) and d.startswith(STEP_PREFIX)]
+    parent = parents[0][len(STEP_PREFIX):] if parents else None
+    own = raw.get("step")
+    meta = StepMeta(**OmegaConf.to_container(own)) if own is not None else None
+    if meta is None:  # an alias: the metadata of what it points to
+        meta = read_step_file(root / f"{parent}.yaml", root).meta
+    return StepFile(name, parent, meta, path)
+
+
+def step_files() -> list[StepFile]:
+    root = config_dir() / "step"
+    return [read_step_file(p, root) for p in sorted(root.rglob("*.yaml"))]
+
+
+def load_regime(name: str = "r50") -> RegimeConfig:
+    """A regime of configs/regime/ (r50: Table 10, r200: Table 11)."""
+    root = config_dir() / "regime"
+    valid = sorted(p.stem for p in root.glob("*.yaml"))
+    if name not in valid:
+        raise ValueError(f"unknown regime {name!r}; valid regime choices: {', '.join(valid)}")
+    regime = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RegimeConfig),
+                                                 OmegaConf.load(root / f"{name}.yaml")))
+    if regime.compare_with:  # the other regime's numbers with this one's labels (the other's name its networks)
+        own = regime.paper
+        regime.paper = {step: replace(row, label=own[step].label if step in own else None,
+                                      note=own[step].note if step in own else "")
+                        for step, row in load_regime(regime.compare_with).paper.items()}
+    return regime
+
+
+def roadmap_steps(regime: str = "r50") -> list[StepFile]:
+    """Every step in paper order, aliases left out, with the regime's paper numbers and labels."""
+    r = load_regime(regime)
+    steps = sorted((s for s in step_files() if not s.is_alias), key=lambda s: s.meta.order)
+    return [replace(s, meta=r.fill(replace(s.meta))) for s in steps]
+
+
+def file_values(path: Path) -> dict:
+    """What a config file sets itself (not through its defaults), by dotted key, as written (interpolations kept)."""
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    raw.pop("defaults", None)
+    return flatten(raw)
+
+
+def file_fields(path: Path) -> set[str]:
+    """Dotted keys a step file sets itself (not through its defaults)."""
+    return set(file_values(path))

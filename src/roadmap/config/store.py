@@ -1,0 +1,45 @@
+"""What Hydra needs registered before it composes `configs/`: the typed schema (`run_schema`) and the resolvers
+that the configs use. run.py calls `register()` before Hydra starts; job processes that a launcher starts
+(submitit, joblib) get it through roadmap.sweep, which Hydra imports for the sweep's callback."""
+from __future__ import annotations
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+
+from ..schema import RunConfig
+from .steps import roadmap_steps
+from .undo import full_model, sweep_values
+from .variants import variant_dir
+
+
+def register_schema() -> None:
+    """`run_schema`: RunConfig, with the network's class count following the dataset's."""
+    schema = OmegaConf.structured(RunConfig)
+    schema.model.num_classes = "${data.num_classes}"
+    schema.data.root = schema.data.num_classes = "???"  # each data config gives them (or says ??? for the user)
+    ConfigStore.instance().store(name="run_schema", node=schema)
+
+
+def register_resolvers() -> None:
+    """`${roadmap_steps:}`: every step in paper order, from the step configs' metadata;
+    `${roadmap_full_step:}` and `${roadmap_leave_one_out:}`: the leave-one-out study's model and undo list;
+    `${roadmap_variant:${hydra:overrides.task}}`: the run directory's variant part (variants.py);
+    `${roadmap_undo:${undo}}`: its `without/<step>/` part in the leave-one-out study."""
+    resolvers = {"roadmap_steps": lambda: ",".join(s.name for s in roadmap_steps()),
+                 "roadmap_full_step": full_model, "roadmap_leave_one_out": sweep_values,
+                 "roadmap_variant": lambda overrides: variant_dir(list(overrides)),
+                 "roadmap_undo": lambda undo: "" if undo is None else f"without/{undo}/"}
+    for name, fn in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
+
+
+_REGISTERED: list[bool] = []
+
+
+def register() -> None:
+    """Both, once per process (a later call does nothing)."""
+    if not _REGISTERED:
+        register_schema()
+        register_resolvers()
+        _REGISTERED.append(True)

@@ -1,0 +1,79 @@
+"""Parameters and multiply-accumulates (the paper's "FLOPs", fvcore convention)."""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .network import build_model
+
+
+def count_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _meta_model(model_cfg, num_classes: int | None) -> torch.nn.Module:
+    """The network on the meta device: no memory, milliseconds."""
+    cfg = copy.deepcopy(getattr(model_cfg, "model", model_cfg))
+    if num_classes is not None:
+        cfg.num_classes = num_classes
+    with torch.device("meta"):
+        return build_model(cfg).eval()
+
+
+def _gmacs(model: torch.nn.Module, resolution: int) -> float:
+    x = torch.empty(1, model.cfg.in_chans, resolution, resolution, device="meta")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops() / 2 / 1e9
+
+
+def count_gmacs(model_cfg, resolution: int = 224, num_classes: int | None = None) -> float:
+    """GMACs of one image at `resolution`: FlopCounterMode counts 2 per MAC (convs and matmuls), halved."""
+    return _gmacs(_meta_model(model_cfg, num_classes), resolution)
+
+
+def describe(model_cfg, resolution: int = 224, num_classes: int | None = None) -> tuple[int, float]:
+    """(parameters, GMACs) of a model config."""
+    model = _meta_model(model_cfg, num_classes)
+    return count_params(model), _gmacs(model, resolution)
+
+
+def feature_sizes(model_cfg, resolution: int) -> list[int]:
+    """The side of the feature map after the stem and after each stage, for a `resolution` input."""
+    model = _meta_model(model_cfg, None)
+    sizes: list[int] = []
+    for m in [model.stem, *model.stages]:
+        m.register_forward_hook(lambda m, args, out: sizes.append(out.shape[-1]))
+    with torch.no_grad():
+        model(torch.empty(1, model.cfg.in_chans, resolution, resolution, device="meta"))
+    return sizes
+
+
+def check_input_size(model_cfg, resolution: int) -> None:
+    """Raise ValueError if some layer cannot run on a `resolution` input (a 2x2/2 conv on a 1x1 map, say),
+    naming the layer, the map it gets and the smallest resolution that runs."""
+    model = _meta_model(model_cfg, None)
+    names = {m: n for n, m in model.named_modules()}
+    seen: dict = {}
+    hooks = [m.register_forward_pre_hook(lambda m, args: seen.update(module=m, shape=tuple(args[0].shape)))
+             for m in model.modules() if not list(m.children())]
+
+    def runs(size: int) -> bool:
+        try:
+            with torch.no_grad():
+                model(torch.empty(1, model.cfg.in_chans, size, size, device="meta"))
+            return True
+        except RuntimeError:
+            return False
+
+    if runs(resolution):
+        return
+    module, shape = seen["module"], seen["shape"]
+    for h in hooks:
+        h.remove()
+    smallest = next((r for r in range(resolution + 1, 513) if runs(r)), None)
+    raise ValueError(f"data.resolution={resolution} is too small for this network: {names[module]} "
+                     f"({type(module).__name__}) gets a {shape[-2]}x{shape[-1]} map and cannot run; "
+                     + (f"use data.resolution={smallest} or more" if smallest else "no size up to 512 runs"))

@@ -1,0 +1,470 @@
+"""Typed configuration: every knob of the roadmap is a field here, with its checks (no Hydra).
+
+Hydra composes `configs/`; config/store.py registers `RunConfig` with its ConfigStore as `run_schema`, and
+config/compose.py merges the composition into it and converts it with `OmegaConf.to_object`, which runs the
+`__post_init__` checks below. Code below the entry point only ever sees these dataclasses.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Dict, List, Optional
+
+# what may change between a run and its resumption: where and how it runs, and the paper's numbers and labels that
+# reports set beside it, not what it computes (a run's directory and its config check leave these out)
+RESUMABLE_CHANGES = ("system.", "wandb.", "data.num_workers", "data.root", "data.download", "regime.paper",
+                     "regime.title", "regime.compare_with", "step.label", "step.paper", "step.note")
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """{"model": {"kernel_size": 7}} -> {"model.kernel_size": 7}"""
+    out = {}
+    for k, v in d.items():
+        out.update(flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+class Stem(Enum):
+    resnet = "resnet"      # 7x7/2 conv + norm + act + 3x3/2 max-pool
+    patchify = "patchify"  # 4x4/4 conv + norm
+
+
+class SpatialConv(Enum):
+    dense = "dense"          # groups = 1
+    depthwise = "depthwise"  # groups = channels
+
+
+class Layout(Enum):
+    bottleneck = "bottleneck"            # 1x1 reduce (width/expansion) -> kxk -> 1x1 back to width
+    inverted = "inverted"                # 1x1 expand (width*expansion) -> kxk -> 1x1 back to width
+    depthwise_first = "depthwise_first"  # kxk at width -> 1x1 expand (width*expansion) -> 1x1 back
+
+
+class Activation(Enum):
+    relu = "relu"
+    gelu = "gelu"
+
+
+class Placement(Enum):
+    every_conv = "every_conv"        # norms: after each conv; activations: after the first two convs and the add
+    one_per_block = "one_per_block"  # norm: after the kxk conv; activation: after the block's second conv
+
+
+class Norm(Enum):
+    batch = "batch"  # BatchNorm2d
+    layer = "layer"  # LayerNorm over channels at each position (not GroupNorm(1))
+
+
+class Downsample(Enum):
+    in_block = "in_block"  # first block of a stage strides on its kxk conv; 1x1/2 conv + norm shortcut
+    separate = "separate"  # norm + 2x2/2 conv between stages; blocks keep their shape
+
+
+class Init(Enum):
+    kaiming = "kaiming"            # torchvision ResNet: kaiming-normal fan-out convs, default Linear
+    trunc_normal = "trunc_normal"  # ConvNeXt: trunc-normal std 0.02 for convs and linears, zero biases
+
+
+class Pipeline(Enum):
+    auto = "auto"        # device for in-memory array datasets, workers for image folders
+    workers = "workers"  # timm's PIL transforms in DataLoader workers
+    device = "device"    # the uint8 dataset on the training device, each batch augmented there (augment.py)
+
+
+class Optimizer(Enum):
+    sgd = "sgd"
+    adamw = "adamw"
+
+
+class Schedule(Enum):
+    multistep = "multistep"
+    cosine = "cosine"
+
+
+class WandbMode(Enum):
+    auto = "auto"        # online with an API key, else offline
+    online = "online"
+    offline = "offline"
+    disabled = "disabled"
+
+
+class WandbConsole(Enum):
+    wrap = "wrap"          # the run's console output (log lines, progress bars) in its Logs tab, as printed
+    redirect = "redirect"  # the same, captured at the file-descriptor level (output of C extensions too)
+    off = "off"
+
+
+def device_augments(auto_augment: Optional[str]) -> bool:
+    """Whether the device pipeline (augment.py) can make this recipe's augmentation: none, or RandAugment."""
+    return not auto_augment or auto_augment.startswith("rand")
+
+
+def _fail(field_name: str, value, allowed: str) -> None:
+    raise ValueError(f"{field_name}={value!r} is not allowed: {allowed}")
+
+
+def _in_range(field_name: str, value, low: float | None = None, high: float | None = None, *, low_open: bool = False,
+              high_open: bool = False, allowed: str | None = None) -> None:
+    """Fail unless `value` is a finite number within [low, high] (an end left open excludes itself)."""
+    ok = isinstance(value, (int, float)) and math.isfinite(value)
+    ok = ok and (low is None or (value > low if low_open else value >= low))
+    ok = ok and (high is None or (value < high if high_open else value <= high))
+    if not ok:
+        if allowed is None:
+            left = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+            right = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+            allowed = "a finite number " + " and ".join(x for x in (left, right) if x)
+        _fail(field_name, value, allowed)
+
+
+def check_auto_augment(policy: str) -> None:
+    """Fail in one line unless timm can build this augmentation policy ('rand-m9-mstd0.5-inc1', 'augmix-...',
+    'original', 'v0', ...), as its create_transform would later."""
+    from timm.data.auto_augment import augment_and_mix_transform, auto_augment_transform, rand_augment_transform
+    build = rand_augment_transform if policy.startswith("rand") else \
+        augment_and_mix_transform if policy.startswith("augmix") else auto_augment_transform
+    try:
+        build(policy, {"translate_const": 10, "img_mean": (124, 116, 104)})
+    except Exception as e:  # timm asserts, or fails parsing a number
+        _fail("train.auto_augment", policy, f"a timm policy such as 'rand-m9-mstd0.5-inc1' (RandAugment), "
+              f"'augmix-m5-w4-d2', 'original' or 'v0', or null for none ({type(e).__name__}"
+              f"{': ' + str(e).splitlines()[0][:80] if str(e) else ''})")
+
+
+@dataclass
+class PaperRow:
+    """One row of the paper's table for a regime. `label` names the step where the regime names a network."""
+    top1: Optional[float] = None
+    top1_std: Optional[float] = None
+    gflops: Optional[float] = None
+    label: Optional[str] = None
+    note: str = ""
+
+
+@dataclass
+class StepMeta:
+    """Where a step sits in the roadmap (from its file), and the paper's row for it (`paper`, filled in from the
+    regime's table, so one step file serves every roadmap; the chart's one source)."""
+    name: str = "custom"
+    label: str = "custom"
+    order: int = -1
+    adopted: bool = True
+    paper: Optional[PaperRow] = None
+
+
+@dataclass
+class RegimeConfig:
+    """What the paper's two roadmaps differ in (configs/regime/): Table 10, ResNet-50 to ConvNeXt-T (r50), and
+    Table 11, ResNet-200 to ConvNeXt-B (r200). Step files refer to these (`${regime.width}`), never to numbers."""
+    name: str = "r50"
+    title: str = "ResNet-50 to ConvNeXt-T (Table 10)"
+    baseline_depths: List[int] = field(default_factory=lambda: [3, 4, 6, 3])
+    depths: List[int] = field(default_factory=lambda: [3, 3, 9, 3])  # from the stage-ratio step on
+    baseline_width: int = 64
+    narrow_width: int = 64  # from the stage-ratio step until the width step
+    width: int = 96         # from the width step on
+    drop_path: float = 0.1  # stochastic depth with the enhanced recipe
+    paper: Dict[str, PaperRow] = field(default_factory=dict)  # by step name
+    paper_source: str = ""  # where `paper` comes from, or why it is empty
+    # a regime without paper numbers of its own (femto) is compared with another's (r50): its reports take that
+    # regime's numbers, with this one's labels
+    compare_with: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        for name in ("baseline_depths", "depths"):
+            if not getattr(self, name) or any(d < 1 for d in getattr(self, name)):
+                _fail(f"regime.{name}", list(getattr(self, name)), "a non-empty list of positive block counts")
+        for name in ("baseline_width", "narrow_width", "width"):
+            if getattr(self, name) < 1:
+                _fail(f"regime.{name}", getattr(self, name), "a positive base width")
+
+    def fill(self, meta: StepMeta) -> StepMeta:
+        """`meta` with this regime's row of the paper (and its label, where the regime names the step)."""
+        row = self.paper.get(meta.name)
+        if row is not None:
+            meta.paper, meta.label = row, row.label or meta.label
+        return meta
+
+
+@dataclass
+class ModelConfig:
+    depths: List[int] = field(default_factory=lambda: [3, 4, 6, 3])
+    # Stage widths follow from base_width and the layout: a bottleneck's residual width is 4 x base x 2^i (its
+    # 3x3 conv runs at base x 2^i), an inverted or depthwise-first block's is base x 2^i. So "width 96" is written
+    # once, whatever the layout. Explicit widths (the residual width per stage) win, for off-roadmap networks.
+    base_width: int = 64
+    widths: Optional[List[int]] = None
+    stem: Stem = Stem.resnet
+    stem_width: Optional[int] = None  # None: base_width
+    # How much the stem reduces the image: 4 as in the paper; 2 or 1 for small images (the ResNet stem drops its
+    # max-pool, then its stride, becoming a CIFAR-style 3x3/1 conv; the patchify stem's patch equals the stride)
+    stem_stride: int = 4
+    spatial_conv: SpatialConv = SpatialConv.dense
+    layout: Layout = Layout.bottleneck
+    expansion: int = 4
+    kernel_size: int = 3
+    activation: Activation = Activation.relu
+    act_placement: Placement = Placement.every_conv
+    norm: Norm = Norm.batch
+    norm_placement: Placement = Placement.every_conv
+    downsample: Downsample = Downsample.in_block
+    head_norm: bool = False
+    layer_scale: float = 0.0  # initial value of the per-channel scale on the residual branch; 0 = off
+    drop_path: float = 0.0    # stochastic depth, rising linearly from 0 to this over all blocks
+    init: Init = Init.kaiming
+    in_chans: int = 3
+    num_classes: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.base_width < 1:
+            _fail("model.base_width", self.base_width, "a positive integer (ResNet-50 64, ConvNeXt-T 96)")
+        if self.widths is None:
+            scale = self.expansion if self.layout == Layout.bottleneck else 1
+            self.widths = [scale * self.base_width * 2 ** i for i in range(len(self.depths))]
+        if self.stem_width is None:
+            self.stem_width = self.base_width
+        if self.stem_stride not in (1, 2, 4):
+            _fail("model.stem_stride", self.stem_stride, "4 (the paper), 2 or 1 (for small images)")
+        if len(self.depths) != len(self.widths):
+            _fail("model.depths", list(self.depths),
+                  f"it has {len(self.depths)} stages but model.widths={list(self.widths)} has "
+                  f"{len(self.widths)}; give one depth per width")
+        if not self.depths or any(d < 1 for d in self.depths):
+            _fail("model.depths", list(self.depths), "a non-empty list of positive block counts")
+        if any(w < 1 for w in self.widths):
+            _fail("model.widths", list(self.widths), "a list of positive channel counts")
+        if not (1 <= self.kernel_size <= 31 and self.kernel_size % 2 == 1):
+            _fail("model.kernel_size", self.kernel_size, "an odd integer from 1 to 31")
+        if self.expansion < 1:
+            _fail("model.expansion", self.expansion, "an integer >= 1")
+        if self.layout == Layout.bottleneck and any(w % self.expansion for w in self.widths):
+            _fail("model.widths", list(self.widths),
+                  f"with layout=bottleneck every width must be divisible by model.expansion={self.expansion}")
+        for name in ("stem_width", "in_chans", "num_classes"):
+            if getattr(self, name) < 1:
+                _fail(f"model.{name}", getattr(self, name), "a positive integer")
+        _in_range("model.layer_scale", self.layer_scale, 0, allowed="0 (off) or a positive initial scale such as 1e-6")
+        _in_range("model.drop_path", self.drop_path, 0, 1, high_open=True, allowed="a rate in [0, 1)")
+
+    def hidden_width(self, width: int) -> int:
+        """Channels inside a block whose residual width is `width`."""
+        if self.layout == Layout.bottleneck:
+            return width // self.expansion
+        return width * self.expansion
+
+
+@dataclass
+class TrainConfig:
+    """A training recipe (see configs/recipe/). Learning rate is base_lr per ref_batch images."""
+    opt: Optimizer = Optimizer.adamw
+    base_lr: float = 4e-3
+    ref_batch: int = 4096
+    batch_size: int = 128  # per process
+    momentum: float = 0.9
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.05
+    wd_exclude_1d: bool = True  # no weight decay on biases, norms and layer scales
+    epochs: int = 300
+    sched: Schedule = Schedule.cosine
+    warmup_epochs: float = 20
+    warmup_lr: float = 1e-6
+    min_lr: float = 1e-6
+    decay_milestones: List[int] = field(default_factory=lambda: [30, 60])
+    decay_rate: float = 0.1
+    auto_augment: Optional[str] = "rand-m9-mstd0.5-inc1"
+    re_prob: float = 0.25
+    crop_scale: List[float] = field(default_factory=lambda: [0.08, 1.0])
+    hflip: float = 0.5
+    interpolation: str = "bicubic"
+    mixup: float = 0.8
+    cutmix: float = 1.0
+    mixup_switch_prob: float = 0.5
+    smoothing: float = 0.1
+    grad_clip: Optional[float] = None
+    ema: bool = False
+    ema_decay: float = 0.9999
+
+    def __post_init__(self) -> None:
+        for name in ("base_lr", "ref_batch", "batch_size", "epochs"):
+            _in_range(f"train.{name}", getattr(self, name), 0, low_open=True, allowed="a positive number")
+        if self.base_lr > 10:
+            _fail("train.base_lr", self.base_lr, "a learning rate per train.ref_batch images of at most 10 "
+                  "(the recipes use 4e-3 per 4096 and 0.1 per 256)")
+        _in_range("train.warmup_epochs", self.warmup_epochs, 0, self.epochs, high_open=True,
+                  allowed=f"0 <= warmup < train.epochs={self.epochs}")
+        for name in ("warmup_lr", "min_lr"):
+            _in_range(f"train.{name}", getattr(self, name), 0, allowed="a finite learning rate >= 0")
+        _in_range("train.momentum", self.momentum, 0, 1, high_open=True, allowed="a momentum in [0, 1)")
+        _in_range("train.weight_decay", self.weight_decay, 0, 1, allowed="a finite decay in [0, 1] (0.05 AdamW, "
+                  "1e-4 SGD)")
+        if len(self.betas) != 2:
+            _fail("train.betas", list(self.betas), "two numbers, e.g. [0.9, 0.999]")
+        if not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas):
+            _fail("train.betas", list(self.betas), "two numbers in [0, 1), e.g. [0.9, 0.999]")
+        if list(self.decay_milestones) != sorted(set(self.decay_milestones)) or any(
+                m < 1 for m in self.decay_milestones):
+            _fail("train.decay_milestones", list(self.decay_milestones), "increasing positive epochs, e.g. [30, 60]")
+        _in_range("train.decay_rate", self.decay_rate, 0, low_open=True, allowed="a finite factor > 0 at each "
+                  "milestone, e.g. 0.1 (above 1 raises the rate)")
+        if len(self.crop_scale) != 2 or not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
+            _fail("train.crop_scale", list(self.crop_scale), "[min, max] with 0 < min <= max <= 1")
+        for name in ("re_prob", "hflip", "mixup_switch_prob"):
+            _in_range(f"train.{name}", getattr(self, name), 0, 1, allowed="a probability in [0, 1]")
+        _in_range("train.smoothing", self.smoothing, 0, 1, high_open=True, allowed="a label smoothing in [0, 1)")
+        if not all(isinstance(a, (int, float)) and math.isfinite(a) and a >= 0 for a in (self.mixup, self.cutmix)):
+            _fail("train.mixup/cutmix", (self.mixup, self.cutmix), "alphas >= 0 (0 turns one off)")
+        if self.grad_clip is not None:
+            _in_range("train.grad_clip", self.grad_clip, 0, low_open=True, allowed="null (off) or a positive norm")
+        _in_range("train.ema_decay", self.ema_decay, 0, 1, low_open=True, high_open=True,
+                  allowed="a decay in (0, 1), e.g. 0.9999")
+        if self.auto_augment:
+            check_auto_augment(self.auto_augment)
+        if self.interpolation not in ("bilinear", "bicubic"):
+            _fail("train.interpolation", self.interpolation, "bilinear or bicubic")
+
+
+@dataclass
+class DataConfig:
+    name: str = "fashion_mnist_small"
+    root: str = ""  # where the files are; empty = the dataset's default place
+    num_classes: int = 10
+    resolution: int = 32
+    grayscale: bool = False  # 1-channel source images, repeated to 3 channels
+    mean: List[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: List[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    eval_crop_pct: float = 1.0
+    download: bool = True
+    num_workers: int = 2  # the workers pipeline's
+    pipeline: Pipeline = Pipeline.auto
+
+    def __post_init__(self) -> None:
+        if self.resolution < 8:
+            _fail("data.resolution", self.resolution, "an input size of at least 8 pixels")
+        if self.num_classes != "???" and self.num_classes < 1:
+            _fail("data.num_classes", self.num_classes, "a positive number of classes")
+        for name, low_open in (("mean", False), ("std", True)):
+            values = getattr(self, name)
+            if len(values) != 3 or not all(isinstance(v, (int, float)) and math.isfinite(v) and
+                                           (v > 0 if low_open else True) for v in values):
+                _fail(f"data.{name}", list(values), "three finite numbers, one per channel" +
+                      (", each > 0" if low_open else ""))
+        if not 0 < self.eval_crop_pct <= 1:
+            _fail("data.eval_crop_pct", self.eval_crop_pct, "a fraction in (0, 1]")
+        if self.num_workers < 0:
+            _fail("data.num_workers", self.num_workers, "0 (load in the main process) or more")
+
+
+@dataclass
+class BudgetConfig:
+    """Scales the recipe's schedule (epochs, warm-up, milestones) without touching the network."""
+    name: str = "full"
+    epoch_scale: float = 1.0
+    epochs: Optional[int] = None          # absolute epoch count; wins over epoch_scale
+    max_train_iters: Optional[int] = None  # per epoch, for smoke tests
+    max_eval_iters: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        _in_range("budget.epoch_scale", self.epoch_scale, 0, low_open=True, allowed="a positive factor")
+        for name in ("epochs", "max_train_iters", "max_eval_iters"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                _fail(f"budget.{name}", v, "null or a positive integer")
+
+
+@dataclass
+class SystemConfig:
+    device: str = "auto"        # auto: cuda when present, else cpu
+    # bf16 autocast. null: on CUDA only; true: on the CPU too (slow on CPUs without bf16 units: for testing the
+    # path, or on CPUs that have them); false: never
+    amp: Optional[bool] = None
+    channels_last: bool = True  # NHWC tensors, on CUDA and on the CPU (faster on both)
+    compile: bool = False
+    fused_optimizer: Optional[bool] = None  # torch's fused AdamW/SGD. null: on CUDA only; true: on the CPU too
+    sync_bn: bool = False
+    deterministic: bool = False
+    # torch's intra-op threads (CPU work); 0: every core for a lone run, cores / n_jobs for each of n_jobs jobs that
+    # Hydra's joblib launcher runs side by side (threads fighting over cores slow a run several-fold)
+    threads: int = 0
+    # images per evaluation batch (no gradients: twice the training batch fits); 0: 2 x train.batch_size
+    eval_batch_size: int = 0
+
+    def __post_init__(self) -> None:
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            _fail("system.device", self.device, "auto, cpu, cuda or cuda:N")
+        if self.threads < 0:
+            _fail("system.threads", self.threads, "0 (automatic) or a positive number of threads")
+        if self.eval_batch_size < 0:
+            _fail("system.eval_batch_size", self.eval_batch_size, "0 (twice train.batch_size) or a positive number")
+
+    def resolve_threads(self, jobs_side_by_side: int = 1, cores: int | None = None) -> int:
+        """The thread count to use: `threads`, or for 0 the cores shared out among the jobs running at once."""
+        cores = cores or os.cpu_count() or 1
+        return self.threads or max(1, cores // max(1, jobs_side_by_side))
+
+
+@dataclass
+class WandbConfig:
+    mode: WandbMode = WandbMode.auto
+    project: str = "roadmap"
+    entity: Optional[str] = None
+    group: Optional[str] = None  # default: the sweep's directory name in a multirun
+    tags: List[str] = field(default_factory=list)
+    log_every: int = 50          # iterations between train/loss and train/lr points (0: the epoch rows only)
+    grad_norm: bool = False      # train/grad_norm at those points too (the norm before any clipping)
+    console: WandbConsole = WandbConsole.wrap
+    log_checkpoints: bool = False  # each epoch's checkpoint as a model artifact (aliases latest, epoch<N>)
+    save_code: bool = False      # the project's .py and .yaml files as a code artifact
+
+    def __post_init__(self) -> None:
+        if isinstance(self.log_every, bool) or not isinstance(self.log_every, int) or self.log_every < 0:
+            _fail("wandb.log_every", self.log_every, "a whole number of iterations >= 0 (0: per epoch only)")
+
+
+@dataclass
+class RunConfig:
+    step: StepMeta = field(default_factory=StepMeta)
+    regime: RegimeConfig = field(default_factory=RegimeConfig)
+    # The reverse study: a step of this step's roadmap whose own changes are undone (leave_one_out.py); None: none
+    undo: Optional[str] = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    system: SystemConfig = field(default_factory=SystemConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.regime.fill(self.step)
+        if not 0 <= self.seed < 2**31:
+            _fail("seed", self.seed, "an integer from 0 to 2**31 - 1")
+        if self.model.in_chans != 3:
+            _fail("model.in_chans", self.model.in_chans, "3: every dataset reaches the network as RGB (grayscale "
+                  "images are repeated to 3 channels)")
+        if self.model.num_classes < self.data.num_classes:
+            _fail("model.num_classes", self.model.num_classes, f"at least the dataset's class count, data.num_classes="
+                  f"{self.data.num_classes} ({self.data.name}); leave model.num_classes out to follow it")
+        t = self.train
+        if self.data.pipeline == Pipeline.device and not device_augments(t.auto_augment):
+            _fail("data.pipeline", "device", f"the device pipeline does RandAugment (train.auto_augment='rand-...') "
+                  f"only, not {t.auto_augment!r}; use data.pipeline=workers or auto")
+        if self.model.norm == Norm.batch and t.batch_size < 2:
+            _fail("train.batch_size", t.batch_size, "at least 2 with model.norm=batch (BatchNorm normalizes over "
+                  "the batch), or model.norm=layer")
+        if (t.mixup > 0 or t.cutmix > 0) and t.batch_size % 2:
+            _fail("train.batch_size", t.batch_size, f"an even number: Mixup/CutMix (train.mixup={t.mixup}, "
+                  f"train.cutmix={t.cutmix}) pairs each image with another; or train.mixup=0 train.cutmix=0")
+
+    @property
+    def eval_batch_size(self) -> int:
+        """Images per evaluation batch: system.eval_batch_size, or twice the training batch."""
+        return self.system.eval_batch_size or 2 * self.train.batch_size
+
+    def schedule_epochs(self) -> tuple[int, float, List[int]]:
+        """Epochs, warm-up epochs and milestones after the budget's scaling."""
+        t, b = self.train, self.budget
+        epochs = b.epochs if b.epochs is not None else max(1, round(t.epochs * b.epoch_scale))
+        scale = epochs / t.epochs
+        return epochs, t.warmup_epochs * scale, [max(1, round(m * scale)) for m in t.decay_milestones]

@@ -1,0 +1,81 @@
+"""What a run leaves beside its record: checkpoint.pt, config.yaml and overrides.yaml, each written atomically, and
+the checks that a checkpoint is this run's."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from ..errors import ConfigMismatch, CorruptCheckpoint
+from ..files import atomic_write, temporary
+from ..record import PREDICTIONS
+from ..schema import RESUMABLE_CHANGES, RunConfig, flatten
+
+CHECKPOINT_KEYS = {"model", "optimizer", "epoch", "global_step", "config", "record"}
+
+
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Temporary files of a process that died while writing (only call this while holding the run's lock)."""
+    for name in ("checkpoint.pt", "metrics.json", "config.yaml", "overrides.yaml", PREDICTIONS):
+        temporary(run_dir / name).unlink(missing_ok=True)
+
+
+def save_checkpoint(state: dict, path: Path) -> None:
+    atomic_write(path, lambda f: torch.save(state, f))
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        missing = CHECKPOINT_KEYS - set(state)
+    except Exception as e:
+        raise CorruptCheckpoint(f"checkpoint {path} cannot be read ({type(e).__name__}: {e}). It was left as it is; "
+                                "move it away (or restore a good copy) and run the same command again.") from None
+    if missing:
+        raise CorruptCheckpoint(f"checkpoint {path} lacks {sorted(missing)}; it was left as it is. Move it away "
+                                "and run the same command again.")
+    return state
+
+
+def config_dict(cfg: RunConfig) -> dict:
+    """The config as plain data (enums as their values), as checkpoints, config.yaml and W&B keep it."""
+    return OmegaConf.to_container(OmegaConf.structured(cfg), enum_to_str=True)
+
+
+def check_same_config(saved: dict, current: dict, run_dir: Path) -> None:
+    """ConfigMismatch unless the two configs compute the same thing (RESUMABLE_CHANGES may differ)."""
+    a, b = flatten(saved), flatten(current)
+    diff = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_CHANGES)]
+    if diff:
+        raise ConfigMismatch(f"{run_dir} holds a checkpoint of another configuration ({'; '.join(diff)}). "
+                             "Give this run its own directory (hydra.run.dir=...) or move that one away.")
+
+
+def write_config(cfg: RunConfig, path: Path, overrides=()) -> None:
+    """config.yaml, the resolved config, and overrides.yaml beside it, the command line's overrides."""
+    atomic_write(path, lambda f: f.write(OmegaConf.to_yaml(OmegaConf.structured(cfg)).encode()))
+    atomic_write(path.with_name("overrides.yaml"), lambda f: f.write(OmegaConf.to_yaml(list(overrides)).encode()))
+
+
+def git_commit() -> str | None:
+    try:
+        root = Path(__file__).resolve().parents[3]
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5)
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if sha.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def hardware(device: torch.device, world: int) -> dict:
+    info = {"device": str(device), "world_size": world, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        info.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda)
+    return info

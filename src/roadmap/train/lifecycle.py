@@ -1,0 +1,213 @@
+"""A run's life in its directory: the lock, resuming from the checkpoint, the record (metrics.json) written as the
+run goes, the checkpoint after every epoch, and how the run ended, in its record and in one line for the user.
+Resumable and exact: every epoch ends in an atomic checkpoint that carries the run's record, and each epoch's
+randomness depends only on (seed, epoch), so a resumed run repeats the numbers of one never interrupted."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from omegaconf import OmegaConf
+
+from ..config.variants import variant_name
+from ..data.loaders import check_batch
+from ..data.sources import check_data
+from ..errors import Interrupted, NonFiniteLoss, RoadmapError, WriteFailed
+from ..model import describe
+from ..record import PREDICTIONS, RunRecord, save_predictions
+from ..schema import RunConfig
+from .checkpoint import (
+    check_same_config,
+    config_dict,
+    git_commit,
+    hardware,
+    load_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint,
+    write_config,
+)
+from .distributed import Context, check_device, setup, teardown
+from .lock import RunLock
+from .loop import clock, train_epoch
+from .signals import deferred, interruptible
+from .tracking import Tracker, run_identity
+from .trainer import build_trainer
+
+log = logging.getLogger(__name__)
+
+
+def can_start(cfg: RunConfig) -> None:
+    """What a single run checks before its directory is made: the device, and the data with the batch size
+    (ValueError, one line; nothing written)."""
+    try:
+        check_device(cfg.system)
+        images = check_data(cfg)
+        if images is not None:
+            check_batch(cfg.train.batch_size, images, int(os.environ.get("WORLD_SIZE", 1)), cfg.data.name)
+    except RoadmapError as e:
+        raise ValueError(str(e)) from None
+
+
+def completed_without_checkpoint(cfg: RunConfig, run_dir: Path) -> RunRecord | None:
+    """A completed record whose run kept no checkpoint (committed results copied back into a sweep folder): the
+    record, if its config.yaml is this config; None otherwise (then the run trains as usual)."""
+    record = RunRecord.read(run_dir / "metrics.json")
+    if record is None or record.status != "completed" or not (run_dir / "config.yaml").is_file():
+        return None
+    try:
+        saved = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
+        check_same_config(saved, config_dict(cfg), run_dir)
+    except Exception:  # another config, or an unreadable one: not this run's record
+        return None
+    return record
+
+
+def start_record(cfg: RunConfig, run_dir: Path, state: dict | None, epochs: int, variant: str) -> RunRecord:
+    """The run's record, derived from its last complete checkpoint whenever there is one: a metrics.json that is
+    missing, unreadable or behind the checkpoint is rebuilt from it. Another config's checkpoint: ConfigMismatch."""
+    if state is not None:
+        check_same_config(state["config"], config_dict(cfg), run_dir)
+        record = RunRecord.from_checkpoint(state["record"], epochs)
+    else:
+        before = RunRecord.read(run_dir / "metrics.json")  # a run that never finished an epoch: its W&B run
+        record = RunRecord.new(wandb_id=before.wandb_id if before else None)
+    params, gmacs = describe(cfg.model, cfg.data.resolution)
+    record.step, record.label, record.seed, record.variant = cfg.step.name, cfg.step.label, cfg.seed, variant
+    record.regime, record.undo, record.data, record.budget = cfg.regime.name, cfg.undo, cfg.data.name, cfg.budget.name
+    record.epochs, record.run_dir, record.resolution = epochs, str(run_dir), cfg.data.resolution
+    record.params, record.gmacs = params, gmacs
+    return record
+
+
+def record_ending(record: RunRecord, e: BaseException, ckpt: Path) -> str:
+    """Record how the run ended; returns the one line to tell the user."""
+    kept = f"the last good checkpoint ({ckpt}, epoch {record.epochs_done}) was kept" if record.epochs_done \
+        else "no checkpoint was written yet"
+    if isinstance(e, Interrupted):
+        record.status, record.signal, record.reason = "interrupted", e.signal_name, f"interrupted by {e.signal_name}"
+        return f"interrupted by {e.signal_name}; {kept}. Run the same command again to resume."
+    if isinstance(e, SystemExit):  # a launcher's own signal handler (submitit's requeue on SLURM) ended the run
+        record.status, record.reason = "interrupted", f"stopped by SystemExit({e.code}), e.g. a requeue"
+        return f"stopped by SystemExit({e.code}); {kept}. The same command (or the requeued job) resumes it."
+    record.status, record.reason = "failed", f"{type(e).__name__}: {e}"
+    if isinstance(e, NonFiniteLoss):
+        return f"{e}; {kept}. Lower train.base_lr or set train.grad_clip."
+    if isinstance(e, WriteFailed):
+        return f"{e}. {kept[0].upper()}{kept[1:]}; free space and run the same command again to resume."
+    return f"{type(e).__name__}: {e}"
+
+
+@dataclass
+class Live:
+    """The run's record as it stands (the last epoch saved), and its W&B run once started."""
+    record: RunRecord
+    tracker: Tracker | None = None
+
+
+def _train_epochs(cfg: RunConfig, ctx: Context, run_dir: Path, live: Live, state: dict | None,
+                  overrides: Sequence[str], group: str | None) -> None:
+    """Build the trainer and train the epochs not done yet, a checkpoint and the record after each."""
+    record_path, ckpt_path, record = run_dir / "metrics.json", run_dir / "checkpoint.pt", live.record
+    t = build_trainer(cfg, ctx, state)
+    record.pipeline = t.pipeline
+    if t.pipeline_probe is not None:
+        record.pipeline_probe = t.pipeline_probe
+        log.info("data.pipeline=auto chose %s (images/s per core, measured: %s)", t.pipeline, t.pipeline_probe)
+    tracker = None
+    if ctx.main:
+        name, keys, tags = run_identity(cfg, record.variant, record, overrides, run_dir)
+        tracker = live.tracker = Tracker(cfg.wandb, run_dir, name, group, config_dict(cfg) | keys, record.wandb_id,
+                                         tags=tags)
+        record.wandb_id, record.wandb_group = tracker.id, group
+        record.write(record_path)
+    step = state["global_step"] if state is not None else 0
+    who = f"{cfg.step.name}{f' without {cfg.undo}' if cfg.undo else ''} seed {cfg.seed}"
+    epochs = record.epochs
+    for epoch in range(record.epochs_done, epochs):
+        with deferred():
+            done = [r.epoch_time_s for r in record.history]
+            row, step, predictions = train_epoch(
+                cfg, ctx, t, epoch, step, f"{who} epoch {epoch + 1}/{epochs}", last=epoch + 1 == epochs,
+                later_epochs=epochs - epoch - 1, epoch_s=sum(done) / len(done) if done else None, tracker=tracker)
+        if not ctx.main:
+            continue
+        if predictions is not None:  # before the checkpoint that completes the run
+            save_predictions(predictions[:, 0].numpy(), predictions[:, 1].numpy(), run_dir / PREDICTIONS)
+            record.predictions = PREDICTIONS
+        after = record.with_epoch(row)
+        save_checkpoint({"model": t.model.state_dict(), "optimizer": t.optimizer.state_dict(),
+                         "ema": t.ema.state_dict() if t.ema is not None else None, "epoch": epoch + 1,
+                         "global_step": step, "config": config_dict(cfg), "record": after.to_dict()}, ckpt_path)
+        record = live.record = after
+        record.write(record_path)
+        tracker.log(row.to_dict(), step=step)
+        if cfg.wandb.log_checkpoints:
+            tracker.log_checkpoint(ckpt_path, epoch + 1, {"val_top1": row.val_top1})
+        log.info("epoch %d/%d: loss %.4f, top-1 %.2f, top-5 %.2f, %.0f images/s", epoch + 1, epochs,
+                 row.train_loss, row.val_top1, row.val_top5, row.images_per_s)
+    record.status = "completed"
+    if ctx.main:
+        record.write(record_path)
+        log.info("completed %s: final top-1 %.2f, best %.2f, %s of training and evaluation; record %s", who,
+                 record.final_top1, record.best_top1, clock(record.wall_time_s), record_path)
+
+
+def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Sequence[str] = (),
+          jobs_side_by_side: int = 1) -> RunRecord:
+    """Train `cfg` in `run_dir`, resuming from its checkpoint; returns the run's record (metrics.json).
+    `jobs_side_by_side`: how many runs share this machine's cores (system.threads=0 divides them). `overrides`,
+    the command line's, are written to overrides.yaml; those that change what the run computes name its variant."""
+    ctx = setup(cfg.system, jobs_side_by_side)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record_path, ckpt_path = run_dir / "metrics.json", run_dir / "checkpoint.pt"
+    epochs = cfg.schedule_epochs()[0]
+    live = Live(RunRecord.new())
+    try:
+        with RunLock(run_dir, enabled=ctx.main), interruptible():
+            if ctx.main:
+                remove_stale_temporaries(run_dir)
+            state = load_checkpoint(ckpt_path) if ckpt_path.exists() else None  # a corrupt one is left as it is
+            kept = completed_without_checkpoint(cfg, run_dir) if state is None else None
+            if kept is not None:  # e.g. restored from docs/results/ on another machine: nothing to train
+                log.info("%s already completed (%s, config.yaml the same; no checkpoint kept): nothing to do",
+                         run_dir, record_path.name)
+                return kept
+            record = live.record = start_record(cfg, run_dir, state, epochs, variant_name(overrides))  # or refused
+            if record.status == "completed":
+                written = RunRecord.read(record_path)
+                if ctx.main and (written is None or written.to_dict() != record.to_dict()):
+                    record.write(record_path)
+                    log.info("%s disagreed with %s; rebuilt from the checkpoint", record_path, ckpt_path)
+                log.info("%s already completed (%d epochs): nothing to do", run_dir, epochs)
+                return record
+            if state is not None:
+                log.info("resuming %s from its checkpoint after epoch %d of %d", run_dir, state["epoch"], epochs)
+            record.hardware, record.git_commit = hardware(ctx.device, ctx.world), git_commit()
+            try:
+                if ctx.main:
+                    record.write(record_path)
+                    write_config(cfg, run_dir / "config.yaml", overrides)
+                _train_epochs(cfg, ctx, run_dir, live, state, overrides, group)
+            except BaseException as e:
+                if isinstance(e, KeyboardInterrupt):  # SIGINT under a handler other than ours
+                    e = Interrupted("SIGINT", 2)
+                message = record_ending(live.record, e, ckpt_path)
+                if ctx.main:
+                    try:
+                        live.record.write(record_path)
+                    except WriteFailed as again:
+                        message += f" The record could not be updated either ({again})."
+                if isinstance(e, (RoadmapError, Interrupted)):
+                    e.args = (message,)  # the one line run.py prints
+                    raise e from None
+                raise
+    finally:
+        if live.tracker is not None:
+            live.tracker.summary({k: getattr(live.record, k) for k in ("best_top1", "final_top1", "params", "gmacs",
+                                                                        "images_per_s", "status")})
+            live.tracker.finish(0 if live.record.status == "completed" else 1)
+        teardown()
+    return live.record

@@ -1,0 +1,66 @@
+"""SIGINT (Ctrl-C) and SIGTERM (SLURM preemption, `timeout`, `kill`) become `Interrupted`, so that a run
+records `interrupted` with the signal's name and exits with 128 + its number, in time for a requeue.
+
+Inside the training and evaluation loops (`deferred()`) a signal is held until the next iteration begins
+(`raise_pending()`), so that no batch is left half received from a loader worker; a second signal raises at once."""
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+
+from ..errors import Interrupted
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_state = {"deferring": False, "pending": None}
+
+
+def _raise(signum: int) -> None:
+    _state["pending"] = None
+    raise Interrupted(signal.Signals(signum).name, signum)
+
+
+def _handle(signum, frame):
+    if _state["deferring"] and _state["pending"] is None:
+        _state["pending"] = signum
+        return
+    _raise(signum)
+
+
+def raise_pending() -> None:
+    """Raise `Interrupted` for a signal held since the last check."""
+    if _state["pending"] is not None:
+        _raise(_state["pending"])
+
+
+@contextmanager
+def deferred():
+    previous = _state["deferring"]
+    _state["deferring"] = True
+    try:
+        yield
+    finally:
+        _state["deferring"] = previous
+    raise_pending()
+
+
+@contextmanager
+def interruptible():
+    """Within: SIGINT and SIGTERM raise `Interrupted` in the main thread. A handler another library installed
+    (submitit's for SLURM requeues) is left in place; ours are undone on exit."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    # A process may start with these signals blocked: joblib's loky workers inherit the mask under which they were
+    # spawned, so a SIGTERM would wait unseen until the parent killed them. This run wants them delivered.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+    previous = {s: signal.getsignal(s) for s in SIGNALS}
+    for s, handler in previous.items():
+        if handler in (signal.SIG_DFL, signal.default_int_handler):
+            signal.signal(s, _handle)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        _state.update(deferring=False, pending=None)

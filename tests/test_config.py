@@ -1,0 +1,275 @@
+"""The configuration: the paper's tables in the regimes, the step files and what each sets, composing and
+checking a config, undoing a step (the leave-one-out study), run-directory names, and tab completion."""
+import json
+import shlex
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, clean_env
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from roadmap import load_config, roadmap_steps
+from roadmap.config.completion import nested_completions
+from roadmap.config.compose import compose_dict
+from roadmap.config.files import options
+from roadmap.config.steps import file_fields, step_files
+from roadmap.config.store import register
+from roadmap.config.undo import apply_undo, full_model, undo_changes, undoable
+from roadmap.model import describe
+from roadmap.record import RunRecord
+from roadmap.schema import flatten
+from roadmap.train.tracking import run_identity
+
+FULL = "micro/separate_downsample"
+# adopted steps that set fields of their own, read here from the files independently of config/undo.py
+CHAIN = [s.name for s in roadmap_steps() if s.meta.adopted and s.meta.order > 0
+         and {k for k in file_fields(s.path) if not k.startswith("step.")}]
+
+
+def _flat(cfg) -> dict:
+    return flatten(OmegaConf.to_container(cfg, resolve=True))
+
+
+def _resolved(cfg) -> dict:
+    return flatten(OmegaConf.to_container(cfg, resolve=True))
+
+STEP_OPTIONS = options("step")
+STEPS = [s.name for s in roadmap_steps()]
+REGIMES = ["r50", "r200"]
+
+
+def complete(*lines: str) -> list[list[str]]:
+    """What bash offers for each line with Hydra's completion installed (`eval "$(python run.py -sc install=bash)"`)."""
+    script = 'eval "$(python run.py -sc install=bash)"; ' + "".join(
+        f'LINE={shlex.quote(line)}; COMP_LINE="$LINE"; COMP_WORDS=($LINE); COMP_CWORD=$((${{#COMP_WORDS[@]}}-1)); '
+        'COMP_POINT=${#COMP_LINE}; COMPREPLY=(); hydra_bash_completion; printf "%s\\n" "${COMPREPLY[@]}" "--"; '
+        for line in lines)
+    proc = subprocess.run(["bash", "-c", script], cwd=ROOT, env=clean_env(), capture_output=True, text=True,
+                          timeout=120, check=True)
+    return [[w for w in block.splitlines() if w] for block in proc.stdout.split("--\n")[:-1]]
+
+
+def test_step_tab_offers_every_step_and_each_one_completes_a_sweep_list():
+    assert any("/" in s for s in STEP_OPTIONS) and "micro/gelu" in STEP_OPTIONS
+    every, one, listed, other = complete("python run.py step=", "python run.py step=micro/g",
+                                         "python run.py -m step=micro/gelu,large_kernel/k1",
+                                         "python run.py model.kernel_s")
+    assert every == [f"step={s}" for s in STEP_OPTIONS]
+    assert one == ["step=micro/gelu"]
+    assert listed == ["step=micro/gelu,large_kernel/k11"]
+    assert other == ["model.kernel_size="]  # every other word: Hydra's answer
+
+
+def test_nested_group_paths_are_not_offered_and_other_shells_get_their_format():
+    env = {"COMP_LINE": "python run.py step/micro="}
+    assert nested_completions(["-sc", "query=bash"], env) == ""  # `step/micro=gelu` would fail: nothing offered
+    fish = nested_completions(["-sc", "query=fish"], {"COMP_LINE": "python run.py +step=micro/f"})
+    assert fish.splitlines() == ["+step=micro/fewer_acts", "+step=micro/fewer_norms"]
+    assert nested_completions(["-sc", "query=bash"], {"COMP_LINE": "python run.py +sweep=r"}) is None  # flat: Hydra
+    assert nested_completions(["step=micro/gelu"], {"COMP_LINE": "python run.py step="}) is None  # not a query
+
+
+TABLE10 = ROOT / "tests/paper/table10_resnet50_roadmap.csv"
+
+
+TABLE11 = ROOT / "tests/paper/table11_resnet200_roadmap.csv"
+
+
+def test_all_table10_rows_are_steps_in_paper_order_with_the_papers_numbers():
+    import csv
+    rows = list(csv.DictReader(open(TABLE10)))
+    metas = {s.name: s.meta for s in roadmap_steps()}
+    for r in rows:
+        m = metas[r["step"]]
+        assert (m.label, m.order, m.paper.top1, m.paper.gflops) == (
+            r["paper_row"], int(r["order"]), float(r["top1_mean"]), float(r["gflops_paper"]))
+        assert m.paper.top1_std == (float(r["top1_std"]) if r["top1_std"] else None)
+        assert m.adopted == ("side branch" not in r["note"])
+    assert STEPS == [r["step"] for r in rows]
+    assert len(STEPS) == 17
+
+
+def test_all_table11_rows_are_in_the_r200_regime_with_the_papers_numbers_and_labels():
+    import csv
+    rows = list(csv.DictReader(open(TABLE11)))
+    metas = {s.name: s.meta for s in roadmap_steps("r200")}
+    assert [r["step"] for r in rows] == STEPS
+    for r in rows:
+        m = metas[r["step"]]
+        assert (m.paper.top1, m.paper.gflops, m.order) == (float(r["top1_mean"]), float(r["gflops_paper"]),
+                                                           int(r["order"]))
+    assert metas["macro/stage_ratio"].label == "stage ratio and increase width"
+
+
+def test_no_step_file_states_a_number_that_belongs_to_a_regime():
+    for s in step_files():
+        own = flatten(OmegaConf.to_container(OmegaConf.load(s.path), resolve=False))
+        for key in ("model.depths", "model.base_width", "model.drop_path", "step.paper", "step.paper.top1", "step.paper.gflops"):
+            assert key not in own or str(own[key]).startswith("${regime."), (s.name, key, own[key])
+
+
+def test_the_regime_names_run_and_sweep_directories_and_is_in_the_record():
+    from hydra.core.hydra_config import HydraConfig
+
+    from roadmap.config.store import register
+    register()
+    dirs = {}
+    for regime in REGIMES:
+        cfg = compose_dict("micro/gelu", [f"regime={regime}"], hydra=True)
+        HydraConfig.instance().set_config(cfg)
+        dirs[regime] = (cfg.hydra.run.dir, cfg.hydra.sweep.dir)
+    assert dirs["r50"][0] == "outputs/runs/fashion_mnist_small/full/r50/micro/gelu/seed0"
+    assert dirs["r200"] == ("outputs/runs/fashion_mnist_small/full/r200/micro/gelu/seed0",
+                            "outputs/sweeps/fashion_mnist_small-full-r200")
+
+
+@pytest.mark.parametrize("step", [s for s in step_files() if s.parent], ids=lambda s: s.name)
+def test_a_step_differs_from_its_parent_only_in_the_fields_it_sets(step):
+    own = file_fields(step.path)
+    overrides_recipe = "override /recipe" in step.path.read_text()
+    recipe_keys = set()
+    if overrides_recipe:
+        for r in (ROOT / "configs/recipe").glob("*.yaml"):
+            recipe_keys |= file_fields(r)
+    changed = set()  # in some regime: r50's stage-ratio step keeps the width that r200's widens
+    for regime in REGIMES:
+        mine, parent = (_flat(compose_dict(s, [f"regime={regime}"])) for s in (step.name, step.parent))
+        in_regime = {k for k in mine if mine[k] != parent[k]}
+        assert in_regime <= own | recipe_keys, (regime, in_regime - own - recipe_keys)
+        changed |= in_regime
+    model_fields = {k for k in own if k.startswith("model.")}
+    assert model_fields <= changed, f"fields set to the parent's value in every regime: {model_fields - changed}"
+    if step.is_alias:
+        assert not changed and not own
+    else:
+        assert model_fields or overrides_recipe, "a step must change the network or the recipe"
+
+
+def test_only_the_recipe_step_changes_the_recipe():
+    recipe = {s: load_config(s).train for s in STEPS}
+    assert recipe["baseline/resnet50"].opt.value == "sgd"
+    assert all(recipe[s] == recipe["baseline/enhanced_recipe"] for s in STEPS[1:])
+    assert recipe["baseline/enhanced_recipe"].opt.value == "adamw"
+
+
+@pytest.mark.parametrize("override,pattern", [
+    ("model.kernel_size=4", r"model.kernel_size=4 .*odd integer from 1 to 31"),
+    ("model.kernel_size=33", r"model.kernel_size=33 .*odd integer from 1 to 31"),
+    ("model.activation=swish", r"swish.*expected one of \[relu, gelu\]"),
+    ("model.norm=group", r"group.*expected one of \[batch, layer\]"),
+    ("model.widths=[96,192]", r"model.depths=\[3, 3, 9, 3\] .*model.widths=\[96, 192\].*one depth per width"),
+    ("model.layer_scale=-1", r"model.layer_scale=-1.0 .*positive initial scale"),
+    ("step=micro/gelux", r"unknown step 'micro/gelux' \(did you mean micro/gelu\?\); valid step choices: .*, micro/gelu, "),
+])
+def test_impossible_values_fail_when_loaded_naming_field_value_and_choices(override, pattern):
+    with pytest.raises(ValueError, match=pattern) as info:
+        load_config("micro/gelu", [override])
+    assert info.type is ValueError
+
+
+def test_inspect_steps_prints_every_step_and_the_erratum():
+    run = lambda *a: subprocess.run([sys.executable, str(ROOT / "scripts/inspect_steps.py"), *a],  # noqa: E731
+                                    capture_output=True, text=True, check=True).stdout
+    table = run()
+    assert [line.split("|")[1].strip() for line in table.splitlines()[3:]] == STEPS
+    assert "erratum" in table
+    rows = json.loads(run("--json", "--resolution", "64", "--num-classes", "100"))
+    assert [r["step"] for r in rows] == STEPS
+    assert set(rows[0]) >= {"step", "params", "gmacs", "paper_gflops", "paper_top1"}
+    resnet = describe(load_config("baseline/resnet50").model, 64, 100)
+    assert (rows[0]["params"], rows[0]["gmacs"]) == (resnet[0], round(resnet[1], 4))
+    table11 = run("--regime", "r200")
+    assert table11.startswith("ResNet-200 to ConvNeXt-B (Table 11)") and "No paper numbers" not in table11
+    lines = table11.splitlines()[3:]
+    assert [line.split("|")[1].strip() for line in lines] == STEPS
+    resnet200 = describe(load_config("baseline/resnet50", ["regime=r200"]).model, 224, 1000)[0]
+    assert lines[0].split("|")[2].strip() == f"{resnet200:,d}" and lines[0].split("|")[6].strip() == "78.20"
+
+
+def test_widths_follow_base_width_and_the_layout_and_no_step_restates_them():
+    def widths(step, *overrides):
+        return load_config(step, list(overrides)).model.widths
+    assert widths("baseline/resnet50") == [256, 512, 1024, 2048]           # bottleneck: 4 x 64 x 2^i
+    assert widths("resnextify/width") == [384, 768, 1536, 3072]            # bottleneck: 4 x 96 x 2^i
+    assert widths("inverted_bottleneck/invert") == [96, 192, 384, 768]     # inverted: 96 x 2^i
+    assert widths("convnext_t", "model.base_width=128") == [128, 256, 512, 1024]
+    assert widths("baseline/resnet50", "model.base_width=32", "model.depths=[2,2,2]") == [128, 256, 512]
+    assert widths("convnext_t", "model.widths=[10,20,30,40]") == [10, 20, 30, 40]  # explicit widths win
+    assert (load_config("baseline/resnet50").model.stem_width, load_config("resnextify/width").model.stem_width) \
+        == (64, 96)
+    for s in step_files():
+        assert flatten(OmegaConf.to_container(OmegaConf.load(s.path))).get("model.widths") is None, s.name
+
+
+def test_the_full_model_is_the_last_adopted_step_and_every_adopted_step_with_changes_is_undoable():
+    assert full_model() == FULL
+    assert undoable(FULL) == CHAIN
+    assert "baseline/enhanced_recipe" not in CHAIN and "large_kernel/k5" not in CHAIN  # recipe only; not adopted
+    assert len(CHAIN) == 12
+
+
+@pytest.mark.parametrize("regime", ["r50", "r200"])
+@pytest.mark.parametrize("undo", CHAIN)
+def test_each_variant_differs_from_the_full_model_in_exactly_the_fields_its_step_sets(regime, undo):
+    full = compose_dict(FULL, [f"regime={regime}"])
+    variant = compose_dict(FULL, [f"regime={regime}", f"undo={undo}"])
+    a, b = _resolved(full), _resolved(apply_undo(variant))
+    differ = {k for k in a if k != "undo" and a[k] != b[k]}
+    own = {k for k in file_fields(next(s.path for s in step_files() if s.name == undo)) if not k.startswith("step.")}
+    changes = set(undo_changes(FULL, undo))
+    assert differ and differ == {k for k in changes if a[k] != b[k]}
+    assert differ <= own, differ - own
+
+
+def test_undoing_keeps_later_choices_of_a_field_unless_nothing_would_be_left_to_undo():
+    r200 = load_config(FULL, ["regime=r200", "undo=macro/stage_ratio"]).model
+    assert (r200.depths, r200.base_width) == ([3, 24, 36, 3], 128)  # the width step's 128 stays
+    assert load_config(FULL, ["undo=resnextify/width"]).model.base_width == 64
+    assert load_config(FULL, ["regime=r200", "undo=resnextify/width"]).model.base_width == 84
+    # every field of the inversion is set again by move_up: undoing it returns the layout to before it
+    assert load_config(FULL, ["undo=inverted_bottleneck/invert"]).model.layout.value == "bottleneck"
+    assert load_config(FULL, ["undo=large_kernel/move_up"]).model.layout.value == "inverted"
+    sep = load_config(FULL, ["undo=micro/separate_downsample"]).model
+    assert (sep.downsample.value, sep.head_norm, sep.layer_scale) == ("in_block", False, 0.0)
+    assert load_config("convnext_t", ["undo=micro/gelu"]).model.activation.value == "relu"  # through the alias
+
+
+@pytest.mark.parametrize("undo,pattern", [
+    ("baseline/enhanced_recipe", r"undo='baseline/enhanced_recipe' is not a step to undo in micro/separate_down"),
+    ("large_kernel/k5", r"undo='large_kernel/k5' is not .* valid undo choices: macro/stage_ratio, macro/patchify"),
+    ("micro/nope", r"valid undo choices: .*micro/layer_norm, micro/separate_downsample"),
+])
+def test_a_step_that_cannot_be_undone_is_refused_with_the_valid_ones(undo, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        load_config(FULL, [f"undo={undo}"])
+    with pytest.raises(ValueError, match=r"undo='micro/gelu' is not a step to undo in macro/patchify"):
+        load_config("macro/patchify", ["undo=micro/gelu"])  # a later step is not in the network
+
+
+@pytest.mark.parametrize("regime", ["r50", "r200"])
+def test_the_sweep_lists_the_full_model_and_one_run_per_undoable_step_in_the_regimes_directory(regime):
+    register()
+    cfg = compose_dict(None, ["+sweep=leave_one_out", f"regime={regime}"], hydra=True)
+    params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
+    jobs = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(params), None)[0]
+    assert [dict(o.split("=", 1) for o in job) for job in jobs] == \
+        [{"step": FULL, "undo": u} for u in ["null", *CHAIN]]
+    from hydra.core.hydra_config import HydraConfig
+    HydraConfig.instance().set_config(cfg)
+    assert cfg.hydra.sweep.dir == f"outputs/sweeps/fashion_mnist_small-full-{regime}-leave_one_out"
+
+
+def test_every_run_of_the_sweep_is_tagged_and_an_undone_run_names_the_undone_steps_order_and_label(tmp_path):
+    register()
+    assert list(compose_dict(None, ["+sweep=leave_one_out"], hydra=True).wandb.tags) == ["leave_one_out"]
+    full = load_config(FULL, ["+sweep=leave_one_out"])  # the full model's run: no step undone, the sweep's tag
+    name, keys, tags = run_identity(full, "", RunRecord(), [], tmp_path)
+    assert "leave_one_out" not in tags and full.wandb.tags == ["leave_one_out"] and keys["undo_order"] is None
+    gelu = next(s for s in roadmap_steps() if s.name == "micro/gelu")
+    name, keys, tags = run_identity(load_config(FULL, ["undo=micro/gelu"]), "", RunRecord(), [], tmp_path)
+    assert (keys["undo_step"], keys["undo_order"], keys["undo_label"]) == ("micro/gelu", gelu.meta.order,
+                                                                          gelu.meta.label)
+    assert "leave_one_out" in tags and name == "r50/micro/separate_downsample/without/micro/gelu/seed0"

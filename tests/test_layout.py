@@ -1,0 +1,113 @@
+"""The architecture, checked so that it stays as drawn: imports go one way (down), no module imports itself in a
+circle, and no private name of Hydra or timm is used. Read with Python's ast, so nothing here runs the code."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT, clean_env
+
+SRC = ROOT / "src" / "roadmap"
+# what each part of the package may import from the package (besides itself); `a.b` allows one module of `a`
+ALLOWED = {
+    "errors": set(),
+    "schema": {"errors"},
+    "files": {"errors"},
+    "record": {"files", "errors"},
+    "model": {"schema", "errors"},
+    "data": {"schema", "errors"},
+    "config": {"schema", "errors", "model"},
+    "train": {"schema", "errors", "files", "record", "model", "data", "config"},
+    # the charts read records and the steps, and may ask the lock whether a run's process is alive and start a W&B
+    # run for a chart; never the model, the data or the training loop
+    "analysis": {"schema", "errors", "files", "record", "config", "train.lock", "train.tracking"},
+    "sweep": {"schema", "errors", "record", "config", "train.lock"},
+    "__init__": {"config", "model", "schema", "record"},  # lazily, by name
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> set[str]:
+    """Every roadmap module `path` imports, at the top or inside a function, as an absolute name."""
+    here = module_name(path)
+    package = here if path.name == "__init__.py" else here.rsplit(".", 1)[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.startswith("roadmap"):
+                out.add(target)
+                out |= {f"{target}.{a.name}" for a in node.names
+                        if (SRC.parent / f"{target}.{a.name}".replace(".", "/")).with_suffix(".py").exists()}
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("roadmap")}
+    return out - {here}
+
+
+def unit(module: str) -> str:
+    """The part of the package a module belongs to: its top-level module or package under roadmap."""
+    parts = module.split(".")
+    return "__init__" if len(parts) == 1 else parts[1]
+
+
+def test_imports_go_one_way_down_the_layers():
+    bad = []
+    for path in sorted(SRC.rglob("*.py")):
+        me = unit(module_name(path)) if path != SRC / "__init__.py" else "__init__"
+        for target in imports(path):
+            them = unit(target)
+            if them == me or target == "roadmap":
+                continue
+            allowed = ALLOWED[me]
+            if them not in allowed and ".".join(target.split(".")[1:3]) not in allowed:
+                bad.append(f"{module_name(path)} imports {target}")
+    assert not bad, "\n".join(bad)
+
+
+def test_no_module_imports_itself_in_a_circle():
+    graph = {module_name(p): {t for t in imports(p) if (SRC.parent / t.replace(".", "/")).with_suffix(".py").exists()}
+             for p in SRC.rglob("*.py") if p.name != "__init__.py"}
+    state: dict[str, int] = {}
+
+    def visit(m, trail):
+        if state.get(m) == 1:
+            raise AssertionError(" -> ".join(trail[trail.index(m):] + [m]))
+        if state.get(m) == 2:
+            return
+        state[m] = 1
+        for t in graph.get(m, ()):
+            visit(t, trail + [m])
+        state[m] = 2
+
+    for m in graph:
+        visit(m, [])
+
+
+def test_no_private_names_of_hydra_or_timm():
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(("hydra", "timm")):
+                private = [node.module] if "._" in node.module else []
+                private += [a.name for a in node.names if a.name.startswith("_")]
+                found += [f"{module_name(path)}: {p}" for p in private]
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                if isinstance(node.value, ast.Name) and node.value.id in ("job_return", "hydra", "timm"):
+                    found.append(f"{module_name(path)}: {node.value.id}.{node.attr}")
+    assert not found, found
+
+
+def test_the_model_and_the_data_load_without_hydra():
+    code = ("import sys, roadmap.model, roadmap.data.pipelines, roadmap.schema, roadmap.record; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('hydra', 'omegaconf')))")
+    out = subprocess.run([sys.executable, "-c", code], env=clean_env(), capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

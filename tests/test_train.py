@@ -1,0 +1,185 @@
+"""`python run.py step=...` end to end on the shipped dataset: records, W&B, resume, DDP, failures."""
+import json
+import shlex
+
+import numpy as np
+import pytest
+import torch
+from conftest import FAST, ROOT, clean_env, load, run_cli, train_cli
+from wandb_log import run_info
+
+from roadmap.data.sources import SHIPPED
+
+
+def test_a_run_writes_its_record_config_checkpoint_and_offline_wandb(tmp_path):
+    proc = train_cli(tmp_path, "step=micro/gelu", "wandb=offline", "seed=3")
+    rec = load(tmp_path)
+    assert rec.status == "completed" and rec.reason is None and rec.signal is None
+    assert rec.variant == "budget.max_train_iters=3,budget.max_eval_iters=2,train.batch_size=16,model.depths=[1,1,1,1]"
+    assert (rec.step, rec.seed, rec.epochs, rec.epochs_done) == ("micro/gelu", 3, 2, 2)
+    for row in rec.history:
+        assert 0 <= row.val_top1 <= row.val_top5 <= 100 and row.images_per_s > 0 and row.train_loss > 0
+    assert json.loads((tmp_path / "metrics.json").read_text()) == rec.to_dict()  # read back as written
+    assert rec.best_top1 == max(r.val_top1 for r in rec.history)
+    assert rec.final_top1 == rec.history[-1].val_top1
+    assert rec.params > 0 and rec.gmacs > 0 and rec.wall_time_s > 0
+    assert rec.hardware["device"] == "cpu" and rec.git_commit
+    assert "activation: gelu" in (tmp_path / "config.yaml").read_text()
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert state["epoch"] == 2
+    offline = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(offline) == 1 and rec.wandb_id in offline[0].name
+    info = run_info(offline[0].parent)  # what the W&B dashboard sorts, groups and filters by
+    assert info["job_type"] == "train" and info["tags"] == ["micro", "r50"]
+    assert json.loads(info["config"]["regime_name"]) == "r50" and json.loads(info["config"]["undo_step"]) is None
+    assert json.loads(info["config"]["regime"])["paper"]["micro/gelu"]["top1"] == 80.62  # keys with "/" survive
+    probe = rec.pipeline_probe  # auto, in-memory data: the pipeline measured faster per core here
+    assert (rec.regime, rec.undo, rec.pipeline) == ("r50", None, max(probe, key=probe.get))
+    assert "data.pipeline=auto chose" in proc.stderr
+    assert (json.loads(info["config"]["step_order"]), json.loads(info["config"]["step_label"])) == (12, "ReLU -> GELU")
+    assert json.loads(info["config"]["step_group"]) == "micro" and json.loads(info["config"]["seed"]) == 3
+    assert {"train_loss", "val_top1", "images_per_s"} <= info["history_keys"]
+    assert "wandb sync" in proc.stderr + proc.stdout
+    assert "img_s=" in proc.stderr  # the progress bar
+
+
+def test_the_offline_wandb_run_has_iterations_val_loss_console_artifacts_code_and_its_own_command(tmp_path):
+    run = tmp_path / "run"
+    train_cli(run, "step=micro/gelu", "wandb=offline", "wandb.log_every=2", "wandb.grad_norm=true",
+              "wandb.log_checkpoints=true", "wandb.save_code=true")
+    rec = load(run)
+    assert all(row.val_loss > 0 for row in rec.history)  # plain cross-entropy over the validation images
+    (offline,) = (run / "wandb").glob("offline-run-*")
+    info = run_info(offline)
+    assert {"train/loss", "train/lr", "train/grad_norm", "global_step", "val_loss", "val_top1"} <= info["history_keys"]
+    cfg = {k: json.loads(v) for k, v in info["config"].items()}
+    assert (cfg["params"], cfg["gmacs"], cfg["git_commit"]) == (rec.params, rec.gmacs, rec.git_commit)
+    assert "epoch 1/2" in info["console"] and "micro/gelu seed 0 epoch 2/2" in info["console"]  # log and bar
+    models = [a for a in info["artifacts"] if a[0] == "model"]
+    assert [sorted(aliases) for *_, aliases, _ in models] == [["epoch1", "latest"], ["epoch2", "latest"]]
+    assert all(files == ["checkpoint.pt"] and name == f"checkpoint-{rec.wandb_id}" for _, name, _, files in models)
+    (code,) = [files for kind, _, _, files in info["artifacts"] if kind == "code"]
+    assert {"run.py", "src/roadmap/train/loop.py", "configs/step/micro/gelu.yaml"} <= set(code)
+    assert not any(f.startswith((".venv/", "outputs/", "docs/results/")) for f in code)
+    # the run's own command line reruns this very run (one job of a sweep too): here it finds it completed
+    command = shlex.split(cfg["command"])
+    assert command[:2] == ["python", "run.py"] and command[-1] == f"hydra.run.dir={run}"
+    again = run_cli(*command[1:], check=True)
+    assert "already completed" in again.stderr + again.stdout and load(run) == rec
+
+
+def test_running_the_same_command_again_does_not_train_again(tmp_path):
+    train_cli(tmp_path, "step=macro/patchify")
+    first = load(tmp_path)
+    proc = train_cli(tmp_path, "step=macro/patchify")
+    assert "already completed" in proc.stderr + proc.stdout
+    assert load(tmp_path) == first
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_torchrun_trains_with_ddp_on_cpu(tmp_path, world):
+    # 1001 validation images in batches of 250: rank 0 evaluates 3 batches, rank 1 two (BatchNorm buffers)
+    d = dict(np.load(SHIPPED))
+    d["x_val"], d["y_val"] = np.concatenate([d["x_val"], d["x_val"][:1]]), np.concatenate([d["y_val"], d["y_val"][:1]])
+    np.savez(tmp_path / "odd.npz", **d)
+    proc = run_cli("--standalone", f"--nproc_per_node={world}", ROOT / "run.py", *FAST, "step=macro/patchify",
+                   "budget.max_eval_iters=null", "train.batch_size=250", f"data.root={tmp_path / 'odd.npz'}",
+                   f"hydra.run.dir={tmp_path / 'run'}", module="torch.distributed.run", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    rec = load(tmp_path / "run")
+    assert rec.status == "completed" and rec.hardware["world_size"] == world
+    assert all(row.val_images == 1001 for row in rec.history)  # shards add up, none padded or lost
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    # the classic recipe with a x1e12 "decay" after epoch 2 blows the weights up in epoch 2 or 3
+    proc = train_cli(tmp_path, "step=baseline/resnet50", "budget.epochs=null", "train.epochs=3",
+                     "train.decay_milestones=[2]", "train.decay_rate=1e12", check=False)
+    assert proc.returncode != 0
+    rec = load(tmp_path)
+    assert rec.status == "failed" and rec.reason.startswith("NonFiniteLoss")
+    assert f"the last good checkpoint ({tmp_path / 'checkpoint.pt'}, epoch " in proc.stderr
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert 1 <= state["epoch"] < 3 and state["epoch"] == rec.epochs_done
+    assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+
+
+def test_an_unknown_step_or_dataset_lists_the_valid_ones_and_creates_nothing(tmp_path):
+    proc = train_cli(tmp_path / "a", "step=micro/gelux", check=False)
+    assert proc.returncode != 0 and "unknown step 'micro/gelux' (did you mean micro/gelu?)" in proc.stderr
+    assert "micro/gelu, " in proc.stderr and "large_kernel/k7, " in proc.stderr
+    proc = train_cli(tmp_path / "b", "data=cifar1000", check=False)
+    assert proc.returncode != 0 and "unknown data 'cifar1000'" in proc.stderr and "cifar100, " in proc.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_missing_dataset_files_say_where_they_were_looked_for(tmp_path):
+    proc = train_cli(tmp_path, "data=fashion_mnist", f"data.root={tmp_path / 'nowhere'}", check=False)
+    assert proc.returncode != 0
+    assert f"{tmp_path / 'nowhere'}/train-images-idx3-ubyte.gz" in proc.stderr
+    assert not (tmp_path / "metrics.json").exists()  # checked before the run starts: nothing written
+    proc = train_cli(tmp_path / "c", "data=cifar10", f"data.root={tmp_path / 'c10'}", "data.download=false",
+                     check=False)
+    assert proc.returncode != 0 and str(tmp_path / "c10" / "cifar-10-batches-py") in proc.stderr
+    assert "cifar-10-python.tar.gz" in proc.stderr
+
+
+def test_a_corrupt_checkpoint_is_named_and_kept(tmp_path):
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    proc = train_cli(tmp_path, "step=micro/gelu", check=False)
+    assert proc.returncode != 0 and str(tmp_path / "checkpoint.pt") in proc.stderr
+    assert (tmp_path / "checkpoint.pt").read_bytes() == b"not a checkpoint"
+
+
+def test_resuming_with_another_config_is_refused_and_touches_nothing(tmp_path):
+    train_cli(tmp_path, "step=micro/gelu")
+    before = (tmp_path / "metrics.json").read_text(), (tmp_path / "checkpoint.pt").read_bytes()
+    proc = train_cli(tmp_path, "step=micro/gelu", "train.base_lr=0.1", check=False)
+    assert proc.returncode != 0 and "train.base_lr: 0.004 -> 0.1" in proc.stderr
+    assert ((tmp_path / "metrics.json").read_text(), (tmp_path / "checkpoint.pt").read_bytes()) == before
+
+
+def test_wandb_online_without_an_api_key_falls_back_offline_and_training_goes_on(tmp_path):
+    env = clean_env(HOME=str(tmp_path / "home"), WANDB_INIT_TIMEOUT="20")
+    proc = train_cli(tmp_path / "run", "step=micro/gelu", "wandb=online", env=env)
+    assert proc.returncode == 0
+    assert load(tmp_path / "run").status == "completed"
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+
+
+def test_ema_is_off_for_the_roadmap_and_evaluated_beside_the_model_when_on(tmp_path):
+    train_cli(tmp_path / "on", "step=micro/gelu", "train.ema=true", "train.ema_decay=0.5")
+    assert all(0 <= row.val_top1_ema <= 100 for row in load(tmp_path / "on").history)
+    assert torch.load(tmp_path / "on" / "checkpoint.pt", weights_only=False)["ema"] is not None
+    train_cli(tmp_path / "off", "step=micro/gelu")
+    assert load(tmp_path / "off").history[0].val_top1_ema is None
+
+
+def test_the_cuda_switches_train_on_the_cpu_when_asked(tmp_path):
+    """bf16 autocast, channels_last and torch's fused AdamW: off on the CPU unless asked (amp and the fused
+    optimizer default to CUDA only), and when asked each path trains to a completed record with finite numbers."""
+    import math
+
+    import torch
+
+    from roadmap import load_config
+    from roadmap.train.distributed import Context
+    from roadmap.train.lifecycle import train
+    from roadmap.train.trainer import build_trainer
+    tiny = [o for o in FAST if not o.startswith("budget.max_train_iters")] + ["budget.max_train_iters=2",
+                                                                             "step=micro/separate_downsample"]
+    ctx = Context(0, 1, torch.device("cpu"))
+    plain = build_trainer(load_config(None, tiny), ctx, None)
+    assert not isinstance(plain.autocast, torch.autocast) and not plain.optimizer.defaults.get("fused")
+    asked = load_config(None, [*tiny, "system.amp=true", "system.fused_optimizer=true", "system.channels_last=true"])
+    t = build_trainer(asked, ctx, None)
+    assert isinstance(t.autocast, torch.autocast) and t.autocast.fast_dtype == torch.bfloat16
+    assert t.optimizer.defaults.get("fused") is True
+    assert t.model.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x, _ = next(iter(t.train_batches))
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    with t.autocast:
+        assert t.net(x).dtype == torch.bfloat16
+    record = train(asked, tmp_path)
+    assert record.status == "completed" and all(math.isfinite(h.train_loss) for h in record.history)
