@@ -12,6 +12,8 @@ from conftest import ROOT, run_cli
 from roadmap.data.augment import BatchAugment
 from roadmap.data.sources import ArrayDataset
 
+pytestmark = pytest.mark.slow  # the benchmark script end to end, with tiny settings
+
 
 def load_script(name: str):
     spec = importlib.util.spec_from_file_location(name, ROOT / f"scripts/{name}.py")

@@ -52,6 +52,7 @@ def complete(*lines: str) -> list[list[str]]:
     return [[w for w in block.splitlines() if w] for block in proc.stdout.split("--\n")[:-1]]
 
 
+@pytest.mark.slow
 def test_step_tab_offers_every_step_and_each_one_completes_a_sweep_list():
     assert any("/" in s for s in STEP_OPTIONS) and "micro/gelu" in STEP_OPTIONS
     every, one, listed, other = complete("python run.py step=", "python run.py step=micro/g",
@@ -170,6 +171,7 @@ def test_impossible_values_fail_when_loaded_naming_field_value_and_choices(overr
     assert info.type is ValueError
 
 
+@pytest.mark.slow
 def test_inspect_steps_prints_every_step_and_the_erratum():
     run = lambda *a: subprocess.run([sys.executable, str(ROOT / "scripts/inspect_steps.py"), *a],  # noqa: E731
                                     capture_output=True, text=True, check=True).stdout

@@ -76,4 +76,4 @@ def test_every_step_trains_one_iteration_under_the_study_profile(step, tmp_path)
         torch.set_num_threads(threads)
     assert record.status == "completed" and record.params == params
     pred, target = load_predictions(tmp_path / "predictions.npz")
-    assert len(pred) == len(target) == cfg.train.batch_size and np.isin(pred, range(10)).all()
+    assert len(pred) == len(target) == cfg.eval_batch_size and np.isin(pred, range(10)).all()  # one eval batch

@@ -12,6 +12,7 @@ from torch import nn
 
 from roadmap import build_model, load_config, roadmap_steps
 from roadmap.model import Block, LayerNorm2d, copy_weights_from, count_gmacs, count_params, describe, feature_sizes
+from roadmap.model.network import CONV_POINTWISE_POSITIONS, pointwise_as_convs
 
 STEPS = [s.name for s in roadmap_steps()]
 REGIMES = ["r50", "r200"]
@@ -146,12 +147,13 @@ def test_copying_into_a_different_architecture_fails_clearly():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
-@pytest.mark.parametrize("resolution", [32, 224])
 @pytest.mark.parametrize("step", STEPS)
-def test_every_step_trains_forward_and_backward(step, resolution):
+def test_every_step_trains_forward_and_backward(step):
+    """Every parameter of every step's network gets a finite, non-zero gradient (at 32x32; that each network runs at
+    224x224 is shown by counting its GMACs there, test_gmacs_match_the_paper)."""
     torch.manual_seed(0)
     model = build_model(load_config(step, ["model.drop_path=0"])).train()
-    x = torch.randn(2, 3, resolution, resolution)
+    x = torch.randn(2, 3, 32, 32)
     out = model(x)
     assert out.shape == (2, 10) and torch.isfinite(out).all()
     out.logsumexp(1).mean().backward()
@@ -212,11 +214,16 @@ def test_knobs_work_off_the_roadmap_on_resnet50(overrides):
 
 
 @pytest.mark.parametrize("stride", [1, 2, 4])
-@pytest.mark.parametrize("step", STEPS)
-def test_stem_stride_trains_every_step_at_32_with_the_documented_feature_maps(step, stride):
+def test_every_step_has_the_documented_feature_maps_at_each_stem_stride(stride):
+    for step in STEPS:  # the stem reduces 32 by the stride; each later stage halves the map
+        cfg = load_config(step, [f"model.stem_stride={stride}"])
+        assert feature_sizes(cfg.model, 32) == [32 // stride, 32 // stride, 16 // stride, 8 // stride, 4 // stride]
+
+
+@pytest.mark.parametrize("stride", [1, 2, 4])
+@pytest.mark.parametrize("step", ["baseline/resnet50", "micro/separate_downsample"])  # the ResNet and patchify stems
+def test_both_stems_train_at_32_at_each_stride(step, stride):
     cfg = load_config(step, [f"model.stem_stride={stride}", "model.drop_path=0"])
-    # the stem reduces 32 by the stride; each later stage halves the map
-    assert feature_sizes(cfg.model, 32) == [32 // stride, 32 // stride, 16 // stride, 8 // stride, 4 // stride]
     torch.manual_seed(0)
     model = build_model(cfg).train()
     out = model(torch.randn(2, 3, 32, 32))
@@ -283,5 +290,13 @@ def test_the_nhwc_convnext_block_computes_the_conv_formulation(step):
     y = F.conv2d(act(F.conv2d(norm2d(y), fc1.weight[..., None, None], fc1.bias)), fc2.weight[..., None, None], fc2.bias)
     with torch.no_grad():
         assert torch.allclose(block(x), x + block.gamma.view(1, -1, 1, 1) * y, atol=1e-5)
+        # on channels_last maps of many positions the block runs its pointwise layers as 1x1 convs: the same function
+        big = torch.randn(32, dw.in_channels, 9, 9).contiguous(memory_format=torch.channels_last)
+        assert big.shape[0] * 81 >= CONV_POINTWISE_POSITIONS and pointwise_as_convs(big) and not pointwise_as_convs(x)
+        assert torch.allclose(block.convs_branch(big), block.branch(big), atol=1e-5)
+        calls = []
+        block.convs_branch = lambda t: calls.append(t.shape) or Block.convs_branch(block, t)
+        block(big), block(x)
+        assert calls == [big.shape]
     plain = blocks(build_model(load_config(step, ["model.norm_placement=every_conv"])))[1]
     assert not any(isinstance(m, nn.Linear) for m in plain.modules())  # other placements keep 1x1 convs

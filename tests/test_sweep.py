@@ -19,6 +19,8 @@ from roadmap.config.steps import file_fields
 from roadmap.record import RunRecord
 from roadmap.schema import flatten
 
+pytestmark = pytest.mark.slow  # real sweeps of real runs, each job its own process
+
 FULL = "micro/separate_downsample"
 # adopted steps that set fields of their own, read here from the files independently of config/undo.py
 CHAIN = [s.name for s in roadmap_steps() if s.meta.adopted and s.meta.order > 0

@@ -11,6 +11,7 @@ from wandb_log import run_info
 from roadmap.data.sources import SHIPPED
 
 
+@pytest.mark.slow
 def test_a_run_writes_its_record_config_checkpoint_and_offline_wandb(tmp_path):
     proc = train_cli(tmp_path, "step=micro/gelu", "wandb=offline", "seed=3")
     rec = load(tmp_path)
@@ -43,6 +44,7 @@ def test_a_run_writes_its_record_config_checkpoint_and_offline_wandb(tmp_path):
     assert "img_s=" in proc.stderr  # the progress bar
 
 
+@pytest.mark.slow
 def test_the_offline_wandb_run_has_iterations_val_loss_console_artifacts_code_and_its_own_command(tmp_path):
     run = tmp_path / "run"
     train_cli(run, "step=micro/gelu", "wandb=offline", "wandb.log_every=2", "wandb.grad_norm=true",
@@ -68,6 +70,7 @@ def test_the_offline_wandb_run_has_iterations_val_loss_console_artifacts_code_an
     assert "already completed" in again.stderr + again.stdout and load(run) == rec
 
 
+@pytest.mark.slow
 def test_running_the_same_command_again_does_not_train_again(tmp_path):
     train_cli(tmp_path, "step=macro/patchify")
     first = load(tmp_path)
@@ -76,6 +79,7 @@ def test_running_the_same_command_again_does_not_train_again(tmp_path):
     assert load(tmp_path) == first
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("world", [1, 2])
 def test_torchrun_trains_with_ddp_on_cpu(tmp_path, world):
     # 1001 validation images in batches of 250: rank 0 evaluates 3 batches, rank 1 two (BatchNorm buffers)
@@ -91,6 +95,7 @@ def test_torchrun_trains_with_ddp_on_cpu(tmp_path, world):
     assert all(row.val_images == 1001 for row in rec.history)  # shards add up, none padded or lost
 
 
+@pytest.mark.slow
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     # the classic recipe with a x1e12 "decay" after epoch 2 blows the weights up in epoch 2 or 3
     proc = train_cli(tmp_path, "step=baseline/resnet50", "budget.epochs=null", "train.epochs=3",
@@ -104,6 +109,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
 
 
+@pytest.mark.slow
 def test_an_unknown_step_or_dataset_lists_the_valid_ones_and_creates_nothing(tmp_path):
     proc = train_cli(tmp_path / "a", "step=micro/gelux", check=False)
     assert proc.returncode != 0 and "unknown step 'micro/gelux' (did you mean micro/gelu?)" in proc.stderr
@@ -113,6 +119,7 @@ def test_an_unknown_step_or_dataset_lists_the_valid_ones_and_creates_nothing(tmp
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+@pytest.mark.slow
 def test_missing_dataset_files_say_where_they_were_looked_for(tmp_path):
     proc = train_cli(tmp_path, "data=fashion_mnist", f"data.root={tmp_path / 'nowhere'}", check=False)
     assert proc.returncode != 0
@@ -124,6 +131,7 @@ def test_missing_dataset_files_say_where_they_were_looked_for(tmp_path):
     assert "cifar-10-python.tar.gz" in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_corrupt_checkpoint_is_named_and_kept(tmp_path):
     tmp_path.mkdir(exist_ok=True)
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
@@ -132,6 +140,7 @@ def test_a_corrupt_checkpoint_is_named_and_kept(tmp_path):
     assert (tmp_path / "checkpoint.pt").read_bytes() == b"not a checkpoint"
 
 
+@pytest.mark.slow
 def test_resuming_with_another_config_is_refused_and_touches_nothing(tmp_path):
     train_cli(tmp_path, "step=micro/gelu")
     before = (tmp_path / "metrics.json").read_text(), (tmp_path / "checkpoint.pt").read_bytes()
@@ -140,6 +149,7 @@ def test_resuming_with_another_config_is_refused_and_touches_nothing(tmp_path):
     assert ((tmp_path / "metrics.json").read_text(), (tmp_path / "checkpoint.pt").read_bytes()) == before
 
 
+@pytest.mark.slow
 def test_wandb_online_without_an_api_key_falls_back_offline_and_training_goes_on(tmp_path):
     env = clean_env(HOME=str(tmp_path / "home"), WANDB_INIT_TIMEOUT="20")
     proc = train_cli(tmp_path / "run", "step=micro/gelu", "wandb=online", env=env)
@@ -148,6 +158,7 @@ def test_wandb_online_without_an_api_key_falls_back_offline_and_training_goes_on
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
 
 
+@pytest.mark.slow
 def test_ema_is_off_for_the_roadmap_and_evaluated_beside_the_model_when_on(tmp_path):
     train_cli(tmp_path / "on", "step=micro/gelu", "train.ema=true", "train.ema_decay=0.5")
     assert all(0 <= row.val_top1_ema <= 100 for row in load(tmp_path / "on").history)
@@ -183,3 +194,20 @@ def test_the_cuda_switches_train_on_the_cpu_when_asked(tmp_path):
         assert t.net(x).dtype == torch.bfloat16
     record = train(asked, tmp_path)
     assert record.status == "completed" and all(math.isfinite(h.train_loss) for h in record.history)
+
+
+def test_a_completed_record_without_its_checkpoint_is_not_trained_again(tmp_path):
+    """Committed results copied back into a sweep folder (no checkpoints): a relaunch trains only the missing
+    runs. A record whose config.yaml is another config's is not trusted, and that run trains."""
+    from roadmap import load_config
+    from roadmap.train.lifecycle import train
+    tiny = [o for o in FAST if not o.startswith("budget.max_train_iters")] + ["budget.max_train_iters=1",
+                                                                             "budget.max_eval_iters=1"]
+    cfg = load_config("micro/gelu", tiny)
+    first = train(cfg, tmp_path)
+    (tmp_path / "checkpoint.pt").unlink()
+    before = (tmp_path / "metrics.json").read_bytes()
+    assert train(cfg, tmp_path).history == first.history
+    assert (tmp_path / "metrics.json").read_bytes() == before and not (tmp_path / "checkpoint.pt").exists()
+    other = load_config("micro/gelu", [*tiny, "seed=1"])
+    assert train(other, tmp_path).seed == 1 and (tmp_path / "checkpoint.pt").exists()  # trained: not its record

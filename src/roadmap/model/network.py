@@ -37,6 +37,18 @@ class ToChannelsFirst(nn.Module):
         return x.permute(0, 3, 1, 2)
 
 
+# A ConvNeXt block's per-position layers (LayerNorm, two pointwise layers) are the same function whether the
+# pointwise layers run as Linear on NHWC (as timm's convnext_tiny) or as 1x1 convolutions (as timm's convnext_femto).
+# On the CPU, on channels_last maps of at least this many positions (batch x height x width), the convolutions are
+# faster; below it the Linear layers are (measured on this project's 2-core CPU: docs/benchmarks.md).
+CONV_POINTWISE_POSITIONS = 2048
+
+
+def pointwise_as_convs(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and x.shape[0] * x.shape[2] * x.shape[3] >= CONV_POINTWISE_POSITIONS and \
+        x.is_contiguous(memory_format=torch.channels_last)
+
+
 def make_norm(cfg: ModelConfig, channels: int) -> nn.Module:
     return nn.BatchNorm2d(channels) if cfg.norm == Norm.batch else LayerNorm2d(channels)
 
@@ -84,6 +96,7 @@ class Block(nn.Module):
             layers = [layers[0], ToChannelsLast(), nn.LayerNorm(norm.normalized_shape, eps=norm.eps),
                       nn.Linear(pw1.in_channels, pw1.out_channels), act, nn.Linear(pw2.in_channels, pw2.out_channels),
                       ToChannelsFirst()]
+        self.nhwc = len(layers) == 7 and isinstance(layers[1], ToChannelsLast)
         self.gamma = nn.Parameter(torch.full((cout,), cfg.layer_scale)) if cfg.layer_scale > 0 else None
         self.branch = nn.Sequential(*layers)
         if stride != 1 or cin != cout:
@@ -93,8 +106,16 @@ class Block(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.post_act = make_act(cfg) if every_act else nn.Identity()
 
+    def convs_branch(self, x: torch.Tensor) -> torch.Tensor:
+        """The NHWC branch's function with its pointwise layers as 1x1 convolutions on channels_last maps."""
+        dw, _, norm, pw1, act, pw2, _ = self.branch
+        y = dw(x)
+        y = F.layer_norm(y.permute(0, 2, 3, 1), norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+        y = act(F.conv2d(y.permute(0, 3, 1, 2), pw1.weight[:, :, None, None], pw1.bias))
+        return F.conv2d(y, pw2.weight[:, :, None, None], pw2.bias)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.branch(x)
+        y = self.convs_branch(x) if self.nhwc and pointwise_as_convs(x) else self.branch(x)
         if self.gamma is not None:
             y = y * self.gamma.view(1, -1, 1, 1)
         y = self.drop_path(y)
