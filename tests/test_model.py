@@ -12,7 +12,7 @@ from torch import nn
 
 from roadmap import build_model, load_config, roadmap_steps
 from roadmap.model import Block, LayerNorm2d, copy_weights_from, count_gmacs, count_params, describe, feature_sizes
-from roadmap.model.network import CONV_POINTWISE_POSITIONS, pointwise_as_convs
+from roadmap.model.network import CONV_POINTWISE_WORK, pointwise_as_convs
 
 STEPS = [s.name for s in roadmap_steps()]
 REGIMES = ["r50", "r200"]
@@ -291,8 +291,8 @@ def test_the_nhwc_convnext_block_computes_the_conv_formulation(step):
     with torch.no_grad():
         assert torch.allclose(block(x), x + block.gamma.view(1, -1, 1, 1) * y, atol=1e-5)
         # on channels_last maps of many positions the block runs its pointwise layers as 1x1 convs: the same function
-        big = torch.randn(32, dw.in_channels, 9, 9).contiguous(memory_format=torch.channels_last)
-        assert big.shape[0] * 81 >= CONV_POINTWISE_POSITIONS and pointwise_as_convs(big) and not pointwise_as_convs(x)
+        big = torch.randn(64, dw.in_channels, 9, 9).contiguous(memory_format=torch.channels_last)
+        assert big.numel() >= CONV_POINTWISE_WORK and pointwise_as_convs(big) and not pointwise_as_convs(x)
         assert torch.allclose(block.convs_branch(big), block.branch(big), atol=1e-5)
         calls = []
         block.convs_branch = lambda t: calls.append(t.shape) or Block.convs_branch(block, t)

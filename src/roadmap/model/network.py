@@ -39,13 +39,15 @@ class ToChannelsFirst(nn.Module):
 
 # A ConvNeXt block's per-position layers (LayerNorm, two pointwise layers) are the same function whether the
 # pointwise layers run as Linear on NHWC (as timm's convnext_tiny) or as 1x1 convolutions (as timm's convnext_femto).
-# On the CPU, on channels_last maps of at least this many positions (batch x height x width), the convolutions are
-# faster; below it the Linear layers are (measured on this project's 2-core CPU: docs/benchmarks.md).
-CONV_POINTWISE_POSITIONS = 2048
+# On the CPU, on channels_last maps whose positions (batch x height x width) times channels reach this, the
+# convolutions are faster; below it the Linear layers are (measured on this project's 2-core CPU, from 25,000 to
+# 400,000: docs/benchmarks.md).
+CONV_POINTWISE_WORK = 2**17
 
 
 def pointwise_as_convs(x: torch.Tensor) -> bool:
-    return x.device.type == "cpu" and x.shape[0] * x.shape[2] * x.shape[3] >= CONV_POINTWISE_POSITIONS and \
+    b, c, h, w = x.shape
+    return x.device.type == "cpu" and b * c * h * w >= CONV_POINTWISE_WORK and \
         x.is_contiguous(memory_format=torch.channels_last)
 
 
