@@ -60,7 +60,8 @@ def pattern(command: str) -> bool:
 
 def segments(command: str) -> list[list[str]]:
     """The command's parts (split at &&, ; and &: here they run one after another), each as argv, comments
-    dropped; setup parts (venv, pip, activate) and the test suite itself (.ci/run runs it) left out."""
+    dropped; setup parts (venv, pip, activate) and the checks themselves (ruff, pytest: .ci/run runs them) left
+    out."""
     lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
     words, parts = list(lexer), [[]]
@@ -70,7 +71,7 @@ def segments(command: str) -> list[list[str]]:
     for argv in parts:
         while argv and re.fullmatch(r"[A-Z_]+=\S*", argv[0]):
             argv = argv[1:]  # HF_HUB_OFFLINE=1: the tests run with it set
-        if not argv or argv[0] in (".", "source", "pip") or argv[:3] in (["python3", "-m", "venv"],
+        if not argv or argv[0] in (".", "source", "pip", "ruff") or argv[:3] in (["python3", "-m", "venv"],
                                                                         ["python", "-m", "pytest"]):
             continue
         out.append(argv)

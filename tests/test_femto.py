@@ -57,6 +57,7 @@ def test_femto_follows_the_roadmap_widths_and_depths():
     assert len(depths) == 17
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", [s.name for s in roadmap_steps("femto")])
 def test_every_step_trains_one_iteration_under_the_study_profile(step, tmp_path):
     """The profile as the study runs it (full Fashion-MNIST when installed, else the shipped subset), cut to one
