@@ -7,9 +7,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from roadmap import roadmap_steps
+from roadmap.config.steps import file_fields
 from roadmap.record import RunRecord
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# the leave-one-out study's full model, and the adopted steps that set fields of their own (the steps it undoes),
+# read here from the step files independently of config/undo.py
+FULL = "micro/separate_downsample"
+CHAIN = [s.name for s in roadmap_steps() if s.meta.adopted and s.meta.order > 0
+         and {k for k in file_fields(s.path) if not k.startswith("step.")}]
 
 # a real run, made small: a few iterations of a one-block-per-stage network on the shipped dataset
 FAST = ["budget=smoke", "budget.max_train_iters=3", "budget.max_eval_iters=2", "data.num_workers=0",

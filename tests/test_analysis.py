@@ -4,26 +4,14 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, clean_env, run_cli
-from omegaconf import OmegaConf
+from conftest import CHAIN, FULL, ROOT, clean_env, run_cli
 from wandb_log import run_info
 
 from roadmap import roadmap_steps
 from roadmap.analysis.leave_one_out import leave_one_out_rows
 from roadmap.analysis.read import choose_variant, describe_left_out, records_from_dirs
 from roadmap.analysis.roadmap import chart_roadmap
-from roadmap.config.steps import file_fields
 from roadmap.record import RunRecord
-from roadmap.schema import flatten
-
-FULL = "micro/separate_downsample"
-# adopted steps that set fields of their own, read here from the files independently of config/undo.py
-CHAIN = [s.name for s in roadmap_steps() if s.meta.adopted and s.meta.order > 0
-         and {k for k in file_fields(s.path) if not k.startswith("step.")}]
-
-
-def _resolved(cfg) -> dict:
-    return flatten(OmegaConf.to_container(cfg, resolve=True))
 
 STEPS = [s.name for s in roadmap_steps()]
 

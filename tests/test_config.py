@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, clean_env
+from conftest import CHAIN, FULL, ROOT, clean_env
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
@@ -22,15 +22,6 @@ from roadmap.model import describe
 from roadmap.record import RunRecord
 from roadmap.schema import flatten
 from roadmap.train.tracking import run_identity
-
-FULL = "micro/separate_downsample"
-# adopted steps that set fields of their own, read here from the files independently of config/undo.py
-CHAIN = [s.name for s in roadmap_steps() if s.meta.adopted and s.meta.order > 0
-         and {k for k in file_fields(s.path) if not k.startswith("step.")}]
-
-
-def _flat(cfg) -> dict:
-    return flatten(OmegaConf.to_container(cfg, resolve=True))
 
 
 def _resolved(cfg) -> dict:
@@ -137,7 +128,7 @@ def test_a_step_differs_from_its_parent_only_in_the_fields_it_sets(step):
             recipe_keys |= file_fields(r)
     changed = set()  # in some regime: r50's stage-ratio step keeps the width that r200's widens
     for regime in REGIMES:
-        mine, parent = (_flat(compose_dict(s, [f"regime={regime}"])) for s in (step.name, step.parent))
+        mine, parent = (_resolved(compose_dict(s, [f"regime={regime}"])) for s in (step.name, step.parent))
         in_regime = {k for k in mine if mine[k] != parent[k]}
         assert in_regime <= own | recipe_keys, (regime, in_regime - own - recipe_keys)
         changed |= in_regime

@@ -8,27 +8,18 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from conftest import FAST, ROOT, clean_env, last_wins, run_cli, wait_for_epochs
+from conftest import CHAIN, FAST, FULL, ROOT, clean_env, last_wins, run_cli, wait_for_epochs
 from omegaconf import OmegaConf
 from wandb_log import run_info
 
 from roadmap import roadmap_steps
 from roadmap.analysis.read import records_from_dirs, records_from_wandb
 from roadmap.analysis.roadmap import chart_roadmap
-from roadmap.config.steps import file_fields
 from roadmap.record import RunRecord
-from roadmap.schema import flatten
 
 pytestmark = pytest.mark.slow  # real sweeps of real runs, each job its own process
 
-FULL = "micro/separate_downsample"
-# adopted steps that set fields of their own, read here from the files independently of config/undo.py
-CHAIN = [s.name for s in roadmap_steps() if s.meta.adopted and s.meta.order > 0
-         and {k for k in file_fields(s.path) if not k.startswith("step.")}]
 
-
-def _resolved(cfg) -> dict:
-    return flatten(OmegaConf.to_container(cfg, resolve=True))
 
 STEPS = [s.name for s in roadmap_steps()]
 TINY = [*FAST, "budget.epochs=1", "budget.max_train_iters=1", "budget.max_eval_iters=1"]

@@ -12,7 +12,7 @@ from ..config.undo import undoable
 from ..record import RunRecord
 from .chart import draw
 from .read import readable
-from .rows import NO_CHANGE, change_fields, fmt, interval_cells, seed_stats, variant_title, write_csv
+from .rows import NO_CHANGE, change_fields, fmt, interval_cells, md_tail, seed_stats, variant_title, write_csv
 
 COLUMNS = ["undo", "label", "n", "mean", "ci_low", "ci_high", "gmacs", "params", "delta", "delta_low", "delta_high",
            "delta_method", "real", "paper_gain", "failed"]
@@ -73,11 +73,8 @@ def write_tables(rows: list[dict], failed: list[RunRecord], out: Path, title: st
     lines += ["", "Change: undone minus full model, paired by seed where the seeds match (else Welch's interval); "
               "**yes** where the 95% interval excludes zero. Paper gain: the paper's top-1 change when the step was "
               "adopted (ImageNet-1K, forward roadmap), for comparison."]
-    if failed:
-        lines += ["", f"Failed runs ({len(failed)}):"]
-        lines += [f"- {r.undo or 'full model'} seed {r.seed}: {r.reason or r.status} ({r.path})" for r in failed]
-    if notes:
-        lines += ["", "Not in this chart (other variants in the same folders):"] + [f"- {n}" for n in notes]
+    lines += md_tail([f"- {r.undo or 'full model'} seed {r.seed}: {r.reason or r.status} ({r.path})"
+                      for r in failed], notes)
     (out / "leave_one_out.md").write_text("\n".join(lines) + "\n")
 
 

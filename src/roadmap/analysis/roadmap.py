@@ -16,6 +16,7 @@ from .rows import (
     correct_by_seed,
     fmt,
     interval_cells,
+    md_tail,
     mean_of,
     seed_stats,
     variant_title,
@@ -115,11 +116,7 @@ def write_tables(rows: list[dict], failed: list[RunRecord], out: Path, title: st
     missing = [r["step"] for r in rows if r["n"] == 0]
     if missing:
         lines += ["", f"Steps with no completed run: {', '.join(missing)}."]
-    if failed:
-        lines += ["", f"Failed runs ({len(failed)}):"]
-        lines += [f"- {r.step} seed {r.seed}: {r.reason or r.status} ({r.path})" for r in failed]
-    if notes:
-        lines += ["", "Not in this chart (other variants in the same folders):"] + [f"- {n}" for n in notes]
+    lines += md_tail([f"- {r.step} seed {r.seed}: {r.reason or r.status} ({r.path})" for r in failed], notes)
     (out / "roadmap.md").write_text("\n".join(lines) + "\n")
 
 

@@ -105,3 +105,11 @@ def interval_cells(r: dict) -> tuple[str, str, str]:
 
 def variant_title(variant: str) -> str:
     return f", variant {variant}" if variant else ""
+
+
+def md_tail(failed: list[str], notes: list[str]) -> list[str]:
+    """The end of a chart's markdown table: the runs not charted, and what the chart left out."""
+    lines = ["", f"Failed runs ({len(failed)}):", *failed] if failed else []
+    if notes:
+        lines += ["", "Not in this chart (other variants in the same folders):"] + [f"- {n}" for n in notes]
+    return lines
