@@ -308,9 +308,9 @@ def test_a_sweep_over_any_field_gets_a_directory_per_combination_and_counts_ever
     proc = run_cli(ROOT / "run.py", "-m", "step=micro/gelu", "model.kernel_size=3,5", "model.depths=[1,1,1,1]",
                    *fast, f"hydra.sweep.dir={sweep}")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    recs = {p.parent.relative_to(sweep).as_posix(): json.loads(p.read_text()) for p in sweep.rglob("metrics.json")}
-    assert len(recs) == 2 and {r["status"] for r in recs.values()} == {"completed"}
-    kernels = sorted(r["variant"] for r in recs.values())
+    recs = records(sweep)
+    assert len(recs) == 2 and {r.status for r in recs.values()} == {"completed"}
+    kernels = sorted(r.variant for r in recs.values())
     assert [("model.kernel_size=3" in v, "model.kernel_size=5" in v) for v in kernels] == [(True, False),
                                                                                            (False, True)]
     assert "sweep of 2 job(s): 2 completed" in proc.stderr

@@ -13,6 +13,8 @@ import pytest
 import torch
 from conftest import FAST, ROOT, clean_env, load, run_cli, start_cli, train_cli, wait_for_epochs
 
+from roadmap.record import RunRecord
+
 pytestmark = pytest.mark.slow  # runs killed, signalled and resumed, each its own process
 
 TIMING = ("images_per_s", "eval_images_per_s", "epoch_time_s")
@@ -21,9 +23,9 @@ SUMMARY = ("best_top1", "final_top1", "epochs_done", "images_per_s", "wall_time_
 LONG = ["step=micro/separate_downsample", "budget.epochs=4", "budget.max_train_iters=6"]
 
 
-def numbers(rec: dict) -> list[dict]:
+def numbers(rec: RunRecord) -> list[dict]:
     """Every recorded number but the timings."""
-    return [{k: v for k, v in row.items() if k not in TIMING} for row in rec.history]
+    return [{k: v for k, v in row.to_dict().items() if k not in TIMING} for row in rec.history]
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +96,7 @@ def test_sigkill_of_a_sweep_under_the_joblib_launcher_then_relaunch_repeats_the_
                                 stderr=subprocess.DEVNULL, **kw)
 
     def by_seed(d):
-        return {json.loads(p.read_text())["seed"]: json.loads(p.read_text()) for p in d.rglob("metrics.json")}
+        return {rec.seed: rec for rec in map(RunRecord.load, d.rglob("metrics.json"))}
 
     assert launch(tmp_path / "whole").wait(timeout=600) == 0
     reference = by_seed(tmp_path / "whole")
@@ -102,12 +104,12 @@ def test_sigkill_of_a_sweep_under_the_joblib_launcher_then_relaunch_repeats_the_
     proc = launch(killed, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None and not (
-            len(runs := by_seed(killed)) == 2 and all(r["epochs_done"] >= 1 for r in runs.values())):
+            len(runs := by_seed(killed)) == 2 and all(r.epochs_done >= 1 for r in runs.values())):
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     runs = by_seed(killed)
-    assert proc.returncode == -signal.SIGKILL and all(r["status"] == "running" for r in runs.values()), runs
+    assert proc.returncode == -signal.SIGKILL and all(r.status == "running" for r in runs.values()), runs
     assert launch(killed).wait(timeout=600) == 0
     again = by_seed(killed)
     assert all(again[s].status == "completed" and numbers(again[s]) == numbers(reference[s]) for s in (0, 1))
@@ -241,7 +243,7 @@ def test_a_second_process_on_a_run_in_use_stops_at_once_naming_the_holder(tmp_pa
 
 
 def test_deterministic_turns_on_deterministic_algorithms(tmp_path):
-    probe = ("from roadmap.distributed import setup; from roadmap.config import SystemConfig; import torch; "
+    probe = ("from roadmap.train.distributed import setup; from roadmap.schema import SystemConfig; import torch; "
              "setup(SystemConfig(device='cpu', deterministic={})); print(torch.are_deterministic_algorithms_enabled())")
     for flag in (True, False):
         proc = run_cli("-c", probe.format(flag), check=True)
@@ -279,7 +281,7 @@ def test_wandb_online_with_a_wrong_key_falls_back_offline_within_20_s(tmp_path, 
     url = f"http://127.0.0.1:{silent.port}" if silent else "https://api.wandb.invalid"
     env = clean_env(HOME=str(tmp_path / "home"), WANDB_API_KEY="x" * 40, WANDB_BASE_URL=url)
     probe = ("import logging, time, sys; logging.basicConfig(level=logging.INFO); from pathlib import Path; "
-             "from roadmap.tracking import Tracker; from roadmap.config import WandbConfig, WandbMode; "
+             "from roadmap.train.tracking import Tracker; from roadmap.schema import WandbConfig, WandbMode; "
              "t = time.time(); "
              "a = Tracker(WandbConfig(mode=WandbMode.online), Path(sys.argv[1]), 'a', None, {}, None); "
              "first = time.time() - t; t = time.time(); "
