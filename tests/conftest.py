@@ -13,6 +13,10 @@ from roadmap.record import RunRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# one thread per test process, as the subprocesses get (clean_env): the suite runs on every core at once
+# (pytest -n auto), and two processes with two OpenMP threads each on two cores spin against each other
+torch.set_num_threads(1)
+
 # the leave-one-out study's full model, and the adopted steps that set fields of their own (the steps it undoes),
 # read here from the step files independently of config/undo.py
 FULL = "micro/separate_downsample"

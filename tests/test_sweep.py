@@ -352,12 +352,17 @@ def test_the_sweep_summary_counts_jobs_that_never_started_were_killed_or_were_in
         run.mkdir(parents=True)
         (run / "metrics.json").write_text(json.dumps({"status": status}))
         (run / ".lock").write_text("{}")
+    long = f"CorruptCheckpoint: checkpoint {tmp_path}/a/seed2/checkpoint.pt cannot be read." + \
+        " Move it away and rerun." * 10 + "\nsecond line"
     for i, status in enumerate(outcomes):
         (jobs / f"{i}.json").write_text(json.dumps({"num": i, "overrides": [f"seed={i}"], "status": status,
                                                     "run_dir": str(tmp_path / f"a/seed{i}"),
-                                                    "reason": "Boom" if status == "failed" else None}))
+                                                    "reason": long if status == "failed" else None}))
     with pytest.raises(SystemExit) as e:
         summary.on_multirun_end(cfg)
+    # the failed job's reason: its first line, without the run's own directory in its paths, cut at a word
     assert str(e.value) == ("sweep of 6 job(s): 2 completed, 1 failed, 2 interrupted, 1 killed. Not completed: "
-                            "a/seed2: failed (Boom); a/seed3: interrupted; a/seed4: killed; a/seed5: interrupted")
+                            "a/seed2: failed (CorruptCheckpoint: checkpoint checkpoint.pt cannot be read."
+                            + " Move it away and rerun." * 4 + " …); "
+                            "a/seed3: interrupted; a/seed4: killed; a/seed5: interrupted")
     assert not jobs.exists()  # this launch's markers, counted, are gone; another launch's would stay

@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import sys
+import textwrap
 import threading
 import time
 from collections import Counter
@@ -49,6 +50,15 @@ def outcome(job_return: JobReturn) -> dict:
     except Exception as error:  # noqa: BLE001 - any job's failure is counted, never raised here
         return {"status": "failed", "reason": f"{type(error).__name__}: {error}"}
     return value if isinstance(value, dict) else {"status": "failed", "reason": f"returned {value!r}"}
+
+
+def _reason(job: dict, width: int = 160) -> str:
+    """A job's reason on one line: the first line of its message, its run directory left out of the paths in it
+    (the summary names the run already), cut at a word to `width` characters."""
+    text = job["reason"].splitlines()[0]
+    if job.get("run_dir"):
+        text = text.replace(str(job["run_dir"]).rstrip("/") + "/", "")
+    return textwrap.shorten(text, width, placeholder=" …")
 
 
 LAUNCH_ENV = "ROADMAP_SWEEP_LAUNCH"  # this multirun's id, inherited by job processes that a launcher starts
@@ -157,8 +167,7 @@ class SweepSummary(Callback):
         root = Path(config.hydra.sweep.dir)
         where = lambda j: Path(j["run_dir"]).relative_to(root).as_posix() \
             if j.get("run_dir") and Path(j["run_dir"]).is_relative_to(root) else " ".join(j["overrides"])  # noqa: E731
-        names = "; ".join(f"{where(j)}: {j['status']}"
-                          f"{' (' + j['reason'].splitlines()[0][:160] + ')' if j.get('reason') else ''}"
+        names = "; ".join(f"{where(j)}: {j['status']}{' (' + _reason(j) + ')' if j.get('reason') else ''}"
                           for j in bad)
         return f"{line}. Not completed: {names}" if names else line, False
 
