@@ -1,6 +1,8 @@
 """Every command that the README, the docs pages and the scripts' --help texts show is run here in its documented
 form, scaled down by what is appended to it (the last value of a setting wins): a one-block-per-stage network, two
-iterations of one epoch, two steps and two seeds of a sweep, tiny benchmark windows. Nothing else is changed but
+iterations of one epoch, two steps and two seeds of a sweep, two steps where a benchmark names `--steps all`, tiny
+benchmark windows; each page (or --help text) is one test, its commands in order, each distinct one once. Nothing
+else is changed but
 for these substitutions: a dataset that cannot be had offline (cifar100, cifar10, imagenet, the full
 Fashion-MNIST) becomes the shipped one, in the command and in the sweep folder it names (that the documented
 choice composes is checked apart); placeholders (SWEEP_DIR, "$OUT", ENTITY/PROJECT, a.json) get real values. A
@@ -139,7 +141,9 @@ class Runner:
             if "--data-root" in args and args[args.index("--data") + 1] == "fashion_mnist_small":
                 i = args.index("--data-root")  # the documented dataset's own files: not here, and not needed
                 args = args[:i] + args[i + 2:]
-            steps = [] if "--steps" in args else ["--steps", "micro/separate_downsample"]
+            steps = ["--steps", "micro/separate_downsample"]  # the last --steps wins
+            if "--steps" in args:  # the documented steps, but `all` of them becomes two
+                steps = ["--steps", "baseline/resnet50", *steps[1:]] if "all" in args else []
             if "--compile" in args or "compile" in args:  # one compile of one model is what the CPU can afford
                 steps = ["--steps", "micro/separate_downsample"]
                 args = [a for a in args if a != "--reference"]
@@ -229,11 +233,13 @@ def test_the_docs_show_commands_and_each_one_has_a_way_to_run():
 
 
 @pytest.mark.slow
-def test_every_documented_command_runs_in_its_documented_form(tmp_path):
+@pytest.mark.parametrize("page", sorted({w for w, _ in documented()}))
+def test_every_documented_command_runs_in_its_documented_form(tmp_path, page):
+    """Page by page (a sweep, then its chart), so that the pages run side by side (pytest -n)."""
     runner, seen = Runner(tmp_path), set()
     make_sweep_dir(runner.sweep_dir)
     for where, command in documented():
-        if pattern(command):
+        if where != page or pattern(command):
             continue
         for argv in segments(command):
             key = shape(runner.argv(argv)[0])
