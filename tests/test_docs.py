@@ -15,10 +15,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import ROOT, clean_env, run_cli
 
 from roadmap.config.compose import compose_dict
+from roadmap.record import save_predictions
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SCRIPTS = sorted((ROOT / "scripts").glob("*.py"))
@@ -168,6 +170,9 @@ class Runner:
             return
         t0 = time.perf_counter()
         cmd = [str(self.sweep_dir) if a == "SWEEP_DIR" else str(a) for a in cmd]
+        if Path(cmd[1]).name in ("plot_roadmap.py", "collect_results.py") and not cmd[2].startswith("-"):
+            if not (self.cwd / cmd[2]).exists():  # its sweep (or copy) is run on the page that shows it first
+                make_sweep_dir(self.cwd / cmd[2])
         if "MEASURED" in cmd:  # measure_study's output, for the --estimate commands after it
             self.measured.append(str(self.cwd / f"measure{len(self.measured)}.json"))
             cmd[cmd.index("MEASURED")] = self.measured[-1]
@@ -205,12 +210,17 @@ def shape(cmd: list) -> tuple:
 
 
 def make_sweep_dir(d: Path) -> None:
-    """SWEEP_DIR: records of a roadmap (the steps as they are) and of a side sweep (model.kernel_size=5)."""
+    """SWEEP_DIR: records of a roadmap (the steps as they are) and of a side sweep (model.kernel_size=5), each with
+    its config.yaml and predictions.npz (agreeing with its top-1), as a completed run leaves them."""
     for step, variant, top1 in (("baseline/resnet50", "", 70.0), ("macro/stage_ratio", "", 71.0),
                                 ("micro/gelu", "model.kernel_size=5", 60.0)):
         for seed in (0, 1):
             run = d / step / (variant + "/" if variant else "") / f"seed{seed}"
             run.mkdir(parents=True)
+            (run / "config.yaml").write_text(f"step: {step}\nseed: {seed}\n")  # what collect_results.py copies
+            target = np.arange(100) % 10  # 100 images, the first top1 + seed of them right
+            pred = np.where(np.arange(100) < top1 + seed, target, (target + 1) % 10)
+            save_predictions(pred, target, run / "predictions.npz")
             (run / "metrics.json").write_text(json.dumps({
                 "step": step, "seed": seed, "data": "cifar100", "budget": "short", "regime": "r50", "undo": None,
                 "status": "completed", "final_top1": top1 + seed, "best_top1": top1 + seed, "gmacs": 1.0,
@@ -232,17 +242,32 @@ def test_the_docs_show_commands_and_each_one_has_a_way_to_run():
         assert compose_dict("micro/gelu", [f"data={data}"]).data.name == data
 
 
+def key(argv: list[str]) -> tuple:
+    """The shape of what a documented command runs as, before anything has run (no measured files yet)."""
+    return shape(Runner(Path("/nonexistent")).argv(argv)[0])
+
+
+def first_pages() -> dict[tuple, str]:
+    """Each distinct command (its shape) and the page that shows it first: the page that runs it."""
+    first = {}
+    for where, command in documented():
+        if not pattern(command):
+            for argv in segments(command):
+                first.setdefault(key(argv), where)
+    return first
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("page", sorted({w for w, _ in documented()}))
 def test_every_documented_command_runs_in_its_documented_form(tmp_path, page):
-    """Page by page (a sweep, then its chart), so that the pages run side by side (pytest -n)."""
-    runner, seen = Runner(tmp_path), set()
+    """Page by page, in the page's order (a sweep, then its chart), so that the pages run side by side (pytest -n);
+    a command shown on several pages (or for another size) runs once, on the first, and a sweep folder that a chart
+    or a copy on a later page names gets hand-made records (as SWEEP_DIR)."""
+    runner, first = Runner(tmp_path), first_pages()
     make_sweep_dir(runner.sweep_dir)
     for where, command in documented():
         if where != page or pattern(command):
             continue
         for argv in segments(command):
-            key = shape(runner.argv(argv)[0])
-            if key not in seen:  # the same run, documented twice, or for another size: once
-                seen.add(key)
+            if first[key(argv)] == page:
                 runner.run(where, argv)

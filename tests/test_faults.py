@@ -143,6 +143,7 @@ def test_at_least_40_cases():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("faults")  # the commands run once, in one process (pytest -n --dist loadgroup)
 @pytest.mark.parametrize("case", PROCESS_CASES, ids=[c[0] for c in PROCESS_CASES])
 def test_a_bad_input_or_fault_fails_in_one_line_naming_the_setting_and_changes_nothing(outcomes, case):
     name, overrides, expected, where = case

@@ -241,7 +241,7 @@ def test_a_signal_to_a_sweep_still_prints_its_line(tmp_path, launcher):
     import sys
     sweep = tmp_path / "s"
     cmd = [sys.executable, *last_wins([ROOT / "run.py", "-m", "step=micro/gelu", "seed=0,1", *SWEEP_FAST,
-                                       "budget.epochs=3", "budget.max_train_iters=60", f"hydra.sweep.dir={sweep}"])]
+                                       "budget.epochs=3", "budget.max_train_iters=20", f"hydra.sweep.dir={sweep}"])]
     if launcher == "joblib":
         cmd += ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,

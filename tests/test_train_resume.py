@@ -39,7 +39,8 @@ def uninterrupted(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("pipeline,workers", [("workers", 0), ("workers", 2), ("workers", 4), ("device", 0)])
+@pytest.mark.xdist_group("uninterrupted")  # one process makes the reference runs once (pytest -n --dist loadgroup)
+@pytest.mark.parametrize("pipeline,workers", [("workers", 0), ("workers", 3), ("device", 0)])
 def test_sigkill_anywhere_then_resume_repeats_the_uninterrupted_numbers_whatever_the_workers(
         tmp_path, uninterrupted, pipeline, workers):
     rng = random.Random(workers + 7 * (pipeline == "device"))
@@ -116,6 +117,7 @@ def test_sigkill_of_a_sweep_under_the_joblib_launcher_then_relaunch_repeats_the_
     assert numbers(reference[0]) != numbers(reference[1])
 
 
+@pytest.mark.xdist_group("uninterrupted")
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_is_recorded_as_interrupted_in_one_line_and_the_run_resumes(tmp_path, uninterrupted, sig, code):
     # to the whole process group, loader workers included, as Ctrl-C in a terminal and SLURM's scancel do
