@@ -73,6 +73,7 @@ def failing_sweep(tmp_path_factory):
     return SimpleNamespace(dir=d, first=first, second=second, before=before, mtimes=mtimes)
 
 
+@pytest.mark.xdist_group("failing_sweep")  # the sweep made once (pytest -n, --dist loadgroup)
 def test_a_failed_run_is_recorded_the_sweep_goes_on_and_ends_non_zero_with_a_summary(failing_sweep):
     proc, recs = failing_sweep.first, by_run(failing_sweep.before)
     assert proc.returncode != 0
@@ -87,6 +88,7 @@ def test_a_failed_run_is_recorded_the_sweep_goes_on_and_ends_non_zero_with_a_sum
     assert "/seed1: failed" in summary and "gelu" not in summary
 
 
+@pytest.mark.xdist_group("failing_sweep")  # the sweep made once (pytest -n, --dist loadgroup)
 def test_a_relaunched_sweep_skips_completed_runs_and_retries_failed_ones(failing_sweep):
     proc, d = failing_sweep.second, failing_sweep.dir
     assert proc.returncode != 0
@@ -100,6 +102,7 @@ def test_a_relaunched_sweep_skips_completed_runs_and_retries_failed_ones(failing
             assert rel.startswith("baseline/resnet50") and path.stat().st_mtime_ns > mtime
 
 
+@pytest.mark.xdist_group("failing_sweep")  # the sweep made once (pytest -n, --dist loadgroup)
 def test_the_chart_and_tables_from_a_real_sweep_match_its_records(failing_sweep, tmp_path):
     proc = run_cli(ROOT / "scripts/plot_roadmap.py", failing_sweep.dir, "--out", tmp_path, check=True)
     assert "6 completed runs over 3 of 17 steps, 2 failed" in proc.stdout

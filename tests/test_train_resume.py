@@ -178,6 +178,7 @@ def _copy(src, dst):
     return dst
 
 
+@pytest.mark.xdist_group("completed")  # the completed run made once (pytest -n, --dist loadgroup)
 @pytest.mark.parametrize("damage", ["truncated", "missing", "stale", "not_json", "a_list"])
 def test_a_record_that_disagrees_with_the_checkpoint_is_rebuilt_from_it(tmp_path, completed, damage):
     run = _copy(completed, tmp_path / "run")
