@@ -2,12 +2,12 @@
 form, scaled down by what is appended to it (the last value of a setting wins): a one-block-per-stage network, two
 iterations of one epoch, two steps and two seeds of a sweep, two steps where a benchmark names `--steps all`, tiny
 benchmark windows; each page (or --help text) is one test, its commands in order, each distinct one once. Nothing
-else is changed but
-for these substitutions: a dataset that cannot be had offline (cifar100, cifar10, imagenet, the full
+else is changed but for these substitutions: a dataset that cannot be had offline (cifar100, cifar10, imagenet, the full
 Fashion-MNIST) becomes the shipped one, in the command and in the sweep folder it names (that the documented
 choice composes is checked apart); placeholders (SWEEP_DIR, "$OUT", ENTITY/PROJECT, a.json) get real values. A
 command this file cannot run fails the test, so no documented command can drift from what works."""
 import ast
+import functools
 import json
 import re
 import shlex
@@ -143,9 +143,12 @@ class Runner:
             if "--data-root" in args and args[args.index("--data") + 1] == "fashion_mnist_small":
                 i = args.index("--data-root")  # the documented dataset's own files: not here, and not needed
                 args = args[:i] + args[i + 2:]
-            steps = ["--steps", "micro/separate_downsample"]  # the last --steps wins
-            if "--steps" in args:  # the documented steps, but `all` of them becomes two
-                steps = ["--steps", "baseline/resnet50", *steps[1:]] if "all" in args else []
+            if "--steps" not in args:
+                steps = ["--steps", "micro/separate_downsample"]
+            elif "all" in args:  # every step becomes two (the last --steps wins)
+                steps = ["--steps", "baseline/resnet50", "micro/separate_downsample"]
+            else:
+                steps = []
             if "--compile" in args or "compile" in args:  # one compile of one model is what the CPU can afford
                 steps = ["--steps", "micro/separate_downsample"]
                 args = [a for a in args if a != "--reference"]
@@ -247,6 +250,7 @@ def key(argv: list[str]) -> tuple:
     return shape(Runner(Path("/nonexistent")).argv(argv)[0])
 
 
+@functools.cache
 def first_pages() -> dict[tuple, str]:
     """Each distinct command (its shape) and the page that shows it first: the page that runs it."""
     first = {}

@@ -19,8 +19,6 @@ from roadmap.record import RunRecord
 
 pytestmark = pytest.mark.slow  # real sweeps of real runs, each job its own process
 
-
-
 STEPS = [s.name for s in roadmap_steps()]
 TINY = [*FAST, "budget.epochs=1", "budget.max_train_iters=1", "budget.max_eval_iters=1"]
 # the classic recipe's multistep schedule multiplies its rate by 1e12 after epoch 1: baseline/resnet50 fails
