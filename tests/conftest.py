@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -82,6 +83,25 @@ def wait_for_epochs(run_dir, epochs: int, proc: subprocess.Popen, timeout: float
             raise AssertionError(f"the run ended ({proc.returncode}) before epoch {epochs} was done")
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for epoch {epochs}")
+
+
+def kill_inside(run_dir, overrides, epoch: int, delay: float, epochs: int, tries: int = 3) -> Path:
+    """Starts a run with these overrides and kills it with SIGKILL `delay` seconds after `epoch` epochs are done;
+    where the kill came too late (the run had done all its `epochs`, or had ended), tries again in a fresh
+    directory with a quarter of the delay, since an epoch of a few iterations can be far shorter than the one the
+    delay was measured on. Returns the run directory of the kill that landed inside the run."""
+    run_dir = Path(run_dir)
+    for i in range(tries):
+        d = run_dir if i == 0 else run_dir.with_name(f"{run_dir.name}-try{i}")
+        proc = start_cli(d, *overrides)
+        wait_for_epochs(d, epoch, proc)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if proc.returncode == -signal.SIGKILL and load(d).epochs_done < epochs:
+            return d
+        delay /= 4
+    raise AssertionError(f"{tries} runs all ended before they could be killed (epoch {epoch}, last delay {delay} s)")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -267,11 +267,12 @@ def test_every_documented_command_runs_in_its_documented_form(tmp_path, page):
     """Page by page, in the page's order (a sweep, then its chart), so that the pages run side by side (pytest -n);
     a command shown on several pages (or for another size) runs once, on the first, and a sweep folder that a chart
     or a copy on a later page names gets hand-made records (as SWEEP_DIR)."""
-    runner, first = Runner(tmp_path), first_pages()
+    runner, first, ran = Runner(tmp_path), first_pages(), set()
     make_sweep_dir(runner.sweep_dir)
     for where, command in documented():
         if where != page or pattern(command):
             continue
         for argv in segments(command):
-            if first[key(argv)] == page:
+            if first[key(argv)] == page and key(argv) not in ran:
+                ran.add(key(argv))
                 runner.run(where, argv)

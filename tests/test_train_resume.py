@@ -11,7 +11,7 @@ import time
 
 import pytest
 import torch
-from conftest import FAST, ROOT, clean_env, load, run_cli, start_cli, train_cli, wait_for_epochs
+from conftest import FAST, ROOT, clean_env, kill_inside, load, run_cli, start_cli, train_cli, wait_for_epochs
 
 from roadmap.record import RunRecord
 
@@ -48,13 +48,8 @@ def test_sigkill_anywhere_then_resume_repeats_the_uninterrupted_numbers_whatever
     # inside the run however fast the machine is (a fixed delay outlived the last epoch on a quiet machine)
     epoch, fraction = rng.randrange(4), rng.uniform(0.0, 0.6)
     delay = fraction * uninterrupted[pipeline].history[epoch].epoch_time_s
-    run = tmp_path / "run"
-    proc = start_cli(run, *LONG, f"data.num_workers={workers}", f"data.pipeline={pipeline}")
-    wait_for_epochs(run, epoch, proc)
-    time.sleep(delay)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, f"the run ended before it could be killed (epoch {epoch})"
+    run = kill_inside(tmp_path / "run", [*LONG, f"data.num_workers={workers}", f"data.pipeline={pipeline}"],
+                      epoch, delay, epochs=4)
     assert load(run).status == "running" and load(run).epochs_done < 4
     train_cli(run, *LONG, f"data.num_workers={workers}", f"data.pipeline={pipeline}")
     resumed = load(run)
@@ -71,12 +66,8 @@ def test_sigkill_then_resume_repeats_the_uninterrupted_numbers_with_torch_compil
     compiled = [*LONG, "budget.epochs=3", "data.pipeline=device", "system.compile=true"]
     train_cli(whole, *compiled)
     reference = load(whole)
-    proc = start_cli(run, *compiled)
-    wait_for_epochs(run, 1, proc)
-    time.sleep(0.3 * reference.history[1].epoch_time_s)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL and load(run).epochs_done < 3
+    run = kill_inside(run, compiled, 1, 0.3 * reference.history[1].epoch_time_s, epochs=3)
+    assert load(run).status == "running"
     train_cli(run, *compiled)
     assert load(run).status == "completed" and numbers(load(run)) == numbers(reference)
 
