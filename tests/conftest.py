@@ -53,6 +53,42 @@ def run_cli(*args, cwd=ROOT, env=None, timeout=600, check=False, module=None, **
     return proc
 
 
+def run_script(script, *args, cwd=ROOT, env=None) -> subprocess.CompletedProcess:
+    """`python script args` run in this process, as Python would run it (runpy, as __main__, with its argv, working
+    directory and environment; the exit status and output returned as from subprocess.run), for the scripts whose
+    start-up (importing torch, torchvision, timm: about 3.5 s here) costs more than their work. run.py stays a
+    process: Hydra configures logging and signals for the whole process."""
+    import contextlib
+    import io
+    import runpy
+    import traceback
+    argv = [str(script), *map(str, args)]
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    saved = sys.argv, os.getcwd(), dict(os.environ), torch.get_num_threads()
+    try:
+        sys.argv = argv
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env or clean_env())
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                runpy.run_path(argv[0], run_name="__main__")
+            except SystemExit as e:  # sys.exit("error: ..."): the message on stderr and status 1, as Python does
+                code = e.code if isinstance(e.code, int) or e.code is None else 1
+                if not isinstance(e.code, int) and e.code is not None:
+                    print(e.code, file=sys.stderr)
+            except Exception:
+                traceback.print_exc()
+                code = 1
+    finally:
+        sys.argv = saved[0]
+        os.chdir(saved[1])
+        os.environ.clear()
+        os.environ.update(saved[2])
+        torch.set_num_threads(saved[3])  # a script's --threads stays in the script
+    return subprocess.CompletedProcess([sys.executable, *argv], code or 0, out.getvalue(), err.getvalue())
+
+
 def train_cli(run_dir, *overrides, check=True, **kw) -> subprocess.CompletedProcess:
     return run_cli(ROOT / "run.py", *FAST, *overrides, f"hydra.run.dir={run_dir}", check=check, **kw)
 

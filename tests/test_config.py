@@ -3,10 +3,9 @@ checking a config, undoing a step (the leave-one-out study), run-directory names
 import json
 import shlex
 import subprocess
-import sys
 
 import pytest
-from conftest import CHAIN, FULL, ROOT, clean_env
+from conftest import CHAIN, FULL, ROOT, clean_env, run_script
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
@@ -164,8 +163,10 @@ def test_impossible_values_fail_when_loaded_naming_field_value_and_choices(overr
 
 @pytest.mark.slow
 def test_inspect_steps_prints_every_step_and_the_erratum():
-    run = lambda *a: subprocess.run([sys.executable, str(ROOT / "scripts/inspect_steps.py"), *a],  # noqa: E731
-                                    capture_output=True, text=True, check=True).stdout
+    def run(*args):
+        proc = run_script(ROOT / "scripts/inspect_steps.py", *args)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
     table = run()
     assert [line.split("|")[1].strip() for line in table.splitlines()[3:]] == STEPS
     assert "erratum" in table

@@ -5,7 +5,9 @@ benchmark windows; each page (or --help text) is one test, its commands in order
 else is changed but for these substitutions: a dataset that cannot be had offline (cifar100, cifar10, imagenet, the full
 Fashion-MNIST) becomes the shipped one, in the command and in the sweep folder it names (that the documented
 choice composes is checked apart); placeholders (SWEEP_DIR, "$OUT", ENTITY/PROJECT, a.json) get real values. A
-command this file cannot run fails the test, so no documented command can drift from what works."""
+command this file cannot run fails the test, so no documented command can drift from what works. The scripts run in
+the test's process, as Python runs them (conftest.run_script: __main__, their argv, folder and environment), sparing
+the start-up that costs more than their scaled work; run.py and torchrun run as processes."""
 import ast
 import functools
 import json
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, clean_env, run_cli
+from conftest import ROOT, clean_env, run_cli, run_script
 
 from roadmap.config.compose import compose_dict
 from roadmap.record import save_predictions
@@ -179,8 +181,11 @@ class Runner:
         if "MEASURED" in cmd:  # measure_study's output, for the --estimate commands after it
             self.measured.append(str(self.cwd / f"measure{len(self.measured)}.json"))
             cmd[cmd.index("MEASURED")] = self.measured[-1]
-        proc = run_cli(*cmd[1:], cwd=self.cwd, env=clean_env(WANDB_MODE="offline", HOME=str(self.cwd / "home")),
-                       timeout=900) if cmd[0] == sys.executable else None
+        env = clean_env(WANDB_MODE="offline", HOME=str(self.cwd / "home"))
+        if cmd[0] == sys.executable and Path(cmd[1]).parent == ROOT / "scripts":  # a script: in this process
+            proc = run_script(*cmd[1:], cwd=self.cwd, env=env)
+        else:  # run.py and torchrun: each a process, as documented
+            proc = run_cli(*cmd[1:], cwd=self.cwd, env=env, timeout=900) if cmd[0] == sys.executable else None
         if proc is None:
             import subprocess
             proc = subprocess.run(cmd, cwd=self.cwd, env=clean_env(), capture_output=True, text=True, timeout=900)
