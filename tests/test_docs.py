@@ -1,13 +1,13 @@
-"""Every command that the README, the docs pages and the scripts' --help texts show is run here in its documented
-form, scaled down by what is appended to it (the last value of a setting wins): a one-block-per-stage network, two
-iterations of one epoch, two steps and two seeds of a sweep, two steps where a benchmark names `--steps all`, tiny
-benchmark windows; each page (or --help text) is one test, its commands in order, each distinct one once. Nothing
+"""Every command that the README, the docs pages and the scripts' --help texts show is run here in its documented form,
+scaled down by what is appended to it (the last value of a setting wins): a one-block-per-stage network a quarter as
+wide, two iterations of one epoch, two steps and two seeds of a sweep, two steps where a benchmark names `--steps all`,
+tiny benchmark windows; each page (or --help text) is one test, its commands in order, each distinct one once. Nothing
 else is changed but for these substitutions: a dataset that cannot be had offline (cifar100, cifar10, imagenet, the full
-Fashion-MNIST) becomes the shipped one, in the command and in the sweep folder it names (that the documented
-choice composes is checked apart); placeholders (SWEEP_DIR, "$OUT", ENTITY/PROJECT, a.json) get real values. A
-command this file cannot run fails the test, so no documented command can drift from what works. The scripts run in
-the test's process, as Python runs them (conftest.run_script: __main__, their argv, folder and environment), sparing
-the start-up that costs more than their scaled work; run.py and torchrun run as processes."""
+Fashion-MNIST) becomes the shipped one, in the command and in the sweep folder it names (that the documented choice
+composes is checked apart); placeholders (SWEEP_DIR, "$OUT", ENTITY/PROJECT, a.json) get real values. A command this
+file cannot run fails the test, so no documented command can drift from what works. The scripts run in the test's
+process, as Python runs them (conftest.run_script: __main__, their argv, folder and environment), sparing the start-up
+that costs more than their scaled work; run.py and torchrun run as processes."""
 import ast
 import functools
 import json
@@ -30,7 +30,7 @@ PROGRAMS = ("python ", "torchrun ", "bash ", "HF_HUB_OFFLINE=1 ")
 OFFLINE = {"cifar100": "fashion_mnist_small", "cifar10": "fashion_mnist_small", "imagenet": "fashion_mnist_small",
            "fashion_mnist": "fashion_mnist_small"}
 TINY = ["budget.epochs=1", "budget.max_train_iters=2", "budget.max_eval_iters=1", "data.num_workers=0",
-        "train.batch_size=16", "model.depths=[1,1,1,1]", "wandb=disabled"]
+        "train.batch_size=16", "model.depths=[1,1,1,1]", "model.base_width=16", "wandb=disabled"]
 GPU_CHECK_TEST = (ROOT / "tests/test_gpu_check.py").read_text()
 BENCH_TINY = ["--resolution", "32", "--batch-size", "2", "--warmup", "1", "--windows", "1", "--iters", "1",
               "--workers", "1"]
@@ -163,7 +163,7 @@ class Runner:
                 rest = [a for a in args[i + 1:] if not a.endswith(".json")]
                 return [sys.executable, ROOT / script, *args[:i], "--estimate",
                         *(self.measured * len(files))[:len(files)], *rest], env_expect
-            return [sys.executable, ROOT / script, *args, *TINY[4:6], "--steps", "baseline/resnet50", "--iters", "1",
+            return [sys.executable, ROOT / script, *args, *TINY[4:7], "--steps", "baseline/resnet50", "--iters", "1",
                     "--warmup", "1", "--eval-batches", "1", "--out", "MEASURED"], env_expect
         if script in ("scripts/collect_results.py", "scripts/inspect_steps.py"):
             return [sys.executable, ROOT / script, *args], env_expect
