@@ -16,7 +16,8 @@ def test_a_run_writes_its_record_config_checkpoint_and_offline_wandb(tmp_path):
     proc = train_cli(tmp_path, "step=micro/gelu", "wandb=offline", "seed=3")
     rec = load(tmp_path)
     assert rec.status == "completed" and rec.reason is None and rec.signal is None
-    assert rec.variant == "budget.max_train_iters=3,budget.max_eval_iters=2,train.batch_size=16,model.depths=[1,1,1,1]"
+    assert rec.variant == ("budget.max_train_iters=3,budget.max_eval_iters=2,train.batch_size=16,model.depths=[1,1,1,1],"
+                           "model.base_width=16")  # the overrides that change what is trained, not where or how fast
     assert (rec.step, rec.seed, rec.epochs, rec.epochs_done) == ("micro/gelu", 3, 2, 2)
     for row in rec.history:
         assert 0 <= row.val_top1 <= row.val_top5 <= 100 and row.images_per_s > 0 and row.train_loss > 0
