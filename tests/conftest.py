@@ -74,10 +74,12 @@ def run_script(script, *args, cwd=ROOT, env=None) -> subprocess.CompletedProcess
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 runpy.run_path(argv[0], run_name="__main__")
-            except SystemExit as e:  # sys.exit("error: ..."): the message on stderr and status 1, as Python does
-                code = e.code if isinstance(e.code, int) or e.code is None else 1
-                if not isinstance(e.code, int) and e.code is not None:
+            except SystemExit as e:
+                if e.code is None or isinstance(e.code, int):
+                    code = e.code or 0
+                else:  # sys.exit("error: ..."): the message on stderr and status 1, as Python does
                     print(e.code, file=sys.stderr)
+                    code = 1
             except Exception:
                 traceback.print_exc()
                 code = 1
@@ -87,7 +89,7 @@ def run_script(script, *args, cwd=ROOT, env=None) -> subprocess.CompletedProcess
         os.environ.clear()
         os.environ.update(saved[2])
         torch.set_num_threads(saved[3])  # a script's --threads stays in the script
-    return subprocess.CompletedProcess([sys.executable, *argv], code or 0, out.getvalue(), err.getvalue())
+    return subprocess.CompletedProcess([sys.executable, *argv], code, out.getvalue(), err.getvalue())
 
 
 def train_cli(run_dir, *overrides, check=True, **kw) -> subprocess.CompletedProcess:
@@ -127,18 +129,17 @@ def kill_inside(run_dir, overrides, epoch: int, delay: float, epochs: int, tries
     where the kill came too late (the run had done all its `epochs`, or had ended), tries again in a fresh
     directory with a quarter of the delay, since an epoch of a few iterations can be far shorter than the one the
     delay was measured on. Returns the run directory of the kill that landed inside the run."""
-    run_dir = Path(run_dir)
-    for i in range(tries):
+    run_dir, delays = Path(run_dir), [delay / 4**i for i in range(tries)]
+    for i, wait in enumerate(delays):
         d = run_dir if i == 0 else run_dir.with_name(f"{run_dir.name}-try{i}")
         proc = start_cli(d, *overrides)
         wait_for_epochs(d, epoch, proc)
-        time.sleep(delay)
+        time.sleep(wait)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         if proc.returncode == -signal.SIGKILL and load(d).epochs_done < epochs:
             return d
-        delay /= 4
-    raise AssertionError(f"{tries} runs all ended before they could be killed (epoch {epoch}, last delay {delay} s)")
+    raise AssertionError(f"{tries} runs all ended before they could be killed (epoch {epoch}, delays {delays} s)")
 
 
 def pytest_collection_modifyitems(config, items):
