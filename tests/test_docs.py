@@ -182,13 +182,10 @@ class Runner:
             self.measured.append(str(self.cwd / f"measure{len(self.measured)}.json"))
             cmd[cmd.index("MEASURED")] = self.measured[-1]
         env = clean_env(WANDB_MODE="offline", HOME=str(self.cwd / "home"))
-        if cmd[0] == sys.executable and Path(cmd[1]).parent == ROOT / "scripts":  # a script: in this process
+        if Path(cmd[1]).parent == ROOT / "scripts":  # a script: in this process
             proc = run_script(*cmd[1:], cwd=self.cwd, env=env)
-        else:  # run.py and torchrun: each a process, as documented
-            proc = run_cli(*cmd[1:], cwd=self.cwd, env=env, timeout=900) if cmd[0] == sys.executable else None
-        if proc is None:
-            import subprocess
-            proc = subprocess.run(cmd, cwd=self.cwd, env=clean_env(), capture_output=True, text=True, timeout=900)
+        else:  # run.py and torchrun (python -m torch.distributed.run): each a process, as documented
+            proc = run_cli(*cmd[1:], cwd=self.cwd, env=env, timeout=900)
         assert proc.returncode == expect["rc"], \
             f"{where}: {shlex.join(argv)}\nran as {shlex.join(cmd)}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
         if "stderr" in expect:
@@ -278,6 +275,7 @@ def test_every_documented_command_runs_in_its_documented_form(tmp_path, page):
         if where != page or pattern(command):
             continue
         for argv in segments(command):
-            if first[key(argv)] == page and key(argv) not in ran:
-                ran.add(key(argv))
+            shown = key(argv)
+            if first[shown] == page and shown not in ran:
+                ran.add(shown)
                 runner.run(where, argv)

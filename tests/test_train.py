@@ -81,9 +81,10 @@ def test_running_the_same_command_again_does_not_train_again(tmp_path):
 
 
 @pytest.mark.slow
-def test_torchrun_trains_with_ddp_on_cpu(tmp_path, world=2):
+def test_torchrun_trains_with_ddp_on_cpu(tmp_path):
     # 1001 validation images in batches of 250: rank 0 evaluates 3 batches, rank 1 two (BatchNorm buffers);
     # two processes, since one (world 1) takes the same path with nothing to shard
+    world = 2
     d = dict(np.load(SHIPPED))
     d["x_val"], d["y_val"] = np.concatenate([d["x_val"], d["x_val"][:1]]), np.concatenate([d["y_val"], d["y_val"][:1]])
     np.savez(tmp_path / "odd.npz", **d)
