@@ -278,30 +278,42 @@ def test_convnext_xlarge_by_override_has_timms_parameter_count():
     assert describe(cfg.model, 224)[0] == count_params(reference) == 350_196_968
 
 
-@pytest.mark.parametrize("step", ["micro/layer_norm", "micro/separate_downsample"])
-def test_the_nhwc_convnext_block_computes_the_conv_formulation(step):
-    """ConvNeXt-style blocks run LayerNorm and Linear on NHWC; the same weights as LayerNorm2d and 1x1 convs on NCHW."""
+@pytest.mark.parametrize("step, scale", [("micro/layer_norm", 0.0), ("micro/separate_downsample", 0.5)])
+def test_the_nhwc_convnext_block_computes_the_conv_formulation(step, scale, monkeypatch):
+    """ConvNeXt-style blocks run LayerNorm and Linear on NHWC (1x1 convs on large channels_last CPU maps), with the
+    layer scale folded into the last pointwise layer: the same function and gradients as the official formulation,
+    gamma * (1x1 conv(GELU(1x1 conv(LayerNorm2d(dwconv(x)))))) + x, with the same weights."""
     torch.manual_seed(0)
     blocks = lambda m: [b for b in m.stages[1] if isinstance(b, Block)]  # noqa: E731
-    block = blocks(build_model(load_config(step, ["model.layer_scale=0.5"])))[1].eval()
+    block = blocks(build_model(load_config(step, [f"model.layer_scale={scale}"])))[1].eval()
     dw, _, ln, fc1, act, fc2, _ = block.branch
-    assert isinstance(fc1, nn.Linear) and isinstance(ln, nn.LayerNorm)
-    for p in ln.parameters():
+    assert isinstance(fc1, nn.Linear) and isinstance(ln, nn.LayerNorm) and (block.gamma is None) == (scale == 0)
+    for p in block.parameters():
         p.data.uniform_(0.5, 1.5)
-    x = torch.randn(2, dw.in_channels, 9, 9)
-    norm2d = LayerNorm2d(ln.normalized_shape[0])
-    norm2d.load_state_dict(ln.state_dict())
-    y = dw(x)
-    y = F.conv2d(act(F.conv2d(norm2d(y), fc1.weight[..., None, None], fc1.bias)), fc2.weight[..., None, None], fc2.bias)
-    with torch.no_grad():
-        assert torch.allclose(block(x), x + block.gamma.view(1, -1, 1, 1) * y, atol=1e-5)
-        # on channels_last maps of many positions the block runs its pointwise layers as 1x1 convs: the same function
-        big = torch.randn(64, dw.in_channels, 9, 9).contiguous(memory_format=torch.channels_last)
-        assert big.numel() >= CONV_POINTWISE_WORK and pointwise_as_convs(big) and not pointwise_as_convs(x)
-        assert torch.allclose(block.convs_branch(big), block.branch(big), atol=1e-5)
-        calls = []
-        block.convs_branch = lambda t: calls.append(t.shape) or Block.convs_branch(block, t)
-        block(big), block(x)
-        assert calls == [big.shape]
+
+    def reference(x):
+        y = F.layer_norm(dw(x).permute(0, 2, 3, 1), ln.normalized_shape, ln.weight, ln.bias, ln.eps)
+        y = F.conv2d(act(F.conv2d(y.permute(0, 3, 1, 2), fc1.weight[..., None, None], fc1.bias)),
+                     fc2.weight[..., None, None], fc2.bias)
+        return x + (y if block.gamma is None else block.gamma.view(1, -1, 1, 1) * y)
+
+    convs = []
+    conv2d = F.conv2d
+    monkeypatch.setattr(F, "conv2d", lambda *a, **k: convs.append(1) or conv2d(*a, **k))
+    small = torch.randn(2, dw.in_channels, 9, 9)
+    big = torch.randn(64, dw.in_channels, 9, 9).contiguous(memory_format=torch.channels_last)
+    assert big.numel() >= CONV_POINTWISE_WORK and pointwise_as_convs(big) and not pointwise_as_convs(small)
+    for x, pointwise_convs in ((small, 0), (big, 2)):
+        g = torch.randn_like(x)
+        x.requires_grad_(True)
+        params = [x, *block.parameters()]
+        convs.clear()
+        ours = torch.autograd.grad((block(x) * g).sum(), params)
+        assert len(convs) == 1 + pointwise_convs  # the depthwise conv, and the pointwise layers as convs or not
+        theirs = torch.autograd.grad((reference(x) * g).sum(), params)
+        for name, a, b in zip(["input", *(n for n, _ in block.named_parameters())], ours, theirs):
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item()), name
+        with torch.no_grad():
+            assert torch.allclose(block(x), reference(x), rtol=1e-5, atol=1e-4)
     plain = blocks(build_model(load_config(step, ["model.norm_placement=every_conv"])))[1]
     assert not any(isinstance(m, nn.Linear) for m in plain.modules())  # other placements keep 1x1 convs

@@ -108,18 +108,30 @@ class Block(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.post_act = make_act(cfg) if every_act else nn.Identity()
 
-    def convs_branch(self, x: torch.Tensor) -> torch.Tensor:
-        """The NHWC branch's function with its pointwise layers as 1x1 convolutions on channels_last maps."""
+    def nhwc_branch(self, x: torch.Tensor) -> torch.Tensor:
+        """The ConvNeXt branch with the layer scale folded into the last pointwise layer: gamma * (W y + b) as
+        (gamma W) y + gamma b, the same function and gradients, without two passes over the block's output (a
+        multiply forward, and its two backward). Its pointwise layers run as 1x1 convolutions on CPU channels_last
+        maps large enough (`pointwise_as_convs`), as Linear layers on the NHWC view otherwise."""
         dw, _, norm, pw1, act, pw2, _ = self.branch
+        w2, b2 = pw2.weight, pw2.bias
+        if self.gamma is not None:
+            w2, b2 = w2 * self.gamma[:, None], b2 * self.gamma
         y = dw(x)
-        y = F.layer_norm(y.permute(0, 2, 3, 1), norm.normalized_shape, norm.weight, norm.bias, norm.eps)
-        y = act(F.conv2d(y.permute(0, 3, 1, 2), pw1.weight[:, :, None, None], pw1.bias))
-        return F.conv2d(y, pw2.weight[:, :, None, None], pw2.bias)
+        if pointwise_as_convs(x):
+            y = F.layer_norm(y.permute(0, 2, 3, 1), norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+            y = act(F.conv2d(y.permute(0, 3, 1, 2), pw1.weight[:, :, None, None], pw1.bias))
+            return F.conv2d(y, w2[:, :, None, None], b2)
+        y = act(pw1(norm(y.permute(0, 2, 3, 1))))
+        return F.linear(y, w2, b2).permute(0, 3, 1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.convs_branch(x) if self.nhwc and pointwise_as_convs(x) else self.branch(x)
-        if self.gamma is not None:
-            y = y * self.gamma.view(1, -1, 1, 1)
+        if self.nhwc:
+            y = self.nhwc_branch(x)
+        else:
+            y = self.branch(x)
+            if self.gamma is not None:
+                y = y * self.gamma.view(1, -1, 1, 1)
         y = self.drop_path(y)
         y += self.shortcut(x)  # in place, as torchvision: no backward here needs the branch's output
         return self.post_act(y)
