@@ -317,3 +317,24 @@ def test_the_nhwc_convnext_block_computes_the_conv_formulation(step, scale, monk
             assert torch.allclose(block(x), reference(x), rtol=1e-5, atol=1e-4)
     plain = blocks(build_model(load_config(step, ["model.norm_placement=every_conv"])))[1]
     assert not any(isinstance(m, nn.Linear) for m in plain.modules())  # other placements keep 1x1 convs
+
+
+@pytest.mark.parametrize("step", ["baseline/resnet50", "micro/layer_norm", "micro/separate_downsample"])
+def test_under_bf16_autocast_a_block_returns_the_type_the_reference_block_returns(step):
+    """Under autocast a block's branch ends in bf16; the residual sum's type decides the precision of the stream
+    between blocks. It is the reference's: timm's ConvNeXt block without and with layer scale (whose y * gamma is
+    fp32), for fp32 and bf16 input (the folded layer scale must not make it narrower), and torchvision's Bottleneck
+    on a ResNet's bf16 stream. On an fp32 stream, which a ResNet has not under autocast, torchvision's in-place sum
+    would round it to bf16; ours keeps it fp32."""
+    from timm.models.convnext import ConvNeXtBlock
+    from torchvision.models.resnet import Bottleneck
+    torch.manual_seed(0)
+    block = [b for b in build_model(load_config(step)).stages[1] if isinstance(b, Block)][1]
+    c = block.branch[0].in_channels
+    reference = Bottleneck(c, c // 4) if step == "baseline/resnet50" else \
+        ConvNeXtBlock(c, ls_init_value=1e-6 if block.gamma is not None else None)
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.randn(2, c, 9, 9, dtype=dtype)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            theirs = torch.float32 if isinstance(reference, Bottleneck) and dtype == torch.float32 else reference(x).dtype
+            assert block(x).dtype == theirs, dtype

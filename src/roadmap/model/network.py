@@ -132,9 +132,14 @@ class Block(nn.Module):
             y = self.branch(x)
             if self.gamma is not None:
                 y = y * self.gamma.view(1, -1, 1, 1)
-        y = self.drop_path(y)
-        y += self.shortcut(x)  # in place, as torchvision: no backward here needs the branch's output
-        return self.post_act(y)
+        y, shortcut = self.drop_path(y), self.shortcut(x)
+        # The sum in place, as torchvision's (no backward here needs the branch's output), in the type that timm's
+        # and the official blocks' sum has under autocast: the widest of the branch, the shortcut and the layer
+        # scale (their y * gamma is fp32 when y is bf16); the folded scale leaves the branch bf16.
+        wide = torch.promote_types(y.dtype, shortcut.dtype)
+        if self.gamma is not None:
+            wide = torch.promote_types(wide, self.gamma.dtype)
+        return self.post_act((y if y.dtype == wide else y.to(wide)).add_(shortcut))
 
 
 def make_stem(cfg: ModelConfig) -> nn.Sequential:
