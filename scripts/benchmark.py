@@ -41,6 +41,7 @@ import torchvision
 from roadmap import build_model, load_config, roadmap_steps
 from roadmap.data.pipelines import build_batches, device_rate, workers_rate
 from roadmap.data.sources import build_datasets
+from roadmap.train.checkpoint import git_commit
 from roadmap.train.recipe import build_loss, build_mixup
 
 # each regime's first and last step against the reference implementation of the same network
@@ -301,7 +302,8 @@ def environment(device: torch.device) -> dict:
     env = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": str(device),
            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
            "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__,
-           "torchvision": torchvision.__version__, "timm": timm.__version__}
+           "torchvision": torchvision.__version__, "timm": timm.__version__,
+           "commit": git_commit()}
     if device.type == "cuda":
         env.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
                    cudnn=torch.backends.cudnn.version())
