@@ -110,9 +110,10 @@ class Block(nn.Module):
 
     def nhwc_branch(self, x: torch.Tensor) -> torch.Tensor:
         """The ConvNeXt branch with the layer scale folded into the last pointwise layer: gamma * (W y + b) as
-        (gamma W) y + gamma b, the same function and gradients, without two passes over the block's output (a
-        multiply forward, and its two backward). Its pointwise layers run as 1x1 convolutions on CPU channels_last
-        maps large enough (`pointwise_as_convs`), as Linear layers on the NHWC view otherwise."""
+        (gamma W) y + gamma b, the same function and gradients without timm's passes over the block's output (the
+        multiply forward; in backward, the gradient's multiply and gamma's reduction). Its pointwise layers run as
+        1x1 convolutions on CPU channels_last maps large enough (`pointwise_as_convs`), as Linear layers on the NHWC
+        view otherwise."""
         dw, _, norm, pw1, act, pw2, _ = self.branch
         w2, b2 = pw2.weight, pw2.bias
         if self.gamma is not None:
