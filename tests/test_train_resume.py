@@ -131,6 +131,35 @@ def test_a_signal_is_recorded_as_interrupted_in_one_line_and_the_run_resumes(tmp
     assert f"resuming {run} from its checkpoint after epoch {rec.epochs_done} of 4" in resumed.stderr
 
 
+def test_a_run_resumed_by_other_code_or_on_another_machine_keeps_each_parts_commit_and_hardware(tmp_path):
+    """A resumed run's record names the code and machine of its last part, and keeps those of an earlier part that
+    differ (here the first part's commit is made another's, as a checkpoint of an older checkout would say, and the
+    second part runs with another number of threads); parts on the same code and machine are one part."""
+    run, overrides = tmp_path / "run", [*LONG, "budget.epochs=6"]
+
+    def interrupt_after(epochs, *more):
+        proc = start_cli(run, *overrides, *more)
+        wait_for_epochs(run, epochs, proc)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        assert load(run).status == "interrupted"
+        return load(run)
+
+    first = interrupt_after(1)
+    assert first.earlier_parts == [] and first.git_commit
+    threads = 1 if first.hardware["threads"] != 1 else 2
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    head, state["record"]["git_commit"] = state["record"]["git_commit"], "f" * 40
+    torch.save(state, run / "checkpoint.pt")
+    second = interrupt_after(first.epochs_done + 1, f"system.threads={threads}")
+    train_cli(run, *overrides, f"system.threads={threads}")
+    last = load(run)
+    assert last.status == "completed" and last.epochs_done == 6 and second.epochs_done > first.epochs_done
+    assert (last.git_commit, last.hardware["threads"]) == (head, threads)
+    assert last.earlier_parts == [{"until_epoch": first.epochs_done, "git_commit": "f" * 40,
+                                   "hardware": first.hardware}]
+
+
 def test_a_full_disk_keeps_the_last_good_checkpoint_leaves_no_temporary_file_and_says_so(tmp_path):
     run = tmp_path / "run"
     proc = start_cli(run, *LONG)

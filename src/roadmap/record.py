@@ -82,8 +82,10 @@ class RunRecord:
     epochs_done: int = 0
     images_per_s: Optional[float] = None
     wall_time_s: Optional[float] = None
-    hardware: Optional[dict] = None
+    hardware: Optional[dict] = None       # of the run's last part (a resumed run's parts can differ) ...
     git_commit: Optional[str] = None
+    # ... and each earlier part whose code or machine was another: {"until_epoch", "git_commit", "hardware"}
+    earlier_parts: list = field(default_factory=list)
     pipeline: Optional[str] = None        # data.pipeline as resolved: workers or device
     pipeline_probe: Optional[dict] = None  # what data.pipeline=auto measured, images/s per core each way
     wandb_group: Optional[str] = None

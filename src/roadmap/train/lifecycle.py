@@ -185,7 +185,12 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Se
                 return record
             if state is not None:
                 log.info("resuming %s from its checkpoint after epoch %d of %d", run_dir, state["epoch"], epochs)
-            record.hardware, record.git_commit = hardware(ctx.device, ctx.world), git_commit()
+            machine, commit = hardware(ctx.device, ctx.world), git_commit()
+            if record.epochs_done and (record.hardware, record.git_commit) != (machine, commit):
+                # epochs trained by other code, or on another machine, stay theirs in the record
+                record.earlier_parts.append({"until_epoch": record.epochs_done, "git_commit": record.git_commit,
+                                             "hardware": record.hardware})
+            record.hardware, record.git_commit = machine, commit
             try:
                 if ctx.main:
                     record.write(record_path)
