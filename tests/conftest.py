@@ -124,6 +124,16 @@ def wait_for_epochs(run_dir, epochs: int, proc: subprocess.Popen, timeout: float
     raise AssertionError(f"timed out waiting for epoch {epochs}")
 
 
+def interrupt_after(run_dir, epochs: int, *overrides) -> RunRecord:
+    """Starts a run with these overrides, stops it with SIGTERM (as SLURM's preemption does) once `epochs` epochs are
+    done, and returns its record."""
+    proc = start_cli(run_dir, *overrides)
+    wait_for_epochs(run_dir, epochs, proc)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    return load(run_dir)
+
+
 def kill_inside(run_dir, overrides, epoch: int, delay: float, epochs: int, tries: int = 3) -> Path:
     """Starts a run with these overrides and kills it with SIGKILL `delay` seconds after `epoch` epochs are done;
     where the kill came too late (the run had done all its `epochs`, or had ended), tries again in a fresh

@@ -11,7 +11,18 @@ import time
 
 import pytest
 import torch
-from conftest import FAST, ROOT, clean_env, kill_inside, load, run_cli, start_cli, train_cli, wait_for_epochs
+from conftest import (
+    FAST,
+    ROOT,
+    clean_env,
+    interrupt_after,
+    kill_inside,
+    load,
+    run_cli,
+    start_cli,
+    train_cli,
+    wait_for_epochs,
+)
 
 from roadmap.record import RunRecord
 
@@ -136,22 +147,14 @@ def test_a_run_resumed_by_other_code_or_on_another_machine_keeps_each_parts_comm
     differ (here the first part's commit is made another's, as a checkpoint of an older checkout would say, and the
     second part runs with another number of threads); parts on the same code and machine are one part."""
     run, overrides = tmp_path / "run", [*LONG, "budget.epochs=6"]
-
-    def interrupt_after(epochs, *more):
-        proc = start_cli(run, *overrides, *more)
-        wait_for_epochs(run, epochs, proc)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-        assert load(run).status == "interrupted"
-        return load(run)
-
-    first = interrupt_after(1)
-    assert first.earlier_parts == [] and first.git_commit
+    first = interrupt_after(run, 1, *overrides)
+    assert first.status == "interrupted" and first.earlier_parts == [] and first.git_commit
     threads = 1 if first.hardware["threads"] != 1 else 2
     state = torch.load(run / "checkpoint.pt", weights_only=False)
     head, state["record"]["git_commit"] = state["record"]["git_commit"], "f" * 40
     torch.save(state, run / "checkpoint.pt")
-    second = interrupt_after(first.epochs_done + 1, f"system.threads={threads}")
+    second = interrupt_after(run, first.epochs_done + 1, *overrides, f"system.threads={threads}")
+    assert second.status == "interrupted"
     train_cli(run, *overrides, f"system.threads={threads}")
     last = load(run)
     assert last.status == "completed" and last.epochs_done == 6 and second.epochs_done > first.epochs_done
@@ -162,12 +165,8 @@ def test_a_run_resumed_by_other_code_or_on_another_machine_keeps_each_parts_comm
 
 def test_a_full_disk_keeps_the_last_good_checkpoint_leaves_no_temporary_file_and_says_so(tmp_path):
     run = tmp_path / "run"
-    proc = start_cli(run, *LONG)
-    wait_for_epochs(run, 1, proc)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=60)
+    epoch = interrupt_after(run, 1, *LONG).epochs_done
     good = (run / "checkpoint.pt").read_bytes()
-    epoch = load(run).epochs_done
     # no file may grow beyond 1 MB: the next checkpoint cannot be written (Python ignores SIGXFSZ, so the
     # write fails with EFBIG, as it would with ENOSPC on a full disk); the small record can
     limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (2**20, 2**20))  # noqa: E731
