@@ -1,8 +1,9 @@
 """Every command that the README, the docs pages and the scripts' --help texts show is run here in its documented form,
-scaled down by what is appended to it (the last value of a setting wins): a one-block-per-stage network a quarter as
-wide, two iterations of one epoch, two steps and two seeds of a sweep, two steps where a benchmark names `--steps all`,
-tiny benchmark windows; each page (or --help text) is one test, its commands in order, each distinct one once. Nothing
-else is changed but for these substitutions: a dataset that cannot be had offline (cifar100, cifar10, imagenet, the full
+scaled down by what is appended to it (the last value of a setting wins): two iterations of one epoch at batch 16, two
+steps and two seeds of a sweep, two steps where a benchmark names `--steps all`, tiny benchmark windows; each page (or
+--help text) is one test, its commands in order, each distinct one once. Never the network, the loader, the pipeline,
+the launcher, the threads or W&B: `test_a_scaled_command_changes_only_its_scale` fails if anything else is appended.
+Nothing else is changed but for these substitutions: a dataset that cannot be had offline (cifar100, cifar10, imagenet, the full
 Fashion-MNIST) becomes the shipped one, in the command and in the sweep folder it names (that the documented choice
 composes is checked apart); placeholders (SWEEP_DIR, "$OUT", ENTITY/PROJECT, a.json) get real values. A command this
 file cannot run fails the test, so no documented command can drift from what works. The scripts run in the test's
@@ -29,8 +30,11 @@ SCRIPTS = sorted((ROOT / "scripts").glob("*.py"))
 PROGRAMS = ("python ", "torchrun ", "bash ", "HF_HUB_OFFLINE=1 ")
 OFFLINE = {"cifar100": "fashion_mnist_small", "cifar10": "fashion_mnist_small", "imagenet": "fashion_mnist_small",
            "fashion_mnist": "fashion_mnist_small"}
-TINY = ["budget.epochs=1", "budget.max_train_iters=2", "budget.max_eval_iters=1", "data.num_workers=0",
-        "train.batch_size=16", "model.depths=[1,1,1,1]", "model.base_width=16", "wandb=disabled"]
+TINY = ["budget.epochs=1", "budget.max_train_iters=2", "budget.max_eval_iters=1", "train.batch_size=16"]
+# what a scaled run.py command may append: its scale (epochs, iterations, batch, the dataset's size) and, for a sweep,
+# fewer of its own steps, seeds and undone steps
+SCALE = {"budget.epochs", "budget.max_train_iters", "budget.max_eval_iters", "train.batch_size", "data"}
+SWEEP_SCALE = {"step", "seed", "undo"}
 GPU_CHECK_TEST = (ROOT / "tests/test_gpu_check.py").read_text()
 BENCH_TINY = ["--resolution", "32", "--batch-size", "2", "--warmup", "1", "--windows", "1", "--iters", "1",
               "--workers", "1"]
@@ -110,6 +114,24 @@ def scaled_run(args: list[str]) -> list[str]:
     return args + extra
 
 
+def beyond_scale(printed: list[str], scaled: list[str]) -> list[str]:
+    """What the scaled form of a run.py command changes besides its scale (SCALE; fewer steps, seeds and undone steps
+    of a sweep, within those it names): [] when nothing."""
+    base = [f"data={OFFLINE.get(a[5:], a[5:])}" if a.startswith("data=") else a for a in printed]
+    if scaled[:len(base)] != base:
+        return ["the printed arguments themselves changed"]
+    named = {a.split("=", 1)[0]: set(a.split("=", 1)[1].split(",")) for a in printed if "=" in a}
+    sweep = "-m" in printed or "--multirun" in printed
+    wrong = []
+    for a in scaled[len(base):]:
+        k, _, v = a.partition("=")
+        if k == "data" and v not in OFFLINE.values():
+            wrong.append(a)
+        elif k not in SCALE and not (sweep and k in SWEEP_SCALE and set(v.split(",")) <= named.get(k, set(v.split(",")))):
+            wrong.append(a)
+    return wrong
+
+
 class Runner:
     """Runs documented commands in one scratch folder, in the order the docs give them (a sweep, then its chart)."""
 
@@ -163,7 +185,7 @@ class Runner:
                 rest = [a for a in args[i + 1:] if not a.endswith(".json")]
                 return [sys.executable, ROOT / script, *args[:i], "--estimate",
                         *(self.measured * len(files))[:len(files)], *rest], env_expect
-            return [sys.executable, ROOT / script, *args, *TINY[4:7], "--steps", "baseline/resnet50", "--iters", "1",
+            return [sys.executable, ROOT / script, *args, *TINY[3:], "--steps", "baseline/resnet50", "--iters", "1",
                     "--warmup", "1", "--eval-batches", "1", "--out", "MEASURED"], env_expect
         if script in ("scripts/collect_results.py", "scripts/inspect_steps.py"):
             return [sys.executable, ROOT / script, *args], env_expect
@@ -245,6 +267,27 @@ def test_the_docs_show_commands_and_each_one_has_a_way_to_run():
     # the datasets the docs name compose as documented (the runs below use the shipped one offline)
     for data in sorted({m for _, c in commands for m in re.findall(r"\bdata=(\w+)", c)}):
         assert compose_dict("micro/gelu", [f"data={data}"]).data.name == data
+
+
+def test_a_scaled_command_changes_only_its_scale():
+    """The documented run.py commands (torchrun's too) run with their own loader, pipeline, launcher, threads, network
+    and W&B: what the tests append is scale only; and the check refuses what is not."""
+    checked = 0
+    for where, command in documented():
+        for argv in ([] if pattern(command) else segments(command)):
+            if "run.py" in argv and not any(a.startswith("hydra/launcher=slurm") for a in argv):  # slurm: --cfg only
+                printed = argv[argv.index("run.py") + 1:]
+                assert beyond_scale(printed, scaled_run(printed)) == [], f"{where}: {shlex.join(argv)}"
+                checked += 1
+    assert checked >= 10
+    femto = ["-m", "+experiment=femto_cpu"]
+    assert beyond_scale(femto, scaled_run(femto)) == []
+    for extra in ("data.num_workers=0", "data.pipeline=device", "hydra/launcher=basic", "hydra.launcher.n_jobs=1",
+                  "system.threads=2", "model.depths=[1,1,1,1]", "model.base_width=16", "wandb=disabled", "data=cifar10"):
+        assert beyond_scale(femto, scaled_run(femto) + [extra]) == [extra]
+    assert beyond_scale(["step=micro/gelu"], ["step=micro/gelu", *TINY, "seed=1"]) == ["seed=1"]  # not a sweep
+    assert beyond_scale(["-m", "seed=0,1"], ["-m", "seed=0,1", "seed=2"]) == ["seed=2"]  # not one of its seeds
+    assert beyond_scale(["-m", "seed=0,1"], ["-m", "seed=0,1", "seed=1"]) == []
 
 
 def key(argv: list[str]) -> tuple:

@@ -3,6 +3,7 @@ position (seeds.py), so that the batches do not depend on the worker count or on
 from __future__ import annotations
 
 import signal
+import sys
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
@@ -12,6 +13,13 @@ from ..schema import RunConfig
 from .seeds import kept_random_state, sample_seed, seed_all
 
 PREFETCH = 4  # batches each loader worker makes ahead
+
+
+def worker_context():
+    """The start method of loader workers, named rather than inherited: the platform's own (fork on Linux, spawn
+    elsewhere). Inside a job of Hydra's joblib launcher (a loky worker process) the inherited default is loky's,
+    whose processes a DataLoader cannot start ("'Process' object has no attribute 'env'")."""
+    return torch.multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
 
 
 def check_batch(batch_size: int, images: int, world: int = 1, source: str = "") -> None:
@@ -83,7 +91,8 @@ def build_loaders(cfg: RunConfig, train: Dataset, val: Dataset, rank: int, world
     # iterator would draw where a persistent one does not, and the model's randomness (stochastic depth) would
     # then depend on the worker count and on whether the run was resumed.
     extra = dict(num_workers=workers, pin_memory=pin, prefetch_factor=PREFETCH if workers else None,
-                 persistent_workers=workers > 0, generator=torch.Generator().manual_seed(cfg.seed),
+                 persistent_workers=workers > 0, multiprocessing_context=worker_context() if workers else None,
+                 generator=torch.Generator().manual_seed(cfg.seed),
                  worker_init_fn=_ignore_stop_signals if workers else None)
     sampler = EpochSampler(DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,
                                               drop_last=True))

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from ..errors import DataError
 from ..schema import Pipeline, RunConfig, device_augments
 from .augment import BatchAugment
-from .loaders import PREFETCH, Forever, SeededSamples, build_loaders, check_batch, to_device
+from .loaders import PREFETCH, Forever, SeededSamples, build_loaders, check_batch, to_device, worker_context
 from .seeds import batch_seed, kept_random_state
 from .sources import ArrayDataset
 
@@ -29,6 +29,7 @@ class Batches(Protocol):
     def set_epoch(self, epoch: int) -> None: ...
     def __len__(self) -> int: ...
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+    def close(self) -> None: ...
 
 
 class LoaderBatches:
@@ -46,6 +47,13 @@ class LoaderBatches:
 
     def __iter__(self):
         return (to_device(batch, self.device, self.channels_last) for batch in self.loader)
+
+    def close(self) -> None:
+        """Shut the loader's persistent workers down (they outlive an epoch by design)."""
+        workers = getattr(self.loader, "_iterator", None)
+        if workers is not None:
+            workers._shutdown_workers()
+            self.loader._iterator = None
 
 
 def images_nchw(images: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -77,6 +85,9 @@ class DeviceBatches:
         if self.sampler is not None:
             self.sampler.set_epoch(epoch)
 
+    def close(self) -> None:
+        pass  # no process of its own
+
     def __len__(self) -> int:
         return len(self.sampler) // self.batch if self.train else math.ceil(len(self.eval_indices) / self.batch)
 
@@ -104,6 +115,7 @@ def workers_rate(dataset, batch_size: int, workers: int, timed: int = 3, seed: i
     down before this returns."""
     loader = DataLoader(dataset, batch_size=batch_size, sampler=Forever(len(dataset), seed), num_workers=workers,
                         prefetch_factor=PREFETCH if workers else None,
+                        multiprocessing_context=worker_context() if workers else None,
                         generator=torch.Generator().manual_seed(seed))
     it = iter(loader)
     for _ in range(1 + 2 * workers * PREFETCH):
@@ -116,9 +128,16 @@ def workers_rate(dataset, batch_size: int, workers: int, timed: int = 3, seed: i
     return rate
 
 
+def endless(batches):
+    """Batches epoch after epoch: a probe or benchmark can take more than one epoch has (a batch near the data's
+    size leaves only a few)."""
+    while True:
+        yield from batches
+
+
 def device_rate(batches: "DeviceBatches", timed: int = 3) -> float:
     """Images/s of the device pipeline making training batches, after one untimed batch."""
-    it = iter(batches)
+    it = endless(batches)
     next(it)
     t0 = time.perf_counter()
     made = sum(len(next(it)[1]) for _ in range(timed))

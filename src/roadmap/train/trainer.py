@@ -36,6 +36,12 @@ class Trainer:
     iters: int                 # training iterations per epoch
     autocast: AbstractContextManager
 
+    def close(self) -> None:
+        """End the loader workers now: a run that failed keeps its trainer alive in the traceback until the process
+        exits, and workers that ignore SIGTERM (loaders.py) would then hold the exit."""
+        for batches in (self.train_batches, self.val_batches):
+            batches.close()
+
 
 def build_trainer(cfg: RunConfig, ctx: Context, state: dict | None) -> Trainer:
     """The trainer of `cfg` on this process, from `state` (a checkpoint) when resuming."""
