@@ -39,7 +39,7 @@ def measure(step: str, overrides: list[str], iters: int, warmup: int, eval_batch
     evaluate(t.eval_net, t.val_batches, ctx, t.autocast, eval_batches)
     eval_s = time.perf_counter() - t0
     return {"step": step, "train_images_per_s": row["images_per_s"], "iters": iters,
-            "batch_size": cfg.train.batch_size, "eval_images_per_s": eval_batches * cfg.train.batch_size / eval_s,
+            "batch_size": cfg.train.batch_size, "eval_images_per_s": eval_batches * cfg.eval_batch_size / eval_s,
             "train_images": len(t.train_batches) * cfg.train.batch_size, "threads": torch.get_num_threads()}
 
 

@@ -10,8 +10,6 @@ from roadmap.model import copy_weights_from, describe
 from roadmap.record import load_predictions
 from roadmap.train.lifecycle import train
 
-STUDY = ["+experiment=femto_cpu"]
-
 
 def test_femto_last_step_is_timms_convnext_femto_in_parameters_and_logits():
     torch.manual_seed(0)
@@ -58,17 +56,21 @@ def test_femto_follows_the_roadmap_widths_and_depths():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("profile", ["femto_cpu", "femto_converged_cpu"])
 @pytest.mark.parametrize("step", [s.name for s in roadmap_steps("femto")])
-def test_every_step_trains_one_iteration_under_the_study_profile(step, tmp_path):
-    """The profile as the study runs it (full Fashion-MNIST when installed, else the shipped subset), cut to one
+def test_every_step_trains_one_iteration_under_the_study_profile(step, profile, tmp_path):
+    """Each study's profile as it runs (full Fashion-MNIST when installed, else the shipped subset), cut to one
     training iteration and one evaluation batch; a completed record and its predictions come out."""
     from pathlib import Path
     data = [] if Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").is_file() \
         else ["data=fashion_mnist_small"]
-    cfg = load_config(step, [*STUDY, *data, "budget.epochs=1", "budget.max_train_iters=1", "budget.max_eval_iters=1",
-                             "wandb=disabled"])
+    cfg = load_config(step, [f"+experiment={profile}", *data, "budget.epochs=1", "budget.max_train_iters=1",
+                             "budget.max_eval_iters=1", "wandb=disabled"])
     assert cfg.regime.name == "femto" and cfg.model.stem_stride == 4 and cfg.system.threads == 1
-    params, _ = describe(cfg.model, 32)
+    if profile == "femto_converged_cpu":  # each step's own recipe, at its small scale
+        assert cfg.train.name == ("classic_small" if step == "baseline/resnet50" else "enhanced_small")
+        assert cfg.data.resolution == 48
+    params, _ = describe(cfg.model, cfg.data.resolution)
     threads = torch.get_num_threads()
     try:
         record = train(cfg, tmp_path)

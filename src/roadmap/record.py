@@ -71,6 +71,8 @@ class RunRecord:
     params: Optional[int] = None
     gmacs: Optional[float] = None
     resolution: Optional[int] = None
+    effective_lr: Optional[float] = None  # the learning rate after scaling to the global batch (train.lr_scaling)
+    eval_set: Optional[str] = None  # what was evaluated: "test", or "val_split" (data.val_split training images)
     # how it went
     status: str = "running"
     reason: Optional[str] = None
@@ -131,10 +133,32 @@ class RunRecord:
             raise ValueError(f"metrics.json unreadable ({type(e).__name__})") from None
         if not isinstance(data, dict):
             raise ValueError(f"metrics.json holds a {type(data).__name__}, not a record")
+        if not isinstance(data.get("history", []), list):
+            raise ValueError(f"metrics.json field history={data['history']!r:.40} is not a list of epochs")
         try:
-            return cls.from_dict(data, path=str(Path(path).parent))
+            record = cls.from_dict(data, path=str(Path(path).parent))
         except (TypeError, AttributeError) as e:
             raise ValueError(f"metrics.json is not a run record ({type(e).__name__}: {e})") from None
+        record.check_types()
+        return record
+
+    def check_types(self) -> None:
+        """ValueError naming the first field whose value is not of its kind (a hand-edited record, say)."""
+        number = lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))  # noqa: E731
+        text = lambda v: v is None or isinstance(v, str)  # noqa: E731
+        checks = [("seed", lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)), "a whole number"),
+                  ("epochs_done", lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+                  ("status", lambda v: isinstance(v, str), "a status such as completed"),
+                  ("history", lambda v: isinstance(v, list), "a list of epochs")]
+        checks += [(k, text, "text or null") for k in ("step", "label", "regime", "undo", "data", "budget", "variant")]
+        checks += [(k, number, "a number or null") for k in ("best_top1", "final_top1", "images_per_s",
+                                                              "wall_time_s", "gmacs", "params", "effective_lr")]
+        for name, ok, kind in checks:
+            if not ok(getattr(self, name)):
+                raise ValueError(f"metrics.json field {name}={getattr(self, name)!r} is not {kind}")
+        for row in self.history:
+            if not isinstance(row, EpochRow) or not all(number(getattr(row, k)) for k in ("val_top1", "train_loss")):
+                raise ValueError(f"metrics.json has an epoch that is not a row of numbers ({row!r:.80})")
 
     @classmethod
     def read(cls, path: Path) -> "RunRecord | None":
@@ -191,7 +215,20 @@ def save_predictions(pred: np.ndarray, target: np.ndarray, path: Path) -> None:
 def load_predictions(path: Path):
     """(pred, target) arrays of a predictions.npz, or None when it is missing or unreadable."""
     try:
-        with np.load(path) as d:
-            return d["pred"].astype(np.int64), d["target"].astype(np.int64)
-    except (OSError, ValueError, KeyError):
+        return read_predictions(path)
+    except ValueError:
         return None
+
+
+def read_predictions(path: Path):
+    """(pred, target) arrays of a predictions.npz; ValueError saying why when it is missing, damaged (truncated,
+    empty, not a zip) or not two arrays of one length."""
+    try:
+        with np.load(path) as d:
+            pred, target = d["pred"].astype(np.int64), d["target"].astype(np.int64)
+    except Exception as e:  # OSError, BadZipFile, EOFError, KeyError, ValueError: all mean damaged here
+        detail = f": {str(e).splitlines()[0][:80]}" if str(e) else ""
+        raise ValueError(f"{path} is unreadable ({type(e).__name__}{detail})") from None
+    if pred.ndim != 1 or pred.shape != target.shape:
+        raise ValueError(f"{path} does not hold one prediction per target ({pred.shape} and {target.shape})")
+    return pred, target

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 # what may change between a run and its resumption: where and how it runs, and the paper's numbers and labels that
 # reports set beside it, not what it computes (a run's directory and its config check leave these out)
 RESUMABLE_CHANGES = ("system.", "wandb.", "data.num_workers", "data.root", "data.download", "regime.paper",
-                     "regime.title", "regime.compare_with", "step.label", "step.paper", "step.note")
+                     "regime.title", "regime.compare_with", "step.label", "step.paper", "step.note", "train.name")
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -71,6 +71,22 @@ class Pipeline(Enum):
     auto = "auto"        # device for in-memory array datasets, workers for image folders
     workers = "workers"  # timm's PIL transforms in DataLoader workers
     device = "device"    # the uint8 dataset on the training device, each batch augmented there (augment.py)
+
+
+class Crop(Enum):
+    random_resized = "random_resized"  # timm's RandomResizedCrop: a random box (train.crop_scale, crop_ratio), resized
+    pad = "pad"                        # CIFAR's: zero-pad by train.crop_padding, then a random crop back to size
+
+
+class Fit(Enum):
+    resize = "resize"  # the image resized to data.resolution (timm's transforms: the crop resizes, eval resizes)
+    pad = "pad"        # centred in a data.resolution frame of zeros, every pixel kept (torchvision's CenterCrop)
+
+
+class LrScaling(Enum):
+    linear = "linear"  # base_lr x batch / ref_batch (Goyal et al.; the paper's recipes)
+    sqrt = "sqrt"      # base_lr x sqrt(batch / ref_batch)
+    none = "none"      # base_lr as it is, whatever the batch
 
 
 class Optimizer(Enum):
@@ -257,10 +273,13 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    """A training recipe (see configs/recipe/). Learning rate is base_lr per ref_batch images."""
+    """A training recipe (see configs/recipe/). Learning rate is base_lr per ref_batch images, scaled to the
+    global batch by lr_scaling."""
+    name: str = "custom"  # the recipe's name (classic, enhanced; classic_small, enhanced_small at recipe_scale=small)
     opt: Optimizer = Optimizer.adamw
     base_lr: float = 4e-3
     ref_batch: int = 4096
+    lr_scaling: LrScaling = LrScaling.linear
     batch_size: int = 128  # per process
     momentum: float = 0.9
     betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
@@ -275,7 +294,10 @@ class TrainConfig:
     decay_rate: float = 0.1
     auto_augment: Optional[str] = "rand-m9-mstd0.5-inc1"
     re_prob: float = 0.25
-    crop_scale: List[float] = field(default_factory=lambda: [0.08, 1.0])
+    crop: Crop = Crop.random_resized
+    crop_scale: List[float] = field(default_factory=lambda: [0.08, 1.0])  # random_resized: the box's area fraction
+    crop_ratio: List[float] = field(default_factory=lambda: [0.75, 1.3333333333333333])  # ... and its aspect range
+    crop_padding: int = 4  # pad: zeros on each side before the random crop
     hflip: float = 0.5
     interpolation: str = "bicubic"
     mixup: float = 0.8
@@ -310,6 +332,13 @@ class TrainConfig:
                   "milestone, e.g. 0.1 (above 1 raises the rate)")
         if len(self.crop_scale) != 2 or not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
             _fail("train.crop_scale", list(self.crop_scale), "[min, max] with 0 < min <= max <= 1")
+        if len(self.crop_ratio) != 2 or not all(isinstance(r, (int, float)) and math.isfinite(r)
+                                                 for r in self.crop_ratio) or not 0 < self.crop_ratio[0] <= \
+                self.crop_ratio[1]:
+            _fail("train.crop_ratio", list(self.crop_ratio), "[min, max] aspect ratios with 0 < min <= max, e.g. "
+                  "[0.75, 1.333] (timm's)")
+        if isinstance(self.crop_padding, bool) or not isinstance(self.crop_padding, int) or self.crop_padding < 0:
+            _fail("train.crop_padding", self.crop_padding, "a whole number of pixels >= 0 (CIFAR's 4)")
         for name in ("re_prob", "hflip", "mixup_switch_prob"):
             _in_range(f"train.{name}", getattr(self, name), 0, 1, allowed="a probability in [0, 1]")
         _in_range("train.smoothing", self.smoothing, 0, 1, high_open=True, allowed="a label smoothing in [0, 1)")
@@ -323,6 +352,12 @@ class TrainConfig:
             check_auto_augment(self.auto_augment)
         if self.interpolation not in ("bilinear", "bicubic"):
             _fail("train.interpolation", self.interpolation, "bilinear or bicubic")
+
+    def lr_for(self, global_batch: int) -> float:
+        """The learning rate at this global batch: base_lr per ref_batch images, scaled by lr_scaling."""
+        ratio = global_batch / self.ref_batch
+        return self.base_lr * {LrScaling.linear: ratio, LrScaling.sqrt: math.sqrt(ratio), LrScaling.none: 1.0}[
+            self.lr_scaling]
 
 
 @dataclass
@@ -338,6 +373,11 @@ class DataConfig:
     download: bool = True
     num_workers: int = 2  # the workers pipeline's
     pipeline: Pipeline = Pipeline.auto
+    fit: Fit = Fit.resize  # how an image reaches data.resolution
+    # training images held out (stratified by class) and evaluated instead of the test set: for choosing a recipe
+    # without looking at the test set. The same images for every step and seed: they depend on val_split_seed alone
+    val_split: int = 0
+    val_split_seed: int = 0
 
     def __post_init__(self) -> None:
         if self.resolution < 8:
@@ -354,6 +394,11 @@ class DataConfig:
             _fail("data.eval_crop_pct", self.eval_crop_pct, "a fraction in (0, 1]")
         if self.num_workers < 0:
             _fail("data.num_workers", self.num_workers, "0 (load in the main process) or more")
+        for name in ("val_split", "val_split_seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                _fail(f"data.{name}", v, "a whole number >= 0" + (" (0: evaluate on the test set)" if name ==
+                                                                    "val_split" else ""))
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """timm's training and eval transforms on batches of uint8 images, per sample, on any device (`data.pipeline=device`).
 
-timm applies, image by image in PIL: RandomResizedCrop (scale, ratio, interpolation), a horizontal flip,
+timm applies, image by image in PIL: RandomResizedCrop (scale, ratio, interpolation) or, with train.crop=pad,
+torchvision's RandomCrop(resolution, padding) on the image at the resolution, a horizontal flip,
 RandAugment as the recipe's string parses it, ToTensor + Normalize, and random erasing in `pixel` mode. Here
 every sample of a batch draws its own parameters from the same distributions (from a torch.Generator, so a batch
 depends only on its seed), and the ops run batched with torch. The RandAugment string is parsed by timm itself
@@ -174,6 +175,17 @@ OPS = {"AutoContrast": auto_contrast, "Equalize": equalize, "Invert": invert, "P
        **{g: None for g in GEOMETRIC}}
 
 
+def pad_crop(x: torch.Tensor, offsets: torch.Tensor, padding: int) -> torch.Tensor:
+    """torchvision's RandomCrop(size, padding) per sample: (n, C, R, R) zero-padded by `padding` on each side, then
+    the R x R window at each sample's (top, left) `offsets` (n, 2) of the padded image."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (padding,) * 4).permute(0, 2, 3, 1)
+    rows = offsets[:, :1] + torch.arange(h, device=x.device)
+    cols = offsets[:, 1:] + torch.arange(w, device=x.device)
+    picked = padded[torch.arange(n, device=x.device)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    return picked.permute(0, 3, 1, 2)
+
+
 def apply_op(name: str, x: torch.Tensor, arg: torch.Tensor, fill: torch.Tensor, mode: str = "bicubic") -> torch.Tensor:
     """One RandAugment op on integer-valued float images (n, 3, H, W) with per-sample arguments `arg`."""
     if name in GEOMETRIC:
@@ -186,8 +198,11 @@ class BatchAugment:
 
     def __init__(self, resolution: int, mean, std, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), hflip: float = 0.5,
                  auto_augment: str | None = None, re_prob: float = 0.0, interpolation: str = "bicubic",
-                 eval_crop_pct: float = 1.0):
+                 eval_crop_pct: float = 1.0, crop: str = "random_resized", padding: int = 4):
         self.resolution, self.scale, self.ratio, self.hflip, self.re_prob = resolution, scale, ratio, hflip, re_prob
+        if crop not in ("random_resized", "pad"):
+            raise ValueError(f"train.crop={crop!r}: the device pipeline does random_resized or pad")
+        self.crop, self.padding = crop, padding
         self.eval_crop_pct, self.mode = eval_crop_pct, interpolation
         if interpolation not in ("bicubic", "bilinear"):
             raise ValueError(f"train.interpolation={interpolation!r}: the device pipeline does bicubic or bilinear")
@@ -212,8 +227,9 @@ class BatchAugment:
     @classmethod
     def from_config(cls, cfg) -> "BatchAugment":
         t, d = cfg.train, cfg.data
-        return cls(d.resolution, d.mean, d.std, tuple(t.crop_scale), hflip=t.hflip, auto_augment=t.auto_augment,
-                   re_prob=t.re_prob, interpolation=t.interpolation, eval_crop_pct=d.eval_crop_pct)
+        return cls(d.resolution, d.mean, d.std, tuple(t.crop_scale), tuple(t.crop_ratio), hflip=t.hflip,
+                   auto_augment=t.auto_augment, re_prob=t.re_prob, interpolation=t.interpolation,
+                   eval_crop_pct=d.eval_crop_pct, crop=t.crop.value, padding=t.crop_padding)
 
     # -- parameters: every draw from `g`, so a batch depends only on the generator's seed --------------------
     def crop_boxes(self, n: int, h: int, w: int, g: torch.Generator, device) -> torch.Tensor:
@@ -294,15 +310,23 @@ class BatchAugment:
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean.to(x.device).view(1, -1, 1, 1)) / self.std.to(x.device).view(1, -1, 1, 1)
 
+    def crop_offsets(self, n: int, g: torch.Generator, device) -> torch.Tensor:
+        """torchvision's RandomCrop.get_params per sample on the padded image: (top, left), each in [0, 2 padding]."""
+        return torch.randint(0, 2 * self.padding + 1, (n, 2), generator=g, device=device)
+
     def train(self, images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """uint8 (n, 3, H, W) -> normalized float (n, 3, R, R), each sample with its own draws."""
         n, _, h, w = images.shape
         dev, r = images.device, self.resolution
-        boxes = self.crop_boxes(n, h, w, g, dev).float()
-        m = torch.zeros(n, 2, 3, device=dev)
-        m[:, 0, 0], m[:, 0, 2] = boxes[:, 3] / r, boxes[:, 1]  # input x = left + X * width / R
-        m[:, 1, 1], m[:, 1, 2] = boxes[:, 2] / r, boxes[:, 0]
-        x = warp(images.float(), m, (r, r), None, self.mode)
+        if self.crop == "pad":
+            x = self.resize(images, r) if (h, w) != (r, r) else images.float()
+            x = pad_crop(x, self.crop_offsets(n, g, dev), self.padding)
+        else:
+            boxes = self.crop_boxes(n, h, w, g, dev).float()
+            m = torch.zeros(n, 2, 3, device=dev)
+            m[:, 0, 0], m[:, 0, 2] = boxes[:, 3] / r, boxes[:, 1]  # input x = left + X * width / R
+            m[:, 1, 1], m[:, 1, 2] = boxes[:, 2] / r, boxes[:, 0]
+            x = warp(images.float(), m, (r, r), None, self.mode)
         flip = torch.rand(n, generator=g, device=dev) < self.hflip
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         if self.layers:
@@ -310,13 +334,18 @@ class BatchAugment:
         x = self.normalize(x)
         return self.erase(x, g) if self.re_prob > 0 else x
 
+    def resize(self, images: torch.Tensor, r: int, crop_pct: float = 1.0) -> torch.Tensor:
+        """Resize the shorter side to r / crop_pct (antialiased, as PIL), rounded to integers; centre crop r."""
+        h, w = images.shape[-2:]
+        size = math.floor(r / crop_pct)
+        oh, ow = (size, max(1, int(size * w / h))) if h <= w else (max(1, int(size * h / w)), size)
+        x = images.float()
+        if (oh, ow) != (h, w):  # PIL's resize to the same size is a copy
+            x = F.interpolate(x, size=(oh, ow), mode=self.mode, antialias=True, align_corners=False)
+            x = torch.floor(x.clamp(0, 255) + 0.5)
+        top, left = int(round((oh - r) / 2.0)), int(round((ow - r) / 2.0))
+        return x[..., top:top + r, left:left + r]
+
     def eval(self, images: torch.Tensor) -> torch.Tensor:
         """timm's eval transform: resize the shorter side to R / crop_pct (antialiased), centre crop R."""
-        h, w = images.shape[-2:]
-        r = self.resolution
-        size = math.floor(r / self.eval_crop_pct)
-        oh, ow = (size, max(1, int(size * w / h))) if h <= w else (max(1, int(size * h / w)), size)
-        x = F.interpolate(images.float(), size=(oh, ow), mode=self.mode, antialias=True, align_corners=False)
-        x = torch.floor(x.clamp(0, 255) + 0.5)
-        top, left = int(round((oh - r) / 2.0)), int(round((ow - r) / 2.0))
-        return self.normalize(x[..., top:top + r, left:left + r])
+        return self.normalize(self.resize(images, self.resolution, self.eval_crop_pct))

@@ -47,8 +47,10 @@ def config_dict(cfg: RunConfig) -> dict:
 
 
 def check_same_config(saved: dict, current: dict, run_dir: Path) -> None:
-    """ConfigMismatch unless the two configs compute the same thing (RESUMABLE_CHANGES may differ)."""
+    """ConfigMismatch unless the two configs compute the same thing (RESUMABLE_CHANGES may differ). A setting that
+    did not exist when `saved` was written reads as its default, which is what that run did."""
     a, b = flatten(saved), flatten(current)
+    a = {k: v for k, v in flatten(config_dict(RunConfig())).items() if k not in a} | a
     diff = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
             if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_CHANGES)]
     if diff:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -32,7 +33,7 @@ from .checkpoint import (
 from .distributed import Context, check_device, setup, teardown
 from .lock import RunLock
 from .loop import clock, train_epoch
-from .signals import deferred, interruptible
+from .signals import deferred, held, interruptible
 from .tracking import Tracker, run_identity
 from .trainer import build_trainer
 
@@ -112,47 +113,49 @@ def _train_epochs(cfg: RunConfig, ctx: Context, run_dir: Path, live: Live, state
     """Build the trainer and train the epochs not done yet, a checkpoint and the record after each."""
     record_path, ckpt_path, record = run_dir / "metrics.json", run_dir / "checkpoint.pt", live.record
     t = build_trainer(cfg, ctx, state)
-    record.pipeline = t.pipeline
-    if t.pipeline_probe is not None:
-        record.pipeline_probe = t.pipeline_probe
-        log.info("data.pipeline=auto chose %s (images/s per core, measured: %s)", t.pipeline, t.pipeline_probe)
-    tracker = None
-    if ctx.main:
-        name, keys, tags = run_identity(cfg, record.variant, record, overrides, run_dir)
-        tracker = live.tracker = Tracker(cfg.wandb, run_dir, name, group, config_dict(cfg) | keys, record.wandb_id,
-                                         tags=tags)
-        record.wandb_id, record.wandb_group = tracker.id, group
-        record.write(record_path)
-    step = state["global_step"] if state is not None else 0
-    who = f"{cfg.step.name}{f' without {cfg.undo}' if cfg.undo else ''} seed {cfg.seed}"
-    epochs = record.epochs
-    for epoch in range(record.epochs_done, epochs):
-        with deferred():
-            done = [r.epoch_time_s for r in record.history]
-            row, step, predictions = train_epoch(
-                cfg, ctx, t, epoch, step, f"{who} epoch {epoch + 1}/{epochs}", last=epoch + 1 == epochs,
-                later_epochs=epochs - epoch - 1, epoch_s=sum(done) / len(done) if done else None, tracker=tracker)
-        if not ctx.main:
-            continue
-        if predictions is not None:  # before the checkpoint that completes the run
-            save_predictions(predictions[:, 0].numpy(), predictions[:, 1].numpy(), run_dir / PREDICTIONS)
-            record.predictions = PREDICTIONS
-        after = record.with_epoch(row)
-        save_checkpoint({"model": t.model.state_dict(), "optimizer": t.optimizer.state_dict(),
-                         "ema": t.ema.state_dict() if t.ema is not None else None, "epoch": epoch + 1,
-                         "global_step": step, "config": config_dict(cfg), "record": after.to_dict()}, ckpt_path)
-        record = live.record = after
-        record.write(record_path)
-        tracker.log(row.to_dict(), step=step)
-        if cfg.wandb.log_checkpoints:
-            tracker.log_checkpoint(ckpt_path, epoch + 1, {"val_top1": row.val_top1})
-        log.info("epoch %d/%d: loss %.4f, top-1 %.2f, top-5 %.2f, %.0f images/s", epoch + 1, epochs,
-                 row.train_loss, row.val_top1, row.val_top5, row.images_per_s)
-    record.status = "completed"
-    if ctx.main:
-        record.write(record_path)
-        log.info("completed %s: final top-1 %.2f, best %.2f, %s of training and evaluation; record %s", who,
-                 record.final_top1, record.best_top1, clock(record.wall_time_s), record_path)
+    with closing(t):  # its loader workers end with the run, whichever way it ends
+        record.pipeline = t.pipeline
+        if t.pipeline_probe is not None:
+            record.pipeline_probe = t.pipeline_probe
+            log.info("data.pipeline=auto chose %s (images/s per core, measured: %s)", t.pipeline, t.pipeline_probe)
+        tracker = None
+        if ctx.main:
+            name, keys, tags = run_identity(cfg, record.variant, record, overrides, run_dir)
+            tracker = live.tracker = Tracker(cfg.wandb, run_dir, name, group, config_dict(cfg) | keys, record.wandb_id,
+                                             tags=tags)
+            record.wandb_id, record.wandb_group = tracker.id, group
+            record.write(record_path)
+        step = state["global_step"] if state is not None else 0
+        who = f"{cfg.step.name}{f' without {cfg.undo}' if cfg.undo else ''} seed {cfg.seed}"
+        epochs = record.epochs
+        for epoch in range(record.epochs_done, epochs):
+            with deferred():
+                done = [r.epoch_time_s for r in record.history]
+                row, step, predictions = train_epoch(
+                    cfg, ctx, t, epoch, step, f"{who} epoch {epoch + 1}/{epochs}", last=epoch + 1 == epochs,
+                    later_epochs=epochs - epoch - 1, epoch_s=sum(done) / len(done) if done else None, tracker=tracker)
+            if not ctx.main:
+                continue
+            with held():  # a signal now waits until the epoch is saved
+                if predictions is not None:  # before the checkpoint that completes the run
+                    save_predictions(predictions[:, 0].numpy(), predictions[:, 1].numpy(), run_dir / PREDICTIONS)
+                    record.predictions = PREDICTIONS
+                after = record.with_epoch(row)
+                save_checkpoint({"model": t.model.state_dict(), "optimizer": t.optimizer.state_dict(),
+                                 "ema": t.ema.state_dict() if t.ema is not None else None, "epoch": epoch + 1,
+                                 "global_step": step, "config": config_dict(cfg), "record": after.to_dict()}, ckpt_path)
+                record = live.record = after
+                record.write(record_path)
+            tracker.log(row.to_dict(), step=step)
+            if cfg.wandb.log_checkpoints:
+                tracker.log_checkpoint(ckpt_path, epoch + 1, {"val_top1": row.val_top1})
+            log.info("epoch %d/%d: loss %.4f, top-1 %.2f, top-5 %.2f, %.0f images/s", epoch + 1, epochs,
+                     row.train_loss, row.val_top1, row.val_top5, row.images_per_s)
+        record.status = "completed"
+        if ctx.main:
+            record.write(record_path)
+            log.info("completed %s: final top-1 %.2f, best %.2f, %s of training and evaluation; record %s", who,
+                     record.final_top1, record.best_top1, clock(record.wall_time_s), record_path)
 
 
 def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Sequence[str] = (),
@@ -191,6 +194,13 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Se
                 record.earlier_parts.append({"until_epoch": record.epochs_done, "git_commit": record.git_commit,
                                              "hardware": record.hardware})
             record.hardware, record.git_commit = machine, commit
+            batch, t = cfg.train.batch_size * ctx.world, cfg.train
+            record.effective_lr = t.lr_for(batch)
+            record.eval_set = "val_split" if cfg.data.val_split else "test"
+            log.info("learning rate %.4g: train.base_lr=%g per %d images, %s scaling to the global batch of %d; "
+                     "evaluated on %s", record.effective_lr, t.base_lr, t.ref_batch, t.lr_scaling.value, batch,
+                     f"{cfg.data.val_split} held-out training images (data.val_split)" if cfg.data.val_split
+                     else "the test set")
             try:
                 if ctx.main:
                     record.write(record_path)

@@ -11,8 +11,8 @@ from ..schema import Optimizer, RunConfig, Schedule
 
 
 def scaled_lr(cfg: RunConfig, global_batch: int) -> float:
-    """The recipe's learning rate is per `ref_batch` images; it scales linearly with the global batch."""
-    return cfg.train.base_lr * global_batch / cfg.train.ref_batch
+    """The recipe's learning rate is per `ref_batch` images, scaled to the global batch by train.lr_scaling."""
+    return cfg.train.lr_for(global_batch)
 
 
 def build_optimizer(cfg: RunConfig, model: torch.nn.Module, lr: float, fused: bool) -> torch.optim.Optimizer:
