@@ -3,8 +3,24 @@
 Hydra app over configs/; `python run.py --help` lists the groups, `--cfg job` prints the composed config.
 Exit status: 0 completed, 1 failed or refused (one line says why), 128 + N after signal N (130 Ctrl-C, 143 SIGTERM).
 """
-import logging
+import os
+import signal
 import sys
+
+STOPPED = "interrupted before the run started; nothing was written"
+
+
+def _stopped_while_loading(signum, frame):
+    """Ctrl-C (or SIGTERM) while torch, timm and Hydra load: one line, nothing written. An exception raised inside
+    an extension module's import would surface as another error with a traceback, so the process ends here."""
+    print(STOPPED, file=sys.stderr, flush=True)
+    os._exit(128 + signum)
+
+
+for _signal in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(_signal, _stopped_while_loading)
+
+import logging  # after the handlers above, so that a Ctrl-C while importing is one line
 from pathlib import Path
 
 import hydra
@@ -56,7 +72,19 @@ def main(dcfg: DictConfig) -> dict:
     return {"status": status, "reason": f"{type(error).__name__}: {error}"}
 
 
+class StoppedBeforeRun(BaseException):
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_before_run(signum, frame):
+    raise StoppedBeforeRun(signum)
+
+
 if __name__ == "__main__":
+    for _signal in (signal.SIGINT, signal.SIGTERM):  # loaded: from here a signal unwinds what is being checked
+        signal.signal(_signal, _stop_before_run)
     register()
     answer = nested_completions(sys.argv[1:])  # tab completion of `step=<TAB>`: Hydra lists one folder only
     if answer is not None:
@@ -65,9 +93,11 @@ if __name__ == "__main__":
     try:
         check_command_line(sys.argv[1:])
         CHECKED["run"] = preflight(sys.argv[1:], checks=(can_start,))
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # from here the run handles its signals
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         main()
     except ValueError as e:
         sys.exit(f"error: {e}")
-    except KeyboardInterrupt:  # before a run started (composing the config): nothing to record
-        print("interrupted before the run started; nothing was written", file=sys.stderr)
-        sys.exit(130)
+    except (KeyboardInterrupt, StoppedBeforeRun) as e:  # before a run started (composing the config): nothing to record
+        print(STOPPED, file=sys.stderr)
+        sys.exit(128 + getattr(e, "signum", signal.SIGINT))

@@ -4,7 +4,8 @@
 
 For every run below SWEEP_DIR whose metrics.json says `completed`, copies metrics.json, config.yaml,
 overrides.yaml and predictions.npz (a few KB each; never the checkpoint) to the same relative place under DEST.
-Runs that did not complete are listed and left out; a run already copied is copied again only if it changed.
+Runs that did not complete, or whose predictions.npz is damaged, are listed and left out; a run already copied is
+copied again only if it changed; DEST inside SWEEP_DIR is never read as part of the sweep (no copies of copies).
 Prints how many runs are in DEST and how many were added. `plot_roadmap.py DEST` charts them.
 """
 from __future__ import annotations
@@ -16,6 +17,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from roadmap.record import read_predictions
+
 FILES = ("metrics.json", "config.yaml", "overrides.yaml", "predictions.npz")
 
 
@@ -24,6 +27,8 @@ def collect(sweep: Path, dest: Path) -> tuple[list[Path], list[tuple[Path, str]]
     added, left = [], []
     for record_path in sorted(sweep.rglob("metrics.json")):
         run = record_path.parent
+        if run.resolve().is_relative_to(dest.resolve()):  # DEST inside the sweep: its copies are not runs
+            continue
         try:
             record = json.loads(record_path.read_text())
             status = record.get("status") if isinstance(record, dict) else "not a record"
@@ -35,6 +40,11 @@ def collect(sweep: Path, dest: Path) -> tuple[list[Path], list[tuple[Path, str]]
         missing = [f for f in FILES if f != "overrides.yaml" and not (run / f).is_file()]
         if missing:
             left.append((run, f"completed but without {', '.join(missing)}"))
+            continue
+        try:
+            read_predictions(run / "predictions.npz")
+        except ValueError as why:
+            left.append((run, f"completed but {str(why).replace(str(run) + '/', '')}"))
             continue
         target = dest / run.relative_to(sweep)
         changed = False
@@ -56,7 +66,11 @@ def main() -> None:
     args = ap.parse_args()
     if not args.sweep.is_dir():
         sys.exit(f"error: {args.sweep}: no such directory")
-    added, left = collect(args.sweep, args.dest)
+    try:
+        added, left = collect(args.sweep, args.dest)
+    except OSError as e:  # a read-only or full destination
+        sys.exit(f"error: could not copy into {args.dest} ({e.strerror or e}{': ' + e.filename if e.filename else ''})"
+                 "; choose a destination you can write to")
     total = len(list(args.dest.rglob("metrics.json"))) if args.dest.exists() else 0
     print(f"{total} completed run(s) in {args.dest}; {len(added)} added or updated now")
     for run, why in left:

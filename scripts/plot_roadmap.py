@@ -26,7 +26,15 @@ from pathlib import Path
 
 from roadmap.analysis import leave_one_out
 from roadmap.analysis.publish import log_to_wandb
-from roadmap.analysis.read import choose_variant, describe_left_out, readable, records_from_dirs, records_from_wandb
+from roadmap.analysis.read import (
+    check_predictions,
+    choose_variant,
+    describe_left_out,
+    one_per_run,
+    readable,
+    records_from_dirs,
+    records_from_wandb,
+)
 from roadmap.analysis.roadmap import chart_roadmap, compare_with_paper
 from roadmap.record import RunRecord
 
@@ -59,8 +67,9 @@ def main() -> None:
         ap.error("give sweep directories, or --wandb ENTITY/PROJECT with --group G")
     try:
         records = records_from_wandb(args.wandb, args.group) if args.wandb else records_from_dirs(args.paths)
+        records, copies = one_per_run(records)
         records, variant, left = choose_variant(records, args.variant)
-        notes = describe_left_out(left)
+        notes = describe_left_out(left) + copies + check_predictions(records)
         good = readable(records)
         reverse = any(r.undo for r in good)  # a leave-one-out sweep
         if reverse:
@@ -69,6 +78,8 @@ def main() -> None:
             rows, failed = chart_roadmap(records, args.out, args.metric, notes)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
+    except OSError as e:  # --out read-only, full, or under a file
+        sys.exit(f"error: could not write the chart into --out {args.out} ({e.strerror or e}); choose another folder")
     except Exception as e:  # the W&B API: no key, no network, no such project
         if not args.wandb or "wandb" not in type(e).__module__:
             raise

@@ -3,6 +3,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import CHAIN, FULL, ROOT, clean_env, run_cli
 from wandb_log import run_info
@@ -11,7 +12,7 @@ from roadmap import roadmap_steps
 from roadmap.analysis.leave_one_out import leave_one_out_rows
 from roadmap.analysis.read import choose_variant, describe_left_out, records_from_dirs
 from roadmap.analysis.roadmap import chart_roadmap
-from roadmap.record import RunRecord
+from roadmap.record import RunRecord, save_predictions
 
 STEPS = [s.name for s in roadmap_steps()]
 
@@ -159,8 +160,9 @@ def test_collect_results_copies_completed_runs_only_and_only_once(tmp_path):
         run = sweep / name
         run.mkdir(parents=True)
         (run / "metrics.json").write_text(json.dumps({"status": status}))
-        for f in ("config.yaml", "overrides.yaml", "predictions.npz", "checkpoint.pt"):
+        for f in ("config.yaml", "overrides.yaml", "checkpoint.pt"):
             (run / f).write_text(f)
+        save_predictions(np.arange(10) % 3, np.arange(10) % 3, run / "predictions.npz")
     (sweep / "c/seed0").mkdir(parents=True)
     (sweep / "c/seed0/metrics.json").write_text("{trunc")
     added, left = mod.collect(sweep, dest)

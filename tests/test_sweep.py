@@ -233,10 +233,11 @@ def test_two_copies_of_one_sweep_on_one_directory_each_count_their_own_jobs_trul
     assert not list((sweep / ".jobs").glob("*/*.json"))  # each launch cleared its own markers, and only those
 
 
-@pytest.mark.parametrize("launcher", ["basic", "joblib"])
-def test_a_signal_to_a_sweep_still_prints_its_line(tmp_path, launcher):
-    """SIGTERM to the sweep's process group: the running job records `interrupted`, and the sweep says so in its
-    last line, with the job it never started; exit 143. With the joblib launcher the jobs run in other processes."""
+@pytest.mark.parametrize("launcher, target", [("basic", "group"), ("joblib", "group"), ("joblib", "parent")])
+def test_a_signal_to_a_sweep_still_prints_its_line(tmp_path, launcher, target):
+    """SIGTERM to the sweep's process group, or to its first process alone (`kill PID`): the running job records
+    `interrupted`, and the sweep says so in its last line, with the job it never started; exit 143. With the joblib
+    launcher the jobs run in other processes, which the sweep tells when it alone got the signal."""
     import signal
     import subprocess
     import sys
@@ -252,8 +253,10 @@ def test_a_signal_to_a_sweep_still_prints_its_line(tmp_path, launcher):
         time.sleep(0.1)
     run = next(sweep.glob("micro/gelu/*/seed0"))  # the variant part names the budget overrides
     wait_for_epochs(run, 1, proc)
-    os.killpg(proc.pid, signal.SIGTERM)
+    t0 = time.time()
+    os.killpg(proc.pid, signal.SIGTERM) if target == "group" else os.kill(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
+    assert time.time() - t0 < 45, "the jobs were not told: they trained on until the launcher's workers died"
     assert proc.returncode == 143, err[-2000:]
     assert json.loads((run / "metrics.json").read_text())["status"] == "interrupted"
     line = [ln for ln in err.splitlines() if ln.startswith("sweep of ")]

@@ -1,4 +1,5 @@
 """Errors a user can act on: the runner prints their message, not a traceback."""
+import re
 
 
 class RoadmapError(RuntimeError):
@@ -7,6 +8,12 @@ class RoadmapError(RuntimeError):
 
 class DataError(RoadmapError):
     """Missing or unusable data: the message says where we looked and what to do."""
+
+    def __init__(self, message: str = ""):
+        # raised again in the main process by a DataLoader, it carries the worker's traceback: keep its own line
+        if "Original Traceback" in message:
+            message = re.sub(r"^(?:[\w.]+\.)?DataError: ", "", message.strip().splitlines()[-1])
+        super().__init__(message)
 
 
 class CorruptCheckpoint(RoadmapError):

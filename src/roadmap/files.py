@@ -16,7 +16,8 @@ def temporary(path: Path) -> Path:
 
 def atomic_write(path: Path, write: Callable) -> None:
     """`write(f)` into a temporary file, then rename it over `path`: `path` is always the old or the new version.
-    A failed write (full disk, quota) removes the temporary file and raises WriteFailed, one line long."""
+    A failed write (full disk, quota) removes the temporary file and raises WriteFailed, one line long; an
+    interruption (a signal's exception, which is not an Exception) removes it too and goes on as it was."""
     tmp = temporary(path)
     try:
         with open(tmp, "wb") as f:
@@ -24,8 +25,10 @@ def atomic_write(path: Path, write: Callable) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except Exception as e:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if not isinstance(e, Exception):
+            raise
         cause = f"{e.strerror}" if isinstance(e, OSError) and e.strerror else f"{type(e).__name__}: {e}"
         free = shutil.disk_usage(path.parent).free / 2**20
         raise WriteFailed(f"could not write {path} ({cause.splitlines()[0]}; {free:.0f} MiB free there); "

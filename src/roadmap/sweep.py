@@ -121,7 +121,14 @@ class SweepSummary(Callback):
 
     def _stopped(self, signum, frame) -> None:
         config = self.active[1]
-        deadline = time.time() + 60  # the jobs, signalled too, end at their next batch: wait for them to say how
+        here = socket.gethostname()
+        for job in self._jobs(config):  # a signal sent to this process alone (kill PID) reaches the jobs too
+            if job.get("status") == "started" and job.get("host") == here and job.get("pid") not in (None, os.getpid()):
+                try:
+                    os.kill(job["pid"], signum)
+                except (ProcessLookupError, PermissionError):
+                    pass  # ended meanwhile
+        deadline = time.time() + 60  # the jobs end at their next batch: wait for them to say how
         while time.time() < deadline and any(
                 j.get("status") == "started" and j.get("run_dir") and is_held(Path(j["run_dir"]))
                 for j in self._jobs(config)):
@@ -135,7 +142,7 @@ class SweepSummary(Callback):
         jobs = self._jobs_dir(config)
         jobs.mkdir(parents=True, exist_ok=True)
         info = {"num": config.hydra.job.num, "overrides": list(config.hydra.overrides.task),
-                "run_dir": config.hydra.runtime.output_dir}
+                "run_dir": config.hydra.runtime.output_dir, "host": socket.gethostname(), "pid": os.getpid()}
         (jobs / f"{config.hydra.job.num}.json").write_text(json.dumps(info | data))
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:

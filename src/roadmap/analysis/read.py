@@ -9,7 +9,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from ..record import RunRecord
+from ..record import RunRecord, read_predictions
 from ..train.lock import status_now
 
 
@@ -41,6 +41,51 @@ def records_from_dirs(paths: list[Path]) -> list[RunRecord]:
                                  f"{record.epochs_done} epoch(s)); run the same command again to resume it")
             out.append(record)
     return out
+
+
+def identity(r: RunRecord) -> tuple:
+    """What names a run wherever its files lie: its regime, data, budget, step, undone step, variant and seed."""
+    return r.regime, r.data, r.budget, r.step, r.undo, r.variant, r.seed
+
+
+def one_per_run(records: list[RunRecord]) -> tuple[list[RunRecord], list[str]]:
+    """Each run once, however many copies of it the folders hold (a sweep and its collected copy, say): the first
+    completed copy (by path) is kept; a note per run found more than once. Damaged records stay, each its own."""
+    kept: dict[tuple, RunRecord] = {}
+    copies: dict[tuple, list[RunRecord]] = {}
+    out = []
+    for r in records:
+        if r.status == "unreadable":
+            out.append(r)
+            continue
+        key = identity(r)
+        copies.setdefault(key, []).append(r)
+        if key not in kept or (kept[key].status != "completed" and r.status == "completed"):
+            kept[key] = r
+    out += list(kept.values())
+    notes = []
+    for key, runs in copies.items():
+        if len(runs) > 1:
+            values = {r.final_top1 for r in runs if r.status == "completed"}
+            notes.append(f"{len(runs)} copies of one run ({key[3]}{' without ' + key[4] if key[4] else ''}, seed "
+                         f"{key[6]}{', variant ' + key[5] if key[5] else ''}) counted once, {kept[key].path}"
+                         + ("; the copies disagree on final top-1: " + ", ".join(map(str, sorted(values)))
+                            if len(values) > 1 else ""))
+    return out, notes
+
+
+def check_predictions(records: list[RunRecord]) -> list[str]:
+    """A note naming each completed run whose predictions.npz cannot be read; such a run is charted by its record
+    alone (no bootstrap), its `predictions` cleared."""
+    notes = []
+    for r in records:
+        if r.status == "completed" and r.path and r.predictions:
+            try:
+                read_predictions(Path(r.path) / r.predictions)
+            except ValueError as why:
+                notes.append(f"{why}: its run is charted without the bootstrap over test images")
+                r.predictions = None
+    return notes
 
 
 def records_from_wandb(project: str, group: str, api=None) -> list[RunRecord]:

@@ -111,5 +111,5 @@ def md_tail(failed: list[str], notes: list[str]) -> list[str]:
     """The end of a chart's markdown table: the runs not charted, and what the chart left out."""
     lines = ["", f"Failed runs ({len(failed)}):", *failed] if failed else []
     if notes:
-        lines += ["", "Not in this chart (other variants in the same folders):"] + [f"- {n}" for n in notes]
+        lines += ["", "Notes (runs left out, copies counted once, damaged files):"] + [f"- {n}" for n in notes]
     return lines

@@ -1,6 +1,6 @@
-"""What run.py checks before Hydra writes anything: the command line alone (each override parses, no setting
-given twice, no empty output directory, every group choice exists), then a single run's whole config and its run
-directory (preflight)."""
+"""What run.py checks before Hydra writes anything: the config files (each is YAML), the command line alone (each
+override parses, no setting given twice, no empty output directory, every group choice exists), then a single run's
+whole config and its run directory (preflight)."""
 from __future__ import annotations
 
 import os
@@ -14,6 +14,7 @@ from omegaconf import open_dict
 
 from ..schema import RunConfig
 from .compose import check_choices, compose_dict, to_run_config
+from .files import check_files
 
 DIRECTORIES = ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir")
 # Hydra's flags that take a value (`--cfg job`), and --info's optional one
@@ -38,6 +39,7 @@ def hydra_overrides(argv: Sequence[str]) -> list[str]:
 def check_command_line(argv: Sequence[str]) -> None:
     """Everything that can be told from the command line alone, before Hydra writes anything: each override
     parses, no setting is given twice, no output directory is empty, and every group choice exists."""
+    check_files()
     overrides = hydra_overrides(argv)
     parser, seen = OverridesParser.create(), {}
     for item in overrides:
@@ -79,7 +81,7 @@ def preflight(argv: Sequence[str], checks: Sequence = ()) -> RunConfig | None:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"x")  # a full disk or a read-only mount fails here, not in Hydra's log handler
         probe.unlink()
-    except OSError as e:
+    except BaseException as e:  # a write that failed, or a signal meanwhile: nothing of this check is left
         try:
             probe.unlink(missing_ok=True)
         except OSError:
@@ -89,6 +91,8 @@ def preflight(argv: Sequence[str], checks: Sequence = ()) -> RunConfig | None:
                 d.rmdir()
             except OSError:
                 pass
+        if not isinstance(e, OSError):
+            raise
         raise ValueError(f"hydra.run.dir={str(run_dir)!r} cannot be written ({e.strerror or e}); a run writes its "
                          "log, lock and records there: free space, or choose a writable directory") from None
     return run

@@ -2,7 +2,9 @@
 records `interrupted` with the signal's name and exits with 128 + its number, in time for a requeue.
 
 Inside the training and evaluation loops (`deferred()`) a signal is held until the next iteration begins
-(`raise_pending()`), so that no batch is left half received from a loader worker; a second signal raises at once."""
+(`raise_pending()`), so that no batch is left half received from a loader worker; a second signal raises at once.
+While a checkpoint is written (`held()`) every signal waits until it is complete: torch.save would turn the exception
+into a RuntimeError, which would read as a failed write."""
 from __future__ import annotations
 
 import signal
@@ -12,7 +14,7 @@ from contextlib import contextmanager
 from ..errors import Interrupted
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_state = {"deferring": False, "pending": None}
+_state = {"deferring": False, "holding": False, "pending": None}
 
 
 def _raise(signum: int) -> None:
@@ -21,8 +23,8 @@ def _raise(signum: int) -> None:
 
 
 def _handle(signum, frame):
-    if _state["deferring"] and _state["pending"] is None:
-        _state["pending"] = signum
+    if _state["holding"] or (_state["deferring"] and _state["pending"] is None):
+        _state["pending"] = _state["pending"] or signum  # the first signal is the one reported
         return
     _raise(signum)
 
@@ -45,6 +47,19 @@ def deferred():
 
 
 @contextmanager
+def held():
+    """Every signal waits until the block is done (a second one too), then raises."""
+    previous = _state["holding"]
+    _state["holding"] = True
+    try:
+        yield
+    finally:
+        _state["holding"] = previous
+    if not previous:
+        raise_pending()
+
+
+@contextmanager
 def interruptible():
     """Within: SIGINT and SIGTERM raise `Interrupted` in the main thread. A handler another library installed
     (submitit's for SLURM requeues) is left in place; ours are undone on exit."""
@@ -63,4 +78,4 @@ def interruptible():
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        _state.update(deferring=False, pending=None)
+        _state.update(deferring=False, holding=False, pending=None)
