@@ -228,3 +228,49 @@ def test_every_committed_record_loads_as_a_run_record_and_writes_back_what_it_he
         again = RunRecord.load(path).to_dict()
         assert {k: again[k] for k in held} == held, path
         assert all(again[k] in (None, []) for k in set(again) - set(held)), path
+
+
+def test_the_learning_curves_are_each_steps_top1_per_epoch_averaged_over_its_seeds(tmp_path):
+    """By hand: two seeds of two steps, three epochs each; a failed run and a run of another variant stay out."""
+    from roadmap.record import EpochRow
+    curves = {("baseline/resnet50", 0): [50.0, 60.0, 70.0], ("baseline/resnet50", 1): [52.0, 64.0, 72.0],
+              ("macro/stage_ratio", 0): [40.0, 70.0, 80.0], ("macro/stage_ratio", 1): [44.0, 72.0, 78.0]}
+    records = [RunRecord(step=step, seed=seed, status="completed", regime="r50", data="d", budget="b", variant="",
+                         gmacs=1.0, params=1, history=[EpochRow(epoch=i, train_loss=1.0, val_top1=v, val_top5=99.0,
+                                                                lr=0.1, images_per_s=1.0) for i, v in enumerate(top1)]
+                         ).summarize() for (step, seed), top1 in curves.items()]
+    records.append(RunRecord(step="macro/stage_ratio", seed=2, status="failed", regime="r50", data="d", budget="b",
+                             history=[EpochRow(epoch=0, train_loss=1.0, val_top1=0.0, val_top5=0.0, lr=0.1,
+                                               images_per_s=1.0)]))
+    chart_roadmap(records, tmp_path)
+    rows = list(csv.DictReader(open(tmp_path / "curves.csv")))
+    got = {(r["step"], int(r["epoch"])): (int(r["n"]), float(r["mean"]), float(r["min"]), float(r["max"]))
+           for r in rows}
+    assert got == {("baseline/resnet50", 1): (2, 51.0, 50.0, 52.0), ("baseline/resnet50", 2): (2, 62.0, 60.0, 64.0),
+                   ("baseline/resnet50", 3): (2, 71.0, 70.0, 72.0), ("macro/stage_ratio", 1): (2, 42.0, 40.0, 44.0),
+                   ("macro/stage_ratio", 2): (2, 71.0, 70.0, 72.0), ("macro/stage_ratio", 3): (2, 79.0, 78.0, 80.0)}
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+
+
+def test_compare_studies_sets_each_steps_change_in_one_study_beside_the_other(tmp_path):
+    """Two charts' roadmap.csv by hand: a change that keeps its sign, one that flips while real in both."""
+    header = ("step,label,n,mean,std,ci_low,ci_high,min,max,gmacs,params,images_per_s,paper_top1,paper_gflops,"
+              "adopted,delta,delta_low,delta_high,delta_method,real,boot_low,boot_high,boot_n,boot_real,paper_delta,"
+              "failed")
+    rows = {"a": [("baseline/resnet50", 70, "", "", "", ""), ("macro/stage_ratio", 72, 2.0, 1.0, 3.0, True),
+                  ("macro/patchify", 71, -1.0, -2.0, -0.5, True)],
+            "b": [("baseline/resnet50", 90, "", "", "", ""), ("macro/stage_ratio", 91, 1.0, -1.0, 3.0, False),
+                  ("macro/patchify", 92, 1.0, 0.5, 1.5, True)]}
+    for name, lines in rows.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "roadmap.csv").write_text("\n".join(
+            [header] + [f"{s},{s},3,{m},,,,,,,,,,,True,{d},{lo},{hi},,{real},,,,,0.5,0" for s, m, d, lo, hi, real
+                        in lines]) + "\n")
+    proc = run_cli(ROOT / "scripts/compare_studies.py", tmp_path / "a", tmp_path / "b", "--out", tmp_path / "out",
+                   "--names", "short", "long", check=True)
+    assert "3 steps compared" in proc.stdout
+    out = {r["step"]: r for r in csv.DictReader(open(tmp_path / "out/compare.csv"))}
+    assert (out["macro/stage_ratio"]["same_sign"], out["macro/stage_ratio"]["flipped"]) == ("True", "False")
+    assert (out["macro/patchify"]["same_sign"], out["macro/patchify"]["flipped"]) == ("False", "True")
+    md = (tmp_path / "out/compare.md").read_text()
+    assert "agree in sign on 1 of 2 steps" in md and "the recipe reverses): macro/patchify." in md

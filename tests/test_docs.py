@@ -187,7 +187,7 @@ class Runner:
                         *(self.measured * len(files))[:len(files)], *rest], env_expect
             return [sys.executable, ROOT / script, *args, *TINY[3:], "--steps", "baseline/resnet50", "--iters", "1",
                     "--warmup", "1", "--eval-batches", "1", "--out", "MEASURED"], env_expect
-        if script in ("scripts/collect_results.py", "scripts/inspect_steps.py"):
+        if script in ("scripts/collect_results.py", "scripts/inspect_steps.py", "scripts/compare_studies.py"):
             return [sys.executable, ROOT / script, *args], env_expect
         raise AssertionError(f"no way to run the documented command {shlex.join(argv)}: teach tests/test_docs.py")
 
@@ -200,6 +200,12 @@ class Runner:
         if Path(cmd[1]).name in ("plot_roadmap.py", "collect_results.py") and not cmd[2].startswith("-"):
             if not (self.cwd / cmd[2]).exists():  # its sweep (or copy) is run on the page that shows it first
                 make_sweep_dir(self.cwd / cmd[2])
+        if Path(cmd[1]).name == "compare_studies.py":  # two charts' folders: charted from hand-made records
+            for folder in cmd[2:4]:
+                if not (self.cwd / folder / "roadmap.csv").exists():
+                    make_sweep_dir(self.cwd / "records" / folder)
+                    run_script(ROOT / "scripts/plot_roadmap.py", self.cwd / "records" / folder, "--out",
+                               self.cwd / folder, cwd=self.cwd)
         if "MEASURED" in cmd:  # measure_study's output, for the --estimate commands after it
             self.measured.append(str(self.cwd / f"measure{len(self.measured)}.json"))
             cmd[cmd.index("MEASURED")] = self.measured[-1]

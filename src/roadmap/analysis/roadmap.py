@@ -8,6 +8,7 @@ from pathlib import Path
 from ..config.steps import load_regime, roadmap_steps
 from ..record import RunRecord
 from .chart import draw
+from .curves import chart_curves
 from .read import readable
 from .rows import (
     NO_CHANGE,
@@ -151,6 +152,7 @@ def chart_roadmap(records: list[RunRecord], out: Path, metric: str = "final_top1
     out.mkdir(parents=True, exist_ok=True)
     write_tables(rows, failed, out, title, agree, notes)
     draw_roadmap(rows, out, title, metric, data, agree, "Table 11" if "Table 11" in regime.paper_source else "Table 10")
+    chart_curves(records, [(r["step"], r["label"]) for r in rows], out, f"Learning curves: {title}", data)
     for r in rows:
         r.pop("by_seed")
         r.pop("correct")
