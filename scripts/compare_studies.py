@@ -70,8 +70,8 @@ def write(rows: list[dict], out: Path, names: list[str], missing: list[str]) -> 
     for r in rows:
         same = {True: "yes", False: "**no**" if r["flipped"] else "no", None: ""}[r["same_sign"]]
         paper = f"{r['paper_delta']:+.2f}" if r["paper_delta"] is not None else ""
-        lines.append(f"| {r['label']} | {r['a_mean']:.2f} | {cell(r, 'a')} | {r['b_mean']:.2f} | {cell(r, 'b')} | "
-                     f"{paper} | {same} |")
+        means = [f"{r[k]:.2f}" if r[k] is not None else "no run" for k in ("a_mean", "b_mean")]
+        lines.append(f"| {r['label']} | {means[0]} | {cell(r, 'a')} | {means[1]} | {cell(r, 'b')} | {paper} | {same} |")
     agree = sum(bool(r["same_sign"]) for r in steps)
     real_a, real_b = [r["label"] for r in steps if r["a_real"]], [r["label"] for r in steps if r["b_real"]]
     lines += ["", f"The two agree in sign on {agree} of {len(steps)} steps. Real in A: {', '.join(real_a) or 'none'}. "
