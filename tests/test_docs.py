@@ -187,7 +187,8 @@ class Runner:
                         *(self.measured * len(files))[:len(files)], *rest], env_expect
             return [sys.executable, ROOT / script, *args, *TINY[3:], "--steps", "baseline/resnet50", "--iters", "1",
                     "--warmup", "1", "--eval-batches", "1", "--out", "MEASURED"], env_expect
-        if script in ("scripts/collect_results.py", "scripts/inspect_steps.py", "scripts/compare_studies.py"):
+        if script in ("scripts/collect_results.py", "scripts/inspect_steps.py", "scripts/compare_studies.py",
+                      "scripts/status.py"):
             return [sys.executable, ROOT / script, *args], env_expect
         raise AssertionError(f"no way to run the documented command {shlex.join(argv)}: teach tests/test_docs.py")
 
@@ -197,7 +198,7 @@ class Runner:
             return
         t0 = time.perf_counter()
         cmd = [str(self.sweep_dir) if a == "SWEEP_DIR" else str(a) for a in cmd]
-        if Path(cmd[1]).name in ("plot_roadmap.py", "collect_results.py") and not cmd[2].startswith("-"):
+        if Path(cmd[1]).name in ("plot_roadmap.py", "collect_results.py", "status.py") and not cmd[2].startswith("-"):
             if not (self.cwd / cmd[2]).exists():  # its sweep (or copy) is run on the page that shows it first
                 make_sweep_dir(self.cwd / cmd[2])
         if Path(cmd[1]).name == "compare_studies.py":  # two charts' folders: charted from hand-made records

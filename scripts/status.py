@@ -1,0 +1,99 @@
+"""Where a sweep stands, running or stopped: one row per step and variant (seeds, mean final top-1, statuses), then
+what is running (epochs done, time left), what failed or was killed and why.
+
+    python scripts/status.py outputs/sweeps/fashion_mnist-femto_converged-femto
+    python scripts/status.py SWEEP_DIR --csv table.csv        # the table as CSV too
+
+Reads every metrics.json below the folders (a damaged one is named); a run whose record says running while no
+process holds it is shown as killed. The time left of a running run is its mean epoch time times the epochs it has
+left (until its first epoch ends, unknown).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from roadmap.analysis.read import records_from_dirs
+from roadmap.record import RunRecord
+
+COLUMNS = ["step", "variant", "undo", "seeds", "completed", "mean_final_top1", "statuses"]
+
+
+def clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+def time_left(r: RunRecord) -> float | None:
+    times = [row.epoch_time_s for row in r.history if row.epoch_time_s]
+    if not times or r.epochs is None:
+        return None
+    return statistics.fmean(times) * max(0, r.epochs - r.epochs_done)
+
+
+def table(records: list[RunRecord]) -> list[dict]:
+    groups: dict[tuple, list[RunRecord]] = defaultdict(list)
+    for r in records:
+        groups[(str(r.step), r.variant or "", r.undo or "")].append(r)
+    rows = []
+    for (step, variant, undo), runs in sorted(groups.items()):
+        done = [r for r in runs if r.status == "completed" and r.final_top1 is not None]
+        counts = defaultdict(int)
+        for r in runs:
+            counts[r.status] += 1
+        rows.append({"step": step, "variant": variant, "undo": undo,
+                     "seeds": " ".join(str(s) for s in sorted({r.seed for r in runs if r.seed is not None})),
+                     "completed": len(done),
+                     "mean_final_top1": round(statistics.fmean(r.final_top1 for r in done), 2) if done else "",
+                     "statuses": ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("paths", nargs="+", type=Path, help="sweep (or run) directories")
+    ap.add_argument("--csv", type=Path, help="also write the table here")
+    args = ap.parse_args()
+    try:
+        records = records_from_dirs(args.paths)
+    except FileNotFoundError as e:
+        sys.exit(f"error: {e}")
+    if not records:
+        sys.exit(f"error: no run record (metrics.json) under {', '.join(map(str, args.paths))}")
+    rows = table(records)
+    width = max(len(r["step"] + (" " + r["variant"] if r["variant"] else "")) for r in rows)
+    print(f"{'step':{width}}  seeds    done  mean top-1  statuses")
+    for r in rows:
+        name = r["step"] + (f" without {r['undo']}" if r["undo"] else "") + (f" {r['variant']}" if r["variant"] else "")
+        print(f"{name:{width}}  {r['seeds']:7}  {r['completed']:4}  {str(r['mean_final_top1']):>10}  {r['statuses']}")
+    running = [r for r in records if r.status == "running"]
+    for r in running:
+        print(f"running: {r.path}: epoch {r.epochs_done} of {r.epochs} done, about {clock(time_left(r))} left")
+    if running:
+        print(f"time left of the running runs: about {clock(max((time_left(r) or 0) for r in running))} "
+              f"(runs not started yet are not counted)")
+    for r in records:
+        if r.status in ("failed", "killed", "interrupted", "unreadable"):
+            print(f"{r.status}: {r.path}: {r.reason or ''}")
+    total = sum(1 for r in records if r.status == "completed")
+    print(f"{len(records)} run(s): {total} completed, {len(running)} running, {len(records) - total - len(running)} "
+          "other")
+    if args.csv:
+        try:
+            with open(args.csv, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=COLUMNS)
+                w.writeheader()
+                w.writerows(rows)
+        except OSError as e:
+            sys.exit(f"error: could not write --csv {args.csv} ({e.strerror or e})")
+
+
+if __name__ == "__main__":
+    main()
