@@ -33,7 +33,8 @@ OFFLINE = {"cifar100": "fashion_mnist_small", "cifar10": "fashion_mnist_small", 
 TINY = ["budget.epochs=1", "budget.max_train_iters=2", "budget.max_eval_iters=1", "train.batch_size=16"]
 # what a scaled run.py command may append: its scale (epochs, iterations, batch, the dataset's size) and, for a sweep,
 # fewer of its own steps, seeds and undone steps
-SCALE = {"budget.epochs", "budget.max_train_iters", "budget.max_eval_iters", "train.batch_size", "data"}
+SCALE = {"budget.epochs", "budget.max_train_iters", "budget.max_eval_iters", "train.batch_size", "data",
+         "data.val_split"}
 SWEEP_SCALE = {"step", "seed", "undo"}
 GPU_CHECK_TEST = (ROOT / "tests/test_gpu_check.py").read_text()
 BENCH_TINY = ["--resolution", "32", "--batch-size", "2", "--warmup", "1", "--windows", "1", "--iters", "1",
@@ -95,18 +96,27 @@ def offline(value: str) -> str:
 
 
 def scaled_run(args: list[str]) -> list[str]:
-    """run.py's arguments, scaled down."""
+    """run.py's arguments, scaled down: TINY, the shipped data for a femto profile (a tenth of the held-out images
+    where the profile holds some out), two steps of a sweep that names none, and every swept list cut to two."""
     args = [f"data={OFFLINE.get(a[5:], a[5:])}" if a.startswith("data=") else a for a in args]
     extra = list(TINY)
-    if any(a.startswith("+experiment=femto") for a in args):
-        extra += ["data=fashion_mnist_small", "step=baseline/resnet50,macro/stage_ratio", "seed=0"]
-    if "+sweep=roadmap" in args and not any(a.startswith("step=") for a in args):
+    sweep = "-m" in args or "--multirun" in args
+    given = {a.split("=", 1)[0].lstrip("+") for a in args if "=" in a}
+    femto = any(a.startswith("+experiment=femto") for a in args)
+    if femto:
+        extra.append("data=fashion_mnist_small")
+    if any(a in ("+experiment=femto_search", "+experiment=femto_probe") for a in args):
+        extra.append("data.val_split=500")  # of the shipped 5,000 (the profile holds out 5,000 of 60,000)
+    if sweep and "step" not in given and (femto or "+sweep=roadmap" in args):
         extra.append("step=baseline/resnet50,macro/stage_ratio")
+    if sweep and femto and "seed" not in given:
+        extra.append("seed=0")
     if "+sweep=leave_one_out" in args:
         extra.append("undo=null,micro/gelu")
-    seeds = next((a for a in args if a.startswith("seed=") and "," in a), None)
-    if seeds:
-        extra.append("seed=" + ",".join(seeds[5:].split(",")[:2]))
+    for a in args:  # a sweep's own lists: its first two values
+        key, _, value = a.partition("=")
+        if sweep and "," in value and "$" not in value and "(" not in value and len(value.split(",")) > 2:
+            extra.append(f"{key}={','.join(value.split(',')[:2])}")
     if any(a.startswith("hydra/launcher=slurm") for a in args):  # no SLURM here: one job's launcher config is checked
         return [a.split(",")[0] for a in args if a not in ("-m", "--multirun")] + ["--cfg", "hydra"]
     if "--cfg" in args:
@@ -127,7 +137,8 @@ def beyond_scale(printed: list[str], scaled: list[str]) -> list[str]:
         k, _, v = a.partition("=")
         if k == "data" and v not in OFFLINE.values():
             wrong.append(a)
-        elif k not in SCALE and not (sweep and k in SWEEP_SCALE and set(v.split(",")) <= named.get(k, set(v.split(",")))):
+        elif k not in SCALE and not (sweep and (k in SWEEP_SCALE or len(named.get(k, ())) > 1)
+                                     and set(v.split(",")) <= named.get(k, set(v.split(",")))):
             wrong.append(a)
     return wrong
 
@@ -295,6 +306,11 @@ def test_a_scaled_command_changes_only_its_scale():
     assert beyond_scale(["step=micro/gelu"], ["step=micro/gelu", *TINY, "seed=1"]) == ["seed=1"]  # not a sweep
     assert beyond_scale(["-m", "seed=0,1"], ["-m", "seed=0,1", "seed=2"]) == ["seed=2"]  # not one of its seeds
     assert beyond_scale(["-m", "seed=0,1"], ["-m", "seed=0,1", "seed=1"]) == []
+    lrs = ["-m", "+experiment=femto_search", "train.base_lr=0.1,0.2,0.4"]
+    assert scaled_run(lrs)[-2:] == ["seed=0", "train.base_lr=0.1,0.2"] and beyond_scale(lrs, scaled_run(lrs)) == []
+    assert beyond_scale(lrs, lrs + ["train.base_lr=0.3"]) == ["train.base_lr=0.3"]  # not one of its values
+    assert beyond_scale(["-m", "train.base_lr=0.1"], ["-m", "train.base_lr=0.1", "train.base_lr=0.1"]) == [
+        "train.base_lr=0.1"]  # a setting the command does not sweep is not the sweep's scale
 
 
 def key(argv: list[str]) -> tuple:
