@@ -28,14 +28,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from roadmap.config.command_line import check_command_line, preflight
-from roadmap.config.completion import nested_completions
-from roadmap.config.compose import to_run_config
+from roadmap.config.completion import QUERY_FLAGS, nested_completions
 from roadmap.config.store import register
 from roadmap.errors import ConfigMismatch, CorruptCheckpoint, Interrupted, RoadmapError, RunLocked
-from roadmap.sweep import SweepSummary, jobs_side_by_side
-from roadmap.train.lifecycle import can_start, train
 
+# torch, timm and W&B load in main() and below (the modules below), not here: a completion query (Tab) needs none
 log = logging.getLogger("roadmap")
 CHECKED = {}  # a single run's config, composed and checked before Hydra starts (preflight)
 
@@ -43,6 +40,9 @@ CHECKED = {}  # a single run's config, composed and checked before Hydra starts 
 @hydra.main(config_path="configs", config_name="config", version_base=None)
 def main(dcfg: DictConfig) -> dict:
     """Returns the job's outcome ({"status", "reason", "final_top1"}), which a sweep's summary counts."""
+    from roadmap.config.compose import to_run_config
+    from roadmap.sweep import SweepSummary, jobs_side_by_side
+    from roadmap.train.lifecycle import train
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     try:
@@ -83,13 +83,18 @@ def _stop_before_run(signum, frame):
 
 
 if __name__ == "__main__":
-    for _signal in (signal.SIGINT, signal.SIGTERM):  # loaded: from here a signal unwinds what is being checked
-        signal.signal(_signal, _stop_before_run)
     register()
     answer = nested_completions(sys.argv[1:])  # tab completion of `step=<TAB>`: Hydra lists one folder only
     if answer is not None:
         print(answer)
         sys.exit(0)
+    if any(a in QUERY_FLAGS for a in sys.argv[1:]):  # another completion query (or the script's install): Hydra's
+        main()
+        sys.exit(0)
+    from roadmap.config.command_line import check_command_line, preflight
+    from roadmap.train.lifecycle import can_start
+    for _signal in (signal.SIGINT, signal.SIGTERM):  # loaded: from here a signal unwinds what is being checked
+        signal.signal(_signal, _stop_before_run)
     try:
         check_command_line(sys.argv[1:])
         CHECKED["run"] = preflight(sys.argv[1:], checks=(can_start,))

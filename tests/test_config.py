@@ -3,6 +3,7 @@ checking a config, undoing a step (the leave-one-out study), run-directory names
 import json
 import shlex
 import subprocess
+import sys
 
 import pytest
 from conftest import CHAIN, FULL, ROOT, clean_env, run_script
@@ -52,6 +53,18 @@ def test_step_tab_offers_every_step_and_each_one_completes_a_sweep_list():
     assert one == ["step=micro/gelu"]
     assert listed == ["step=micro/gelu,large_kernel/k11"]
     assert other == ["model.kernel_size="]  # every other word: Hydra's answer
+
+
+@pytest.mark.parametrize("line", ["python run.py step=micro/g", "python run.py data.reso", "python run.py +sweep="])
+def test_a_completion_query_imports_neither_torch_nor_timm_nor_wandb(line):
+    """A Tab press answers in well under a second: the query loads Hydra and the configs, nothing heavy (checked by
+    what Python imported, not by a clock)."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "run.py", "-sc", "query=bash"], cwd=ROOT,
+                          env=clean_env(COMP_LINE=line), capture_output=True, text=True, timeout=120, check=True)
+    imported = {row.split("|")[-1].strip() for row in proc.stderr.splitlines() if row.startswith("import time:")}
+    assert "hydra" in imported and not imported & {"torch", "timm", "wandb", "torchvision"}
+    assert proc.stdout.strip(), proc.stderr[-2000:]  # it answered (once: Hydra's main runs once)
+    assert len(proc.stdout.strip().splitlines()) == 1
 
 
 def test_nested_group_paths_are_not_offered_and_other_shells_get_their_format():
@@ -267,3 +280,19 @@ def test_every_run_of_the_sweep_is_tagged_and_an_undone_run_names_the_undone_ste
     assert (keys["undo_step"], keys["undo_order"], keys["undo_label"]) == ("micro/gelu", gelu.meta.order,
                                                                           gelu.meta.label)
     assert "leave_one_out" in tags and name == "r50/micro/separate_downsample/without/micro/gelu/seed0"
+
+
+def test_help_says_what_the_tool_does_and_the_commands_groups_and_launchers_in_under_60_lines():
+    proc = subprocess.run([sys.executable, "run.py", "--help"], cwd=ROOT, env=clean_env(), capture_output=True,
+                          text=True, timeout=120, check=True)
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) < 60 and "powered by Hydra" not in proc.stdout
+    assert lines[0].startswith("roadmap: the modernization roadmap")
+    for text in ("python run.py step=micro/gelu", "-m +sweep=roadmap", "+sweep=leave_one_out", "scripts/status.py",
+                 "scripts/plot_roadmap.py", "femto_converged_cpu", "step/micro: fewer_acts", "recipe_scale: paper, small",
+                 "hydra/launcher=basic", "joblib", "submitit_local", "slurm", "docs/usage.md", "--hydra-help"):
+        assert text in proc.stdout, text
+    assert "model:" not in proc.stdout and "kernel_size: 3" not in proc.stdout  # no config dump
+    hydra = subprocess.run([sys.executable, "run.py", "--hydra-help"], cwd=ROOT, env=clean_env(),
+                           capture_output=True, text=True, timeout=120, check=True)
+    assert "Hydra (" in hydra.stdout and "--multirun" in hydra.stdout  # Hydra's own page, as it was

@@ -21,11 +21,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT, clean_env, run_cli, run_script
+from omegaconf import OmegaConf
 
 from roadmap.config.compose import compose_dict
 from roadmap.record import save_predictions
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+HELP = ROOT / "configs/hydra/help/roadmap.yaml"  # run.py --help
 SCRIPTS = sorted((ROOT / "scripts").glob("*.py"))
 PROGRAMS = ("python ", "torchrun ", "bash ", "HF_HUB_OFFLINE=1 ")
 OFFLINE = {"cifar100": "fashion_mnist_small", "cifar10": "fashion_mnist_small", "imagenet": "fashion_mnist_small",
@@ -50,13 +52,34 @@ def _commands_in(text: str) -> list[str]:
     return out
 
 
+def _header_commands(path: Path) -> list[str]:
+    """The commands in a config file's comments (`#   python run.py ...`, a trailing backslash continuing one)."""
+    out, pending = [], ""
+    for line in path.read_text().splitlines():
+        text = line.lstrip("# ").rstrip() if line.startswith("#") else ""
+        if pending:
+            pending += " " + text.rstrip("\\").strip()
+        elif text.startswith(PROGRAMS):
+            pending = text.rstrip("\\").strip()
+        if pending and not text.endswith("\\"):
+            out.append(pending)
+            pending = ""
+    return out
+
+
 def documented() -> list[tuple[str, str]]:
-    """(where, command) for every command shown in the docs and the scripts' --help texts (their docstrings)."""
+    """(where, command) for every command shown in the docs, the scripts' --help texts (their docstrings), run.py's
+    --help (its template, the sweep folder written <sweep>) and the config files' headers."""
     found = [(p.name, c) for p in PAGES for c in _commands_in(p.read_text())]
     for script in SCRIPTS:
         doc = ast.get_docstring(ast.parse(script.read_text())) or ""
         found += [(f"{script.name} --help", line.strip()) for line in doc.splitlines()
                   if line.strip().startswith(PROGRAMS)]
+    template = OmegaConf.to_container(OmegaConf.load(HELP))["template"]  # unresolved: ${hydra.help.header}
+    found += [("run.py --help", re.split(r"\s{2,}", line.strip())[0].replace("outputs/sweeps/<sweep>", "SWEEP_DIR"))
+              for line in template.splitlines() if line.strip().startswith(PROGRAMS)]
+    for path in sorted((ROOT / "configs").rglob("*.yaml")):
+        found += [(f"configs/{path.relative_to(ROOT / 'configs')}", c) for c in _header_commands(path)]
     return list(dict.fromkeys(found))
 
 

@@ -348,8 +348,6 @@ class TrainConfig:
             _in_range("train.grad_clip", self.grad_clip, 0, low_open=True, allowed="null (off) or a positive norm")
         _in_range("train.ema_decay", self.ema_decay, 0, 1, low_open=True, high_open=True,
                   allowed="a decay in (0, 1), e.g. 0.9999")
-        if self.auto_augment:
-            check_auto_augment(self.auto_augment)
         if self.interpolation not in ("bilinear", "bicubic"):
             _fail("train.interpolation", self.interpolation, "bilinear or bicubic")
 

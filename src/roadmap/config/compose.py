@@ -11,7 +11,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 
 from ..model.measure import check_input_size
-from ..schema import PaperRow, RunConfig, flatten
+from ..schema import PaperRow, RunConfig, check_auto_augment, flatten
 from .files import GROUPS, config_dir, options
 from .store import register
 from .undo import apply_undo
@@ -57,6 +57,8 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
         cause = e.__cause__ if isinstance(e.__cause__, ValueError) else e
         raise ValueError(str(cause).split("\n    full_key")[0]) from e
     check_input_size(run.model, run.data.resolution)
+    if run.train.auto_augment:  # here, not in TrainConfig: checking it imports timm, which a schema must not need
+        check_auto_augment(run.train.auto_augment)
     return run
 
 
