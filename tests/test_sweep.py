@@ -370,3 +370,19 @@ def test_the_sweep_summary_counts_jobs_that_never_started_were_killed_or_were_in
                             + " Move it away and rerun." * 4 + " …); "
                             "a/seed3: interrupted; a/seed4: killed; a/seed5: interrupted")
     assert not jobs.exists()  # this launch's markers, counted, are gone; another launch's would stay
+
+
+@pytest.mark.parametrize("pipeline", ["auto", "workers"])
+def test_a_joblib_sweep_starts_loader_workers_inside_its_jobs(tmp_path, pipeline):
+    """Two jobs side by side (loky worker processes), each starting its own DataLoader workers: the automatic
+    pipeline's probe (data.pipeline=auto) and the workers pipeline itself; before, every job failed with
+    "'Process' object has no attribute 'env'"."""
+    tiny = [o for o in TINY if o != "data.num_workers=0"]
+    proc = sweep(tmp_path / "s", "step=micro/gelu,macro/patchify", "seed=0", *tiny, "data.num_workers=2",
+                 f"data.pipeline={pipeline}", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    assert proc.returncode == 0 and "'Process' object has no attribute" not in proc.stderr, proc.stderr[-3000:]
+    records = [json.loads(p.read_text()) for p in (tmp_path / "s").rglob("metrics.json")]
+    assert len(records) == 2 and all(r["status"] == "completed" for r in records)
+    assert all(r["pipeline"] == "workers" or pipeline == "auto" for r in records)
+    if pipeline == "auto":  # the probe timed the workers pipeline in each job
+        assert all(r["pipeline_probe"]["workers"] > 0 for r in records)

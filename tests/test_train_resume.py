@@ -298,7 +298,10 @@ class SilentServer:
 
 
 @pytest.mark.parametrize("server", ["unreachable", "silent"])
-def test_wandb_online_with_a_wrong_key_falls_back_offline_within_20_s(tmp_path, server):
+def test_wandb_online_with_a_wrong_key_falls_back_offline_without_waiting_for_wandbs_90_s(tmp_path, server):
+    """Online tries for at most PROBE_S + INIT_TIMEOUT_S (11 s), then starts offline: about 20 s in all on a quiet
+    machine. The bound asserted is 45 s, far below wandb.init's own 90 s that a regression would wait, and far
+    enough above 20 s that a loaded machine (a sweep beside the tests) does not decide the verdict."""
     silent = SilentServer() if server == "silent" else None
     url = f"http://127.0.0.1:{silent.port}" if silent else "https://api.wandb.invalid"
     env = clean_env(HOME=str(tmp_path / "home"), WANDB_API_KEY="x" * 40, WANDB_BASE_URL=url)
@@ -319,7 +322,7 @@ def test_wandb_online_with_a_wrong_key_falls_back_offline_within_20_s(tmp_path, 
     result = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
     first, second, mode_a, mode_b = result.split()[1:]
     assert (mode_a, mode_b) == ("offline", "offline")
-    assert float(first) < 20, proc.stderr[-2000:]
+    assert float(first) < 45, proc.stderr[-2000:]
     assert float(second) < float(first) or float(second) < 8  # tried once per process: no second wait
 
 
