@@ -1,4 +1,5 @@
 """`python run.py step=...` end to end on the shipped dataset: records, W&B, resume, DDP, failures."""
+import csv
 import json
 import shlex
 
@@ -48,9 +49,16 @@ def test_a_run_writes_its_record_config_checkpoint_and_offline_wandb(tmp_path):
 @pytest.mark.slow
 def test_the_offline_wandb_run_has_iterations_val_loss_console_artifacts_code_and_its_own_command(tmp_path):
     run = tmp_path / "run"
-    train_cli(run, "step=micro/gelu", "wandb=offline", "wandb.log_every=2", "wandb.grad_norm=true",
-              "wandb.log_checkpoints=true", "wandb.save_code=true")
+    proc = train_cli(run, "step=micro/gelu", "wandb=offline", "wandb.log_every=2", "wandb.grad_norm=true",
+                     "wandb.log_checkpoints=true", "wandb.save_code=true")
     rec = load(run)
+    lines = proc.stderr.strip().splitlines()  # the run's closing line is its last, after W&B's one line
+    assert "completed micro/gelu seed 0: final top-1" in lines[-1], lines[-3:]
+    assert "W&B run roadmap/" in lines[-2] and "upload it with: wandb sync " in lines[-2], lines[-3:]
+    assert not any(line.startswith("wandb: You can sync") or "Run history:" in line for line in lines)
+    rows = list(csv.DictReader(open(run / "summary.csv")))  # one row per epoch beside metrics.json
+    assert [int(r["epoch"]) for r in rows] == [h.epoch for h in rec.history] == [1, 2]
+    assert [float(r["val_top1"]) for r in rows] == [h.val_top1 for h in rec.history]
     assert all(row.val_loss > 0 for row in rec.history)  # plain cross-entropy over the validation images
     (offline,) = (run / "wandb").glob("offline-run-*")
     info = run_info(offline)

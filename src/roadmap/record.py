@@ -6,6 +6,8 @@ history, the one source of every recorded number. Keys that this version does no
 back as they were; records written before a field existed read with its default."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -17,6 +19,8 @@ from .files import atomic_write, read_json
 
 PREDICTIONS = "predictions.npz"  # the last epoch's predicted and true class of every validation image
 SUMMARY = ("best_top1", "final_top1", "epochs_done", "images_per_s", "wall_time_s")
+SUMMARY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr", "images_per_s", "eval_images_per_s",
+                   "epoch_time_s"]  # summary.csv
 # how a run ended, as written; readers add "killed" (running, but no process holds the run) and "unreadable"
 STATUSES = ("running", "completed", "failed", "interrupted")
 ENDED = ("completed", "failed", "interrupted")
@@ -204,6 +208,14 @@ class RunRecord:
         """metrics.json, atomically (WriteFailed on a full disk); a completed record must have its summary."""
         self.check_completed()
         atomic_write(Path(path), lambda f: f.write(json.dumps(self.to_dict(), indent=2).encode()))
+
+    def write_summary(self, path: Path) -> None:
+        """summary.csv beside metrics.json, one row per epoch (as timm's train.py writes it), atomically."""
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows({k: "" if v is None else v for k, v in asdict(row).items()} for row in self.history)
+        atomic_write(Path(path), lambda f: f.write(buf.getvalue().encode()))
 
 
 def save_predictions(pred: np.ndarray, target: np.ndarray, path: Path) -> None:

@@ -146,6 +146,7 @@ def _train_epochs(cfg: RunConfig, ctx: Context, run_dir: Path, live: Live, state
                                  "global_step": step, "config": config_dict(cfg), "record": after.to_dict()}, ckpt_path)
                 record = live.record = after
                 record.write(record_path)
+                record.write_summary(run_dir / "summary.csv")
             tracker.log(row.to_dict(), step=step)
             if cfg.wandb.log_checkpoints:
                 tracker.log_checkpoint(ckpt_path, epoch + 1, {"val_top1": row.val_top1})
@@ -154,8 +155,6 @@ def _train_epochs(cfg: RunConfig, ctx: Context, run_dir: Path, live: Live, state
         record.status = "completed"
         if ctx.main:
             record.write(record_path)
-            log.info("completed %s: final top-1 %.2f, best %.2f, %s of training and evaluation; record %s", who,
-                     record.final_top1, record.best_top1, clock(record.wall_time_s), record_path)
 
 
 def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Sequence[str] = (),
@@ -225,4 +224,9 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Se
                                                                         "images_per_s", "status")})
             live.tracker.finish(0 if live.record.status == "completed" else 1)
         teardown()
-    return live.record
+    record = live.record
+    if ctx.main and record.status == "completed":  # the run's closing line, after W&B's one line
+        log.info("completed %s seed %s: final top-1 %.2f, best %.2f, %s of training and evaluation; record %s",
+                 record.step + (f" without {record.undo}" if record.undo else ""), record.seed, record.final_top1,
+                 record.best_top1, clock(record.wall_time_s), record_path)
+    return record

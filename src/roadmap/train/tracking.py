@@ -107,7 +107,8 @@ class Tracker:
         for attempt in ([mode, "offline"] if mode == "online" else [mode]):
             try:
                 import wandb
-                settings = wandb.Settings(console=cfg.console.value, init_timeout=INIT_TIMEOUT_S)
+                # quiet: no footer of sparklines and sync hints after the run's own closing line (finish says where)
+                settings = wandb.Settings(console=cfg.console.value, init_timeout=INIT_TIMEOUT_S, quiet=True)
                 self.run = wandb.init(project=cfg.project, entity=cfg.entity, name=name, group=group,
                                       job_type=job_type, tags=list(dict.fromkeys([*tags, *cfg.tags])),
                                       config=config, dir=str(run_dir), id=run_id, resume="allow", mode=attempt,
@@ -159,5 +160,12 @@ class Tracker:
         self._call("summary", lambda: self.run.summary.update(data))
 
     def finish(self, exit_code: int = 0) -> None:
-        self._call("finish", lambda: self.run.finish(exit_code=exit_code))
+        """End the W&B run, and say in one line where it is (and how to upload it, when offline)."""
+        if self.run is None:
+            return
+        run = self.run
+        self._call("finish", lambda: run.finish(exit_code=exit_code))
+        offline = run.settings.mode == "offline"
+        log.info("W&B run %s (%s)%s", run.path, run.settings.mode,
+                 f"; upload it with: wandb sync {Path(run.dir).parent}" if offline else f": {run.url}")
         self.run = None
