@@ -11,16 +11,13 @@ left (until its first epoch ends, unknown).
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 from roadmap.analysis.read import records_from_dirs
-from roadmap.record import RunRecord
-
-COLUMNS = ["step", "variant", "undo", "seeds", "completed", "mean_final_top1", "statuses"]
+from roadmap.errors import WriteFailed
+from roadmap.record import RunRecord, print_table, runs_table, write_table
 
 
 def clock(seconds: float | None) -> str:
@@ -38,24 +35,6 @@ def time_left(r: RunRecord) -> float | None:
     return statistics.fmean(times) * max(0, r.epochs - r.epochs_done)
 
 
-def table(records: list[RunRecord]) -> list[dict]:
-    groups: dict[tuple, list[RunRecord]] = defaultdict(list)
-    for r in records:
-        groups[(str(r.step), r.variant or "", r.undo or "")].append(r)
-    rows = []
-    for (step, variant, undo), runs in sorted(groups.items()):
-        done = [r for r in runs if r.status == "completed" and r.final_top1 is not None]
-        counts = defaultdict(int)
-        for r in runs:
-            counts[r.status] += 1
-        rows.append({"step": step, "variant": variant, "undo": undo,
-                     "seeds": " ".join(str(s) for s in sorted({r.seed for r in runs if r.seed is not None})),
-                     "completed": len(done),
-                     "mean_final_top1": round(statistics.fmean(r.final_top1 for r in done), 2) if done else "",
-                     "statuses": ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))})
-    return rows
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("paths", nargs="+", type=Path, help="sweep (or run) directories")
@@ -67,12 +46,8 @@ def main() -> None:
         sys.exit(f"error: {e}")
     if not records:
         sys.exit(f"error: no run record (metrics.json) under {', '.join(map(str, args.paths))}")
-    rows = table(records)
-    width = max(len(r["step"] + (" " + r["variant"] if r["variant"] else "")) for r in rows)
-    print(f"{'step':{width}}  seeds    done  mean top-1  statuses")
-    for r in rows:
-        name = r["step"] + (f" without {r['undo']}" if r["undo"] else "") + (f" {r['variant']}" if r["variant"] else "")
-        print(f"{name:{width}}  {r['seeds']:7}  {r['completed']:4}  {str(r['mean_final_top1']):>10}  {r['statuses']}")
+    rows = runs_table(records)
+    print_table(rows, sys.stdout)
     running = [r for r in records if r.status == "running"]
     for r in running:
         print(f"running: {r.path}: epoch {r.epochs_done} of {r.epochs} done, about {clock(time_left(r))} left")
@@ -87,12 +62,9 @@ def main() -> None:
           "other")
     if args.csv:
         try:
-            with open(args.csv, "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=COLUMNS)
-                w.writeheader()
-                w.writerows(rows)
-        except OSError as e:
-            sys.exit(f"error: could not write --csv {args.csv} ({e.strerror or e})")
+            write_table(rows, args.csv)
+        except WriteFailed as e:
+            sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

@@ -84,6 +84,18 @@ def test_a_failed_run_is_recorded_the_sweep_goes_on_and_ends_non_zero_with_a_sum
     assert summary.startswith("sweep of 8 job(s): 6 completed, 2 failed. Not completed: baseline/resnet50/")
     assert summary.count(": failed (NonFiniteLoss") == 2 and "/seed0: failed" in summary
     assert "/seed1: failed" in summary and "gelu" not in summary
+    # before that line, the sweep's table (one row per step: seeds, completed, mean final top-1, statuses) ...
+    table = proc.stderr.strip().splitlines()[-6:-1]
+    assert table[0].split() == ["step", "seeds", "done", "mean", "top-1", "statuses"]
+    rows = {line.split()[0]: line for line in table[1:]}
+    assert sorted(rows) == sorted(SWEPT) and rows["baseline/resnet50"].rstrip().endswith("2 failed")
+    assert rows["micro/gelu"].rstrip().endswith("2 completed")
+    # ... and as sweep.csv beside the runs, the mean over the seeds' records
+    import csv
+    table = {r["step"]: r for r in csv.DictReader(open(failing_sweep.dir / "sweep.csv"))}
+    gelu = [r.final_top1 for name, r in recs.items() if name.startswith("micro/gelu")]
+    assert float(table["micro/gelu"]["mean_final_top1"]) == round(sum(gelu) / 2, 2)
+    assert (table["micro/gelu"]["seeds"], table["baseline/resnet50"]["completed"]) == ("0 1", "0")
 
 
 @pytest.mark.xdist_group("failing_sweep")  # the sweep made once (pytest -n, --dist loadgroup)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
@@ -244,3 +245,41 @@ def read_predictions(path: Path):
     if pred.ndim != 1 or pred.shape != target.shape:
         raise ValueError(f"{path} does not hold one prediction per target ({pred.shape} and {target.shape})")
     return pred, target
+
+
+TABLE_COLUMNS = ["step", "variant", "undo", "seeds", "completed", "mean_final_top1", "statuses"]
+
+
+def runs_table(records: list[RunRecord]) -> list[dict]:
+    """A sweep's table: one row per step, undone step and variant, with its seeds, how many completed, their mean
+    final top-1 and every status counted (a sweep's end and scripts/status.py print it)."""
+    groups: dict[tuple, list[RunRecord]] = {}
+    for r in records:
+        groups.setdefault((str(r.step), r.variant or "", r.undo or ""), []).append(r)
+    rows = []
+    for (step, variant, undo), runs in sorted(groups.items()):
+        done = [r.final_top1 for r in runs if r.status == "completed" and r.final_top1 is not None]
+        counts = Counter(r.status for r in runs)
+        rows.append({"step": step, "variant": variant, "undo": undo,
+                     "seeds": " ".join(str(s) for s in sorted({r.seed for r in runs if r.seed is not None})),
+                     "completed": len(done), "mean_final_top1": round(sum(done) / len(done), 2) if done else "",
+                     "statuses": ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))})
+    return rows
+
+
+def print_table(rows: list[dict], out) -> None:
+    names = [r["step"] + (f" without {r['undo']}" if r["undo"] else "") + (f" {r['variant']}" if r["variant"] else "")
+             for r in rows]
+    width = max([len(n) for n in names] + [4])
+    print(f"{'step':{width}}  seeds    done  mean top-1  statuses", file=out)
+    for name, r in zip(names, rows):
+        print(f"{name:{width}}  {r['seeds']:7}  {r['completed']:4}  {str(r['mean_final_top1']):>10}  {r['statuses']}",
+              file=out)
+
+
+def write_table(rows: list[dict], path: Path) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write(Path(path), lambda f: f.write(buf.getvalue().encode()))

@@ -27,7 +27,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .config.store import register
-from .record import STATUSES, RunRecord
+from .errors import WriteFailed
+from .record import STATUSES, RunRecord, print_table, runs_table, write_table
 from .train.lock import is_held, status_now
 
 
@@ -181,6 +182,26 @@ class SweepSummary(Callback):
     def print_line(self, config: DictConfig, stopped: str | None = None) -> None:
         print(self.summary(config, stopped)[0], file=sys.stderr)
 
+    @staticmethod
+    def print_table(sweep_dir: Path) -> None:
+        """What the sweep's folder holds, every launch's runs: the table (step, seeds, mean final top-1, statuses),
+        printed and written beside the runs as sweep.csv (scripts/status.py shows it at any time)."""
+        records = []
+        for path in sorted(sweep_dir.rglob("metrics.json")):
+            record = RunRecord.read(path) or RunRecord(step=str(path.parent.relative_to(sweep_dir)),
+                                                       status="unreadable")
+            if record.status == "running":
+                record.status = status_now(record.status, path.parent)
+            records.append(record)
+        if not records:
+            return
+        rows = runs_table(records)
+        print_table(rows, sys.stderr)
+        try:
+            write_table(rows, sweep_dir / "sweep.csv")
+        except WriteFailed as e:  # the table was printed; a sweep's outcome does not hang on its copy
+            print(f"sweep.csv not written: {e}", file=sys.stderr)
+
     @classmethod
     def print_active(cls, stopped: str) -> None:
         """The line of the sweep this process runs, if any (run.py, when a job it runs is interrupted)."""
@@ -191,6 +212,7 @@ class SweepSummary(Callback):
         SweepSummary.active = None
         line, ok = self.summary(config)
         shutil.rmtree(self._jobs_dir(config), ignore_errors=True)  # counted: this launch's markers are done
+        self.print_table(Path(config.hydra.sweep.dir))
         if ok:
             print(line, file=sys.stderr)
             return
