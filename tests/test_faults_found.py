@@ -300,3 +300,19 @@ def test_a_signal_while_the_program_loads_is_one_line(tmp_path, sig, code, delay
     assert proc.returncode == code, err
     assert err.strip().splitlines() == ["interrupted before the run started; nothing was written"], err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_run_that_fails_while_its_pipeline_is_built_is_in_wandb_as_failed_with_its_reason(folder, tmp_path):
+    """W&B starts before the data and the pipeline: an image folder cannot take the device pipeline, which is found
+    while the trainer is built."""
+    from wandb_log import run_info
+    run_dir = tmp_path / "run"
+    proc = run_cli(ROOT / "run.py", *[a for a in FAST if a != "wandb=disabled"], "wandb=offline", "data=image_folder",
+                   f"data.root={folder}", "data.num_classes=3", "data.pipeline=device", "train.batch_size=4",
+                   f"hydra.run.dir={run_dir}", env=clean_env(HOME=str(tmp_path / "home")))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "data.pipeline=device needs a dataset held in memory" in proc.stderr.strip().splitlines()[-1]
+    (offline,) = (run_dir / "wandb").glob("offline-run-*")
+    summary = {k: json.loads(v) for k, v in run_info(offline)["summary"].items()}
+    assert summary["status"] == "failed" and "data.pipeline=device needs" in summary["reason"]

@@ -34,10 +34,10 @@ def records(path: Path) -> list:
 
 
 def run_info(run_dir: Path) -> dict:
-    """job_type, group, tags, config (flat: key -> JSON text), history keys, console text and artifacts
-    ((type, name, aliases, file paths)) of an offline run."""
+    """job_type, group, tags, config (flat: key -> JSON text), history keys, summary (key -> JSON text), console text
+    and artifacts ((type, name, aliases, file paths)) of an offline run."""
     (log,) = Path(run_dir).glob("run-*.wandb")
-    info = {"config": {}, "history_keys": set(), "console": "", "artifacts": []}
+    info = {"config": {}, "history_keys": set(), "console": "", "artifacts": [], "summary": {}}
     for rec in records(log):
         kind = rec.WhichOneof("record_type")
         if kind == "run":
@@ -47,6 +47,8 @@ def run_info(run_dir: Path) -> dict:
             info["config"].update({item.key: item.value_json for item in rec.config.update})
         elif kind == "history":
             info["history_keys"] |= {item.key or "/".join(item.nested_key) for item in rec.history.item}
+        elif kind == "summary":
+            info["summary"].update({item.key: item.value_json for item in rec.summary.update})
         elif kind == "output_raw":
             info["console"] += rec.output_raw.line
         elif kind == "artifact":

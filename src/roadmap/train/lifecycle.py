@@ -112,19 +112,21 @@ def _train_epochs(cfg: RunConfig, ctx: Context, run_dir: Path, live: Live, state
                   overrides: Sequence[str], group: str | None) -> None:
     """Build the trainer and train the epochs not done yet, a checkpoint and the record after each."""
     record_path, ckpt_path, record = run_dir / "metrics.json", run_dir / "checkpoint.pt", live.record
+    tracker = None
+    if ctx.main:  # before the data and the pipeline: a run that fails there is in the dashboard, failed, with why
+        name, keys, tags = run_identity(cfg, record.variant, record, overrides, run_dir)
+        tracker = live.tracker = Tracker(cfg.wandb, run_dir, name, group, config_dict(cfg) | keys, record.wandb_id,
+                                         tags=tags)
+        record.wandb_id, record.wandb_group = tracker.id, group
+        record.write(record_path)
     t = build_trainer(cfg, ctx, state)
     with closing(t):  # its loader workers end with the run, whichever way it ends
         record.pipeline = t.pipeline
         if t.pipeline_probe is not None:
             record.pipeline_probe = t.pipeline_probe
             log.info("data.pipeline=auto chose %s (images/s per core, measured: %s)", t.pipeline, t.pipeline_probe)
-        tracker = None
         if ctx.main:
-            name, keys, tags = run_identity(cfg, record.variant, record, overrides, run_dir)
-            tracker = live.tracker = Tracker(cfg.wandb, run_dir, name, group, config_dict(cfg) | keys, record.wandb_id,
-                                             tags=tags)
-            record.wandb_id, record.wandb_group = tracker.id, group
-            record.write(record_path)
+            record.write(record_path)  # the trainer is set up: its pipeline in the record
         step = state["global_step"] if state is not None else 0
         who = f"{cfg.step.name}{f' without {cfg.undo}' if cfg.undo else ''} seed {cfg.seed}"
         epochs = record.epochs
@@ -221,7 +223,7 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Se
     finally:
         if live.tracker is not None:
             live.tracker.summary({k: getattr(live.record, k) for k in ("best_top1", "final_top1", "params", "gmacs",
-                                                                        "images_per_s", "status")})
+                                                                        "images_per_s", "status", "reason")})
             live.tracker.finish(0 if live.record.status == "completed" else 1)
         teardown()
     record = live.record
