@@ -53,7 +53,8 @@ def main() -> None:
     ap.add_argument("paths", nargs="*", type=Path, help="sweep or run directories to search for metrics.json")
     ap.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read the runs from the W&B API instead")
     ap.add_argument("--group", help="with --wandb: the sweep's W&B group")
-    ap.add_argument("--out", type=Path, default=Path("outputs"), help="output folder (default outputs/)")
+    ap.add_argument("--out", type=Path, default=None, help="output folder (default: beside the runs, the first "
+                    "folder given; with --wandb, outputs/charts/<group>)")
     ap.add_argument("--metric", choices=["final_top1", "best_top1"], default="final_top1")
     ap.add_argument("--variant", default=None, help="chart the runs of this variant (the overrides that name its "
                     "run directories, e.g. 'model.kernel_size=5'; '' for the steps as they are); default: the variant "
@@ -65,6 +66,8 @@ def main() -> None:
     args = ap.parse_args()
     if bool(args.paths) == bool(args.wandb) or (args.wandb and not args.group):
         ap.error("give sweep directories, or --wandb ENTITY/PROJECT with --group G")
+    if args.out is None:  # beside the sweep it charts, so that charting a second sweep keeps the first's chart
+        args.out = args.paths[0] if args.paths else Path("outputs/charts") / args.group
     try:
         records = records_from_wandb(args.wandb, args.group) if args.wandb else records_from_dirs(args.paths)
         records, copies = one_per_run(records)

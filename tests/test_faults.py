@@ -43,6 +43,7 @@ CASES = [
     ("unwritable_run_dir", ["hydra.run.dir=/sys/roadmap-test"], ["hydra.run.dir='/sys/roadmap-test'"], "none"),
     ("run_dir_under_a_file", ["hydra.run.dir=/etc/passwd/run"], ["hydra.run.dir='/etc/passwd/run'"], "none"),
     ("unknown_step", ["step=micro/gelux"], ["unknown step 'micro/gelux'", "micro/gelu"], "run"),
+    ("step_without_group", ["step=gelu"], ["unknown step 'gelu' (did you mean micro/gelu?)"], "run"),
     ("unknown_data", ["data=cifar1000"], ["unknown data 'cifar1000'", "cifar100"], "run"),
     ("unknown_recipe", ["recipe=modern"], ["unknown recipe 'modern'", "enhanced"], "run"),
     ("even_kernel", ["model.kernel_size=4"], ["model.kernel_size=4", "odd"], "run"),

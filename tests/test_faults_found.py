@@ -4,6 +4,7 @@ hand-edited records and predictions, copies of copies, read-only destinations, b
 the program loads. Each ends in one line naming the file or the setting, no traceback, nothing written before a
 refusal; a damaged file is named and skipped by every reader, and a run is counted once however many copies of it a
 folder holds."""
+import csv
 import gzip
 import json
 import os
@@ -316,3 +317,15 @@ def test_a_run_that_fails_while_its_pipeline_is_built_is_in_wandb_as_failed_with
     (offline,) = (run_dir / "wandb").glob("offline-run-*")
     summary = {k: json.loads(v) for k, v in run_info(offline)["summary"].items()}
     assert summary["status"] == "failed" and "data.pipeline=device needs" in summary["reason"]
+
+
+def test_a_partial_sweep_is_charted_beside_its_runs_drawing_only_the_steps_that_have_runs(sweep):
+    from roadmap.analysis.chart import drawn
+    proc = run_script(ROOT / "scripts/plot_roadmap.py", sweep)  # no --out: beside the runs
+    assert proc.returncode == 0, proc.stderr
+    assert all((sweep / f"roadmap.{ext}").is_file() for ext in ("png", "svg", "csv", "md")), sorted(sweep.iterdir())
+    assert "no completed run: " in proc.stdout
+    rows = list(csv.DictReader(open(sweep / "roadmap.csv")))
+    shown, missing = drawn([{"label": r["label"], "n": int(r["n"])} for r in rows])
+    assert [r["label"] for r in shown] == [rows[0]["label"], rows[2]["label"]]  # the two steps that ran
+    assert len(missing) == len(rows) - 2 and rows[5]["label"] in missing

@@ -13,20 +13,27 @@ from pathlib import Path
 OURS, PAPER, GREY = "#4c72b0", "#dd8452", "0.45"
 
 
+def drawn(rows: list[dict]) -> tuple[list[dict], list[str]]:
+    """(the rows to draw: those with a completed run, or the first when none has one; the labels of the others)."""
+    return [r for r in rows if r["n"]] or rows[:1], [r["label"] for r in rows if not r["n"]]
+
+
 def draw(rows: list[dict], out: Path, stem: str, title: str, level_label: str, change_label: str,
          paper_label: str, subtitle: str = "") -> None:
     """`rows`: label, mean, ci_low, ci_high, hollow (a side branch), delta, delta_low, delta_high, boot_low,
-    boot_high, real, paper (the paper's change), n, failed. Writes `<stem>.png` and `<stem>.svg` into `out`."""
+    boot_high, real, paper (the paper's change), n, failed. Writes `<stem>.png` and `<stem>.svg` into `out`. Rows
+    without a completed run are not drawn (a partial sweep): they are named under the panels."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
+    rows, missing = drawn(rows)
     n = len(rows)
     title_lines = textwrap.wrap(title, 110)
     sub_lines = textwrap.wrap(subtitle, 55)
     top_in = 0.25 + 0.2 * len(title_lines) + 0.17 * max(1, len(sub_lines)) + 0.1  # inches above the panels
-    height = 0.36 * n + 1.6 + top_in
+    height = 0.36 * n + 1.6 + top_in + 0.3 * bool(missing)
     fig, (left, right) = plt.subplots(1, 2, sharey=True, figsize=(12, height),
                                       gridspec_kw={"width_ratios": [1, 1], "wspace": 0.06})
     ys = list(range(n))[::-1]  # the first row at the top
@@ -81,9 +88,13 @@ def draw(rows: list[dict], out: Path, stem: str, title: str, level_label: str, c
                               label="paired bootstrap, seeds x test images (95%)"))
     handles.append(Line2D([], [], marker="D", color=PAPER, ls="", label=paper_label))
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    if missing:
+        fig.text(0.01, 0.005, textwrap.fill(f"No completed run yet, not drawn: {', '.join(missing)}", 190),
+                 fontsize=7, color=GREY, va="bottom")
     fig.suptitle("\n".join(title_lines), fontsize=10, y=1 - 0.12 / height)
     label_in = 0.3 + 0.068 * max(len(r["label"]) for r in rows)  # the longest row label at 9 pt
-    fig.subplots_adjust(left=min(0.45, label_in / 12), right=0.98, top=1 - top_in / height, bottom=1.15 / height)
+    bottom_in = 1.15 + 0.3 * bool(missing)
+    fig.subplots_adjust(left=min(0.45, label_in / 12), right=0.98, top=1 - top_in / height, bottom=bottom_in / height)
     for ext in ("png", "svg"):
         fig.savefig(out / f"{stem}.{ext}", dpi=150)
     plt.close(fig)

@@ -73,7 +73,9 @@ def check_choices(overrides: Sequence[str]) -> None:
         for choice in value.split(","):  # a multirun list
             valid = options(key)
             if choice not in valid:
-                close = difflib.get_close_matches(choice, valid, n=1)
+                leaves = {v.rsplit("/", 1)[-1]: v for v in valid}  # step=gelu: micro/gelu
+                close = difflib.get_close_matches(choice, valid, n=1) or \
+                    [leaves[m] for m in difflib.get_close_matches(choice.rsplit("/", 1)[-1], leaves, n=1)]
                 raise ValueError(f"unknown {key} {choice!r}{f' (did you mean {close[0]}?)' if close else ''}; "
                                  f"valid {key} choices: {', '.join(valid)}")
 
