@@ -101,3 +101,26 @@ def test_a_signal_inside_the_checkpoint_write_ends_the_run_interrupted_with_the_
     assert record["status"] == "interrupted" and record["signal"] == name and record["epochs_done"] == 1
     assert load_checkpoint(run_dir / "checkpoint.pt")["epoch"] == 1
     assert not [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+# as INJECT, and a second SIGTERM while the run records how it ended: what a sweep's launcher does when it forwards
+# the signal its job already got from the terminal or the scheduler (both reach the job, one after the other)
+INJECT_SECOND = INJECT.replace("lifecycle.save_checkpoint = signalling", """lifecycle.save_checkpoint = signalling
+ending = lifecycle.record_ending
+def ending_signalled(record, e, ckpt):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return ending(record, e, ckpt)
+lifecycle.record_ending = ending_signalled""")
+
+
+@pytest.mark.slow
+def test_a_second_signal_while_the_run_records_its_end_does_not_cut_the_record_short(tmp_path):
+    import subprocess
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-c", INJECT_SECOND.format(name="SIGTERM", run=str(ROOT / "run.py")),
+           *last_wins([*FAST, "budget.epochs=3", f"hydra.run.dir={run_dir}"])]
+    proc = subprocess.run(cmd, cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 143, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "interrupted by SIGTERM" in proc.stderr
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["status"] == "interrupted" and record["epochs_done"] == 1

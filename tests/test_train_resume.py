@@ -178,7 +178,8 @@ def test_a_full_disk_keeps_the_last_good_checkpoint_leaves_no_temporary_file_and
     assert f"ast good checkpoint ({run / 'checkpoint.pt'}, epoch {epoch}) was kept" in errors[0]
     assert (run / "checkpoint.pt").read_bytes() == good
     assert sorted(p.name for p in run.iterdir()) == [".lock", "checkpoint.pt", "config.yaml", "metrics.json",
-                                                       "overrides.yaml", "run.log"]
+                                                       "overrides.yaml", "run.log", "summary.csv"]
+    assert len((run / "summary.csv").read_text().splitlines()) == 1 + epoch  # the epochs saved, not the one that failed
     rec = load(run)
     assert rec.status == "failed" and rec.reason.startswith("WriteFailed") and rec.epochs_done == epoch
     train_cli(run, *LONG)  # space again: it resumes

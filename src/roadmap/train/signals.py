@@ -3,6 +3,8 @@ records `interrupted` with the signal's name and exits with 128 + its number, in
 
 Inside the training and evaluation loops (`deferred()`) a signal is held until the next iteration begins
 (`raise_pending()`), so that no batch is left half received from a loader worker; a second signal raises at once.
+Once `Interrupted` is raised the run is ending: a further signal (a sweep's launcher forwarding the one its jobs
+already got) is ignored, so that it cannot cut short the record that says how the run ended.
 While a checkpoint is written (`held()`) every signal waits until it is complete: torch.save would turn the exception
 into a RuntimeError, which would read as a failed write."""
 from __future__ import annotations
@@ -14,15 +16,17 @@ from contextlib import contextmanager
 from ..errors import Interrupted
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_state = {"deferring": False, "holding": False, "pending": None}
+_state = {"deferring": False, "holding": False, "pending": None, "ending": False}
 
 
 def _raise(signum: int) -> None:
-    _state["pending"] = None
+    _state["pending"], _state["ending"] = None, True
     raise Interrupted(signal.Signals(signum).name, signum)
 
 
 def _handle(signum, frame):
+    if _state["ending"]:
+        return
     if _state["holding"] or (_state["deferring"] and _state["pending"] is None):
         _state["pending"] = _state["pending"] or signum  # the first signal is the one reported
         return
@@ -78,4 +82,4 @@ def interruptible():
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        _state.update(deferring=False, holding=False, pending=None)
+        _state.update(deferring=False, holding=False, pending=None, ending=False)
