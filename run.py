@@ -72,6 +72,16 @@ def main(dcfg: DictConfig) -> dict:
     return {"status": status, "reason": f"{type(error).__name__}: {error}"}
 
 
+def printed_config(argv: list[str]) -> str | None:
+    """What `--cfg job|hydra|all` (or `-c`) asks Hydra to print; None without it."""
+    for i, a in enumerate(argv):
+        if a.startswith("--cfg="):
+            return a.split("=", 1)[1]
+        if a in ("--cfg", "-c") and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
 class StoppedBeforeRun(BaseException):
     def __init__(self, signum: int):
         super().__init__(signum)
@@ -84,6 +94,8 @@ def _stop_before_run(signum, frame):
 
 if __name__ == "__main__":
     register()
+    if printed_config(sys.argv[1:]) in ("job", "all") and "--resolve" not in sys.argv:
+        sys.argv.append("--resolve")  # the config printed as it runs: schedule.* (what runs) as values
     answer = nested_completions(sys.argv[1:])  # tab completion of `step=<TAB>`: Hydra lists one folder only
     if answer is not None:
         print(answer)

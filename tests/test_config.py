@@ -141,7 +141,7 @@ def test_a_step_differs_from_its_parent_only_in_the_fields_it_sets(step):
     changed = set()  # in some regime: r50's stage-ratio step keeps the width that r200's widens
     for regime in REGIMES:
         mine, parent = (_resolved(compose_dict(s, [f"regime={regime}"])) for s in (step.name, step.parent))
-        in_regime = {k for k in mine if mine[k] != parent[k]}
+        in_regime = {k for k in mine if mine[k] != parent[k] and not k.startswith("schedule.")}  # derived
         assert in_regime <= own | recipe_keys, (regime, in_regime - own - recipe_keys)
         changed |= in_regime
     model_fields = {k for k in own if k.startswith("model.")}
@@ -166,6 +166,7 @@ def test_only_the_recipe_step_changes_the_recipe():
     ("model.norm=group", r"group.*expected one of \[batch, layer\]"),
     ("model.widths=[96,192]", r"model.depths=\[3, 3, 9, 3\] .*model.widths=\[96, 192\].*one depth per width"),
     ("model.layer_scale=-1", r"model.layer_scale=-1.0 .*positive initial scale"),
+    ("schedule.epochs=5", r"schedule.epochs=5 .*derived from train.\* and budget.\* \(300 here\); set budget.epochs"),
     ("step=micro/gelux", r"unknown step 'micro/gelux' \(did you mean micro/gelu\?\); valid step choices: .*, micro/gelu, "),
 ])
 def test_impossible_values_fail_when_loaded_naming_field_value_and_choices(override, pattern):
@@ -296,3 +297,15 @@ def test_help_says_what_the_tool_does_and_the_commands_groups_and_launchers_in_u
     hydra = subprocess.run([sys.executable, "run.py", "--hydra-help"], cwd=ROOT, env=clean_env(),
                            capture_output=True, text=True, timeout=120, check=True)
     assert "Hydra (" in hydra.stdout and "--multirun" in hydra.stdout  # Hydra's own page, as it was
+
+
+@pytest.mark.parametrize("flag", [["--cfg", "job"], ["-c", "all"]])
+def test_the_printed_config_says_what_runs_beside_the_recipes_nominal_values(flag):
+    """`--cfg job` after a budget: schedule.* are the epochs, warm-up, milestones and learning rate that run."""
+    proc = subprocess.run([sys.executable, "run.py", *flag, "budget=smoke", "step=baseline/resnet50",
+                           "train.batch_size=64"], cwd=ROOT, env=clean_env(), capture_output=True, text=True,
+                          timeout=120, check=True)
+    printed = OmegaConf.create(proc.stdout)
+    assert (printed.train.epochs, printed.train.decay_milestones) == (90, [30, 60])  # the recipe's, nominal
+    assert dict(printed.schedule) == {"epochs": 2, "warmup_epochs": 0.0, "decay_milestones": [1, 1],
+                                      "lr": pytest.approx(0.1 * 64 / 256), "global_batch": 64}

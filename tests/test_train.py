@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import FAST, ROOT, clean_env, load, run_cli, train_cli
+from omegaconf import OmegaConf
 from wandb_log import run_info
 
 from roadmap.data.sources import SHIPPED
@@ -28,6 +29,12 @@ def test_a_run_writes_its_record_config_checkpoint_and_offline_wandb(tmp_path):
     assert rec.params > 0 and rec.gmacs > 0 and rec.wall_time_s > 0
     assert rec.hardware["device"] == "cpu" and rec.git_commit
     assert "activation: gelu" in (tmp_path / "config.yaml").read_text()
+    # the saved config says what ran (the smoke budget's 2 epochs of the recipe's 300, the learning rate at batch
+    # 16), the recipe's nominal values beside it; W&B's config the same
+    saved = OmegaConf.load(tmp_path / "config.yaml")
+    assert saved.schedule.epochs == rec.epochs == 2 and saved.train.epochs == 300
+    assert saved.schedule.warmup_epochs == pytest.approx(20 * 2 / 300) and saved.train.warmup_epochs == 20
+    assert saved.schedule.lr == rec.effective_lr == pytest.approx(4e-3 * 16 / 4096) and saved.schedule.global_batch == 16
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
     assert state["epoch"] == 2
     offline = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
@@ -41,6 +48,7 @@ def test_a_run_writes_its_record_config_checkpoint_and_offline_wandb(tmp_path):
     assert "data.pipeline=auto chose" in proc.stderr
     assert (json.loads(info["config"]["step_order"]), json.loads(info["config"]["step_label"])) == (12, "ReLU -> GELU")
     assert json.loads(info["config"]["step_group"]) == "micro" and json.loads(info["config"]["seed"]) == 3
+    assert json.loads(info["config"]["schedule"]) == dict(saved.schedule)
     assert {"train_loss", "val_top1", "images_per_s"} <= info["history_keys"]
     assert "wandb sync" in proc.stderr + proc.stdout
     assert "img_s=" in proc.stderr  # the progress bar

@@ -466,6 +466,23 @@ class WandbConfig:
 
 
 @dataclass
+class ScheduleConfig:
+    """What runs, derived from train.* and budget.* (never set it): the recipe's schedule after the budget's
+    scaling, and its learning rate at the global batch. train.epochs, train.warmup_epochs, train.decay_milestones
+    and train.base_lr stay the recipe's nominal values."""
+    epochs: Optional[int] = None
+    warmup_epochs: Optional[float] = None
+    decay_milestones: Optional[List[int]] = None
+    lr: Optional[float] = None
+    global_batch: Optional[int] = None
+
+
+def world_size() -> int:
+    """Processes training together (torchrun's WORLD_SIZE; 1 without it)."""
+    return int(os.environ.get("WORLD_SIZE", 1))
+
+
+@dataclass
 class RunConfig:
     step: StepMeta = field(default_factory=StepMeta)
     regime: RegimeConfig = field(default_factory=RegimeConfig)
@@ -478,9 +495,17 @@ class RunConfig:
     system: SystemConfig = field(default_factory=SystemConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
     seed: int = 0
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)  # derived: what runs (ScheduleConfig)
 
     def __post_init__(self) -> None:
         self.regime.fill(self.step)
+        derived = self.derived_schedule()
+        for name, value in vars(self.schedule).items():
+            if value is not None and value != getattr(derived, name):
+                _fail(f"schedule.{name}", value, f"no value of its own: schedule.* says what runs, derived from "
+                      f"train.* and budget.* ({getattr(derived, name)!r} here); set budget.epochs or "
+                      "budget.epoch_scale for the schedule, train.base_lr for the learning rate")
+        self.schedule = derived
         if not 0 <= self.seed < 2**31:
             _fail("seed", self.seed, "an integer from 0 to 2**31 - 1")
         if self.model.in_chans != 3:
@@ -505,9 +530,20 @@ class RunConfig:
         """Images per evaluation batch: system.eval_batch_size, or twice the training batch."""
         return self.system.eval_batch_size or 2 * self.train.batch_size
 
+    def derived_schedule(self) -> ScheduleConfig:
+        """What runs: the schedule after the budget and the learning rate at the global batch (see ScheduleConfig)."""
+        return derive_schedule(self.train, self.budget)
+
     def schedule_epochs(self) -> tuple[int, float, List[int]]:
         """Epochs, warm-up epochs and milestones after the budget's scaling."""
-        t, b = self.train, self.budget
-        epochs = b.epochs if b.epochs is not None else max(1, round(t.epochs * b.epoch_scale))
-        scale = epochs / t.epochs
-        return epochs, t.warmup_epochs * scale, [max(1, round(m * scale)) for m in t.decay_milestones]
+        s = derive_schedule(self.train, self.budget)
+        return s.epochs, s.warmup_epochs, s.decay_milestones
+
+
+def derive_schedule(t: TrainConfig, b: BudgetConfig) -> ScheduleConfig:
+    """The recipe's schedule scaled to the budget's epochs, and base_lr scaled to the global batch."""
+    epochs = b.epochs if b.epochs is not None else max(1, round(t.epochs * b.epoch_scale))
+    scale = epochs / t.epochs
+    batch = t.batch_size * world_size()
+    return ScheduleConfig(epochs, t.warmup_epochs * scale, [max(1, round(m * scale)) for m in t.decay_milestones],
+                          t.lr_for(batch), batch)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from ..schema import RunConfig
+from ..schema import RunConfig, ScheduleConfig, derive_schedule
 from .steps import roadmap_steps
 from .undo import full_model, sweep_values
 from .variants import variant_dir
@@ -17,6 +17,8 @@ def register_schema() -> None:
     schema = OmegaConf.structured(RunConfig)
     schema.model.num_classes = "${data.num_classes}"
     schema.data.root = schema.data.num_classes = "???"  # each data config gives them (or says ??? for the user)
+    for name in vars(ScheduleConfig()):  # what runs, in `--cfg job` too (run.py resolves what it prints)
+        schema.schedule[name] = f"${{roadmap_schedule:{name}}}"
     ConfigStore.instance().store(name="run_schema", node=schema)
 
 
@@ -24,14 +26,21 @@ def register_resolvers() -> None:
     """`${roadmap_steps:}`: every step in paper order, from the step configs' metadata;
     `${roadmap_full_step:}` and `${roadmap_leave_one_out:}`: the leave-one-out study's model and undo list;
     `${roadmap_variant:${hydra:overrides.task}}`: the run directory's variant part (variants.py);
-    `${roadmap_undo:${undo}}`: its `without/<step>/` part in the leave-one-out study."""
+    `${roadmap_undo:${undo}}`: its `without/<step>/` part in the leave-one-out study;
+    `${roadmap_schedule:epochs}` (and the other fields of ScheduleConfig): what runs, from train.* and budget.*."""
     resolvers = {"roadmap_steps": lambda: ",".join(s.name for s in roadmap_steps()),
                  "roadmap_full_step": full_model, "roadmap_leave_one_out": sweep_values,
                  "roadmap_variant": lambda overrides: variant_dir(list(overrides)),
-                 "roadmap_undo": lambda undo: "" if undo is None else f"without/{undo}/"}
+                 "roadmap_undo": lambda undo: "" if undo is None else f"without/{undo}/",
+                 "roadmap_schedule": schedule_value}
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
+
+
+def schedule_value(name: str, _root_):
+    """One field of what runs (ScheduleConfig), from the composed train and budget."""
+    return getattr(derive_schedule(OmegaConf.to_object(_root_.train), OmegaConf.to_object(_root_.budget)), name)
 
 
 _REGISTERED: list[bool] = []

@@ -42,8 +42,13 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def config_dict(cfg: RunConfig) -> dict:
-    """The config as plain data (enums as their values), as checkpoints, config.yaml and W&B keep it."""
+    """The config as plain data (enums as their values), as checkpoints, config.yaml and W&B keep it; its
+    `schedule` (what runs) derived afresh."""
+    cfg.schedule = cfg.derived_schedule()
     return OmegaConf.to_container(OmegaConf.structured(cfg), enum_to_str=True)
+
+
+DERIVED = ("schedule.",)  # follows from the settings that are compared (older configs have none)
 
 
 def check_same_config(saved: dict, current: dict, run_dir: Path) -> None:
@@ -52,7 +57,7 @@ def check_same_config(saved: dict, current: dict, run_dir: Path) -> None:
     a, b = flatten(saved), flatten(current)
     a = {k: v for k, v in flatten(config_dict(RunConfig())).items() if k not in a} | a
     diff = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
-            if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_CHANGES)]
+            if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_CHANGES + DERIVED)]
     if diff:
         raise ConfigMismatch(f"{run_dir} holds a checkpoint of another configuration ({'; '.join(diff)}). "
                              "Give this run its own directory (hydra.run.dir=...) or move that one away.")
@@ -60,7 +65,7 @@ def check_same_config(saved: dict, current: dict, run_dir: Path) -> None:
 
 def write_config(cfg: RunConfig, path: Path, overrides=()) -> None:
     """config.yaml, the resolved config, and overrides.yaml beside it, the command line's overrides."""
-    atomic_write(path, lambda f: f.write(OmegaConf.to_yaml(OmegaConf.structured(cfg)).encode()))
+    atomic_write(path, lambda f: f.write(OmegaConf.to_yaml(config_dict(cfg)).encode()))
     atomic_write(path.with_name("overrides.yaml"), lambda f: f.write(OmegaConf.to_yaml(list(overrides)).encode()))
 
 
