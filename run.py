@@ -39,18 +39,27 @@ CHECKED = {}  # a single run's config, composed and checked before Hydra starts 
 
 @hydra.main(config_path="configs", config_name="config", version_base=None)
 def main(dcfg: DictConfig) -> dict:
-    """Returns the job's outcome ({"status", "reason", "final_top1"}), which a sweep's summary counts."""
-    from roadmap.config.compose import to_run_config
-    from roadmap.sweep import SweepSummary, jobs_side_by_side
-    from roadmap.train.lifecycle import train
+    """Returns the job's outcome ({"status", "reason", "final_top1"}), which a sweep's summary counts. Jobs side by
+    side (a sweep's, on one machine) name themselves in every line they log."""
+    from roadmap.sweep import jobs_side_by_side
+    from roadmap.train.progress import named_job
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
+    side_by_side = jobs_side_by_side(hc.launcher) if multirun else 1
+    name = f"job {hc.job.num + 1} ({dcfg.step.name} seed {dcfg.seed})" if side_by_side > 1 else None
+    with named_job(name):
+        return run_job(dcfg, hc, multirun, side_by_side)
+
+
+def run_job(dcfg: DictConfig, hc, multirun: bool, side_by_side: int) -> dict:
+    from roadmap.config.compose import to_run_config
+    from roadmap.sweep import SweepSummary
+    from roadmap.train.lifecycle import train
     try:
         cfg = CHECKED.get("run") if not multirun else None
         cfg = cfg or to_run_config(dcfg)  # a sweep's jobs are checked as each starts
         group = cfg.wandb.group or (Path(hc.sweep.dir).name if multirun else None)
-        record = train(cfg, Path(hc.runtime.output_dir), group, list(hc.overrides.task),
-                       jobs_side_by_side(hc.launcher) if multirun else 1)
+        record = train(cfg, Path(hc.runtime.output_dir), group, list(hc.overrides.task), side_by_side)
         return {"status": record.status, "reason": None, "final_top1": record.final_top1}
     except Interrupted as e:
         log.error("%s", e)

@@ -17,15 +17,7 @@ from pathlib import Path
 
 from roadmap.analysis.read import records_from_dirs
 from roadmap.errors import WriteFailed
-from roadmap.record import RunRecord, print_table, runs_table, write_table
-
-
-def clock(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    m, s = divmod(int(round(seconds)), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}"
+from roadmap.record import RunRecord, clock, print_table, runs_table, write_table
 
 
 def time_left(r: RunRecord) -> float | None:

@@ -15,7 +15,7 @@ from wandb_log import run_info
 from roadmap import roadmap_steps
 from roadmap.analysis.read import records_from_dirs, records_from_wandb
 from roadmap.analysis.roadmap import chart_roadmap
-from roadmap.record import RunRecord
+from roadmap.record import RunRecord, clock
 
 pytestmark = pytest.mark.slow  # real sweeps of real runs, each job its own process
 
@@ -102,6 +102,16 @@ def test_a_failed_run_is_recorded_the_sweep_goes_on_and_ends_non_zero_with_a_sum
 def test_a_relaunched_sweep_skips_completed_runs_and_retries_failed_ones(failing_sweep):
     proc, d = failing_sweep.second, failing_sweep.dir
     assert proc.returncode != 0
+    # before its first job, each launch says what is left and, once epochs are timed in the folder, how long
+    first = [ln for ln in failing_sweep.first.stderr.splitlines() if ln.startswith("sweep of ")][0]
+    assert first.startswith("sweep of 8 job(s): 0 completed already, 8 to train; no estimate yet"), first
+    failed = [r for r in failing_sweep.before.values() if r.status == "failed"]
+    times = [row.epoch_time_s for r in failed for row in r.history]  # the step left to train: its own epoch times
+    left = sum(r.epochs - r.epochs_done for r in failed) * statistics.fmean(times)
+    timed = sum(len(r.history) for r in failing_sweep.before.values())
+    second = [ln for ln in proc.stderr.splitlines() if ln.startswith("sweep of ")][0]
+    assert second == (f"sweep of 8 job(s): 6 completed already, 2 to train; about {clock(left)} at 1 at a time, "
+                      f"from {timed} epoch(s) timed in {d} (a step never timed there at the folder's mean)")
     assert proc.stderr.count("already completed") == 6
     after = records(d)
     for path, mtime in failing_sweep.mtimes.items():
@@ -398,3 +408,12 @@ def test_a_joblib_sweep_starts_loader_workers_inside_its_jobs(tmp_path, pipeline
     assert all(r["pipeline"] == "workers" or pipeline == "auto" for r in records)
     if pipeline == "auto":  # the probe timed the workers pipeline in each job
         assert all(r["pipeline_probe"]["workers"] > 0 for r in records)
+    # side by side, progress comes as whole lines (no carriage return redraws one job's bar over the other's), each
+    # naming its run, and every line a job logs names its job
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert "\r" not in proc.stderr
+    bars = [ln for ln in lines if " epoch 1/1" in ln and "% " in ln and " - " not in ln]
+    assert {ln.split(" seed 0 epoch")[0].replace("evaluation of ", "") for ln in bars} == {"micro/gelu",
+                                                                                           "macro/patchify"}
+    logged = [ln for ln in lines if "][roadmap" in ln]
+    assert logged and all(re.search(r"\] - job [12] \((micro/gelu|macro/patchify) seed 0\): ", ln) for ln in logged)

@@ -229,3 +229,21 @@ def test_a_completed_record_without_its_checkpoint_is_not_trained_again(tmp_path
     assert (tmp_path / "metrics.json").read_bytes() == before and not (tmp_path / "checkpoint.pt").exists()
     other = load_config("micro/gelu", [*tiny, "seed=1"])
     assert train(other, tmp_path).seed == 1 and (tmp_path / "checkpoint.pt").exists()  # trained: not its record
+
+
+def test_progress_is_redrawn_in_place_only_for_a_lone_run_on_a_terminal():
+    """Side by side or into a file, each redraw of the bar is a whole line (control characters dropped)."""
+    import io
+
+    from roadmap.train.progress import Lines, in_lines
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert not in_lines(1, Terminal()) and in_lines(2, Terminal()) and in_lines(1, io.StringIO())
+    out = io.StringIO()
+    writer = Lines(out)
+    for text in ("\rmicro/gelu seed 0 epoch 1/2:  40% 4/10\x1b[A", "\r" + " " * 40 + "\r", "\n"):
+        assert writer.write(text) == len(text)
+    assert out.getvalue() == "micro/gelu seed 0 epoch 1/2:  40% 4/10\n"

@@ -27,6 +27,15 @@ STATUSES = ("running", "completed", "failed", "interrupted")
 ENDED = ("completed", "failed", "interrupted")
 
 
+def clock(seconds: float | None) -> str:
+    """h:mm:ss ("unknown" for None)."""
+    if seconds is None:
+        return "unknown"
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
 def _split(cls, data: dict) -> tuple[dict, dict]:
     names = {f.name for f in fields(cls)}
     return {k: v for k, v in data.items() if k in names}, {k: v for k, v in data.items() if k not in names}

@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from .config.store import register
 from .errors import WriteFailed
 from .record import STATUSES, RunRecord, print_table, runs_table, write_table
+from .sweep_plan import estimate_line
 from .train.lock import is_held, status_now
 
 
@@ -113,6 +114,12 @@ class SweepSummary(Callback):
         self.launch = os.environ[LAUNCH_ENV] = f"{socket.gethostname()}-{os.getpid()}-{time.time_ns()}"
         self.expected = expected_jobs(config)
         SweepSummary.active = (self, config)
+        try:
+            line = estimate_line(config, int(config.hydra.launcher.get("n_jobs") or 1))
+        except Exception as e:  # noqa: BLE001 - an estimate never stops a sweep
+            line = f"no estimate ({type(e).__name__}: {e})"
+        if line:
+            print(line, file=sys.stderr, flush=True)
         if jobs_elsewhere(config) and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):  # the jobs run in other processes: say how far it got
                 signal.signal(sig, self._stopped)

@@ -16,6 +16,7 @@ class Context:
     rank: int
     world: int
     device: torch.device
+    side_by_side: int = 1  # runs sharing this machine's cores and terminal (a sweep's jobs)
 
     @property
     def main(self) -> bool:
@@ -74,7 +75,7 @@ def setup(system: SystemConfig, jobs_side_by_side: int = 1) -> Context:
         torch.backends.cudnn.benchmark = False
     if "MASTER_ADDR" in os.environ and not dist.is_initialized():  # launched by torchrun, any world size
         dist.init_process_group("nccl" if cuda else "gloo")
-    return Context(rank, world, device)
+    return Context(rank, world, device, jobs_side_by_side)
 
 
 def teardown() -> None:

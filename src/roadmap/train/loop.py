@@ -7,21 +7,16 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import torch
-from tqdm import tqdm
 
 from ..data.seeds import epoch_seed, seed_all
 from ..errors import NonFiniteLoss
-from ..record import EpochRow
+from ..record import EpochRow, clock
 from ..schema import RunConfig
 from .distributed import Context
+from .progress import progress_bar
 from .signals import raise_pending
 from .tracking import Tracker
 from .trainer import Trainer
-
-
-def clock(seconds: float) -> str:
-    m, s = divmod(int(seconds), 60)
-    return f"{m // 60}:{m % 60:02d}:{s:02d}"
 
 
 @dataclass
@@ -36,7 +31,7 @@ class Evaluation:
 
 @torch.inference_mode()
 def evaluate(model, batches, ctx: Context, autocast: AbstractContextManager, max_iters: int | None,
-             predictions: bool = False) -> Evaluation:
+             predictions: bool = False, label: str = "") -> Evaluation:
     """Top-1/top-5 and loss over every process's share of the validation set, and optionally each image's
     prediction."""
     model.eval()
@@ -45,8 +40,9 @@ def evaluate(model, batches, ctx: Context, autocast: AbstractContextManager, max
     preds: list[torch.Tensor] = []
     t0 = time.perf_counter()
     total = len(batches) if max_iters is None else min(len(batches), max_iters)
-    for i, (x, y) in enumerate(tqdm(batches, total=total, desc="  evaluation", unit="it", leave=False,
-                                    disable=not ctx.main, dynamic_ncols=True)):
+    desc = f"  evaluation of {label}" if label else "  evaluation"
+    for i, (x, y) in enumerate(progress_bar(total, desc, side_by_side=ctx.side_by_side, leave=False,
+                                            disable=not ctx.main, iterable=batches)):
         raise_pending()  # a signal held since the last batch
         if max_iters is not None and i >= max_iters:
             break
@@ -81,7 +77,7 @@ def train_steps(cfg: RunConfig, ctx: Context, t: Trainer, epoch: int, step: int,
     if cuda:
         torch.cuda.reset_peak_memory_stats(ctx.device)
     loss_sum, seen, t0 = torch.zeros((), device=ctx.device), 0, time.perf_counter()
-    with tqdm(total=t.iters, desc=label, disable=not ctx.main, unit="it", dynamic_ncols=True) as bar:
+    with progress_bar(t.iters, label, side_by_side=ctx.side_by_side, disable=not ctx.main) as bar:
         for i, (x, y) in enumerate(t.train_batches):
             raise_pending()  # a signal held since the last batch
             if i >= t.iters:
@@ -138,12 +134,13 @@ def train_epoch(cfg: RunConfig, ctx: Context, t: Trainer, epoch: int, step: int,
     each validation image's predicted and true class)."""
     t0 = time.perf_counter()
     trained, step = train_steps(cfg, ctx, t, epoch, step, label, later_epochs, epoch_s, tracker)
-    ev = evaluate(t.eval_net, t.val_batches, ctx, t.autocast, cfg.budget.max_eval_iters, predictions=last)
+    ev = evaluate(t.eval_net, t.val_batches, ctx, t.autocast, cfg.budget.max_eval_iters, predictions=last, label=label)
     row = EpochRow(epoch=epoch + 1, train_loss=trained["train_loss"], val_top1=ev.top1, val_top5=ev.top5,
                    val_loss=ev.loss, val_images=ev.images, lr=trained["lr"], images_per_s=trained["images_per_s"],
                    eval_images_per_s=ev.images_per_s, epoch_time_s=time.perf_counter() - t0)
     if t.ema is not None:
-        ema = evaluate(t.ema.module, t.val_batches, ctx, t.autocast, cfg.budget.max_eval_iters)
+        ema = evaluate(t.ema.module, t.val_batches, ctx, t.autocast, cfg.budget.max_eval_iters,
+                       label=f"{label} (EMA)")
         row.val_top1_ema, row.val_top5_ema = ema.top1, ema.top5
     if ctx.device.type == "cuda":
         row.gpu_mem_gb = torch.cuda.max_memory_allocated(ctx.device) / 2**30
