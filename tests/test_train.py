@@ -97,6 +97,16 @@ def test_running_the_same_command_again_does_not_train_again(tmp_path):
 
 
 @pytest.mark.slow
+def test_keeping_only_records_deletes_the_checkpoint_once_the_run_completes_and_a_rerun_finds_it_done(tmp_path):
+    proc = train_cli(tmp_path, "step=macro/patchify", "system.keep_checkpoint=false")
+    rec = load(tmp_path)
+    assert rec.status == "completed" and rec.epochs_done == 2 and (tmp_path / "predictions.npz").is_file()
+    assert not (tmp_path / "checkpoint.pt").exists() and "completed macro/patchify" in proc.stderr
+    again = train_cli(tmp_path, "step=macro/patchify")  # keep_checkpoint is where the run keeps files: the same run
+    assert "already completed" in again.stderr and "no checkpoint kept" in again.stderr and load(tmp_path) == rec
+
+
+@pytest.mark.slow
 def test_torchrun_trains_with_ddp_on_cpu(tmp_path):
     # 1001 validation images in batches of 250: rank 0 evaluates 3 batches, rank 1 two (BatchNorm buffers);
     # two processes, since one (world 1) takes the same path with nothing to shard

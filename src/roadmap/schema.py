@@ -432,6 +432,9 @@ class SystemConfig:
     threads: int = 0
     # images per evaluation batch (no gradients: twice the training batch fits); 0: 2 x train.batch_size
     eval_batch_size: int = 0
+    # false: a run that completes deletes its checkpoint.pt, keeping its record, config and predictions (a rerun of
+    # the same command still finds it completed); while it trains the checkpoint is kept, for resuming
+    keep_checkpoint: bool = True
 
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):

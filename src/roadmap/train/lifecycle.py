@@ -157,6 +157,8 @@ def _train_epochs(cfg: RunConfig, ctx: Context, run_dir: Path, live: Live, state
         record.status = "completed"
         if ctx.main:
             record.write(record_path)
+            if not cfg.system.keep_checkpoint:  # the record says completed first: a rerun finds it so either way
+                ckpt_path.unlink(missing_ok=True)
 
 
 def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Sequence[str] = (),
