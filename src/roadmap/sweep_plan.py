@@ -6,11 +6,11 @@ what it computes, config/variants.py). A folder with no timed epoch gets no numb
 first epochs end (scripts/status.py); measure_study.py --estimate estimates a study before anything trained."""
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
@@ -31,9 +31,13 @@ def sweep_jobs(config: DictConfig) -> list[Job] | None:
     if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
         return None
     params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
-    parsed = OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task))
+    lists = {}  # as the basic sweeper makes them: each key's values (the command line's win), then their product
+    for o in OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task)):
+        key = o.get_key_element()
+        lists[key] = [f"{key}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override() else \
+            [f"{key}={o.get_value_element_as_str()}"]
     jobs = []
-    for overrides in BasicSweeper.split_arguments(parsed, None)[0]:
+    for overrides in itertools.product(*lists.values()):
         values = dict(o.split("=", 1) for o in overrides)
         undo = values.get("undo", config.get("undo"))
         jobs.append(Job(values.get("step", config.step.name), int(values.get("seed", config.seed)),

@@ -39,8 +39,13 @@ def register_resolvers() -> None:
 
 
 def schedule_value(name: str, _root_):
-    """One field of what runs (ScheduleConfig), from the composed train and budget."""
-    return getattr(derive_schedule(OmegaConf.to_object(_root_.train), OmegaConf.to_object(_root_.budget)), name)
+    """One field of what runs (ScheduleConfig), from the composed train and budget; None where they are invalid
+    (the run's own checks then name the bad setting)."""
+    try:
+        train, budget = OmegaConf.to_object(_root_.train), OmegaConf.to_object(_root_.budget)
+    except Exception:  # noqa: BLE001 - reported by the checks of RunConfig, in one line
+        return None
+    return getattr(derive_schedule(train, budget), name)
 
 
 _REGISTERED: list[bool] = []
