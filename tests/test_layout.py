@@ -1,6 +1,7 @@
 """The architecture, checked so that it stays as drawn: imports go one way (down), no module imports itself in a
 circle, and no private name of Hydra or timm is used. Read with Python's ast, so nothing here runs the code."""
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,39 @@ def test_the_model_and_the_data_load_without_hydra():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('hydra', 'omegaconf')))")
     out = subprocess.run([sys.executable, "-c", code], env=clean_env(), capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# a repository path in prose (tests/..., src/..., scripts/..., configs/..., docs/... with a file's extension), and a
+# dotted name of the package (roadmap.data.pipelines.workers_rate)
+PATH_IN_TEXT = re.compile(r"(?<![\w/.\-])((?:tests|src|scripts|configs|docs)/[\w./\-]+\.(?:py|yaml|md|csv|json|png|svg|npz))")
+NAME_IN_TEXT = re.compile(r"(?<![\w.])(roadmap(?:\.\w+)+)")
+FILE_SUFFIXES = {"py", "md", "csv", "png", "svg", "yaml", "json", "npz"}
+
+
+def _resolves(name: str) -> bool:
+    import importlib
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[i:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
+def test_every_file_and_package_name_that_comments_and_docs_cite_exists():
+    texts = [ROOT / "README.md", *ROOT.glob("docs/*.md"), *SRC.rglob("*.py"), *(ROOT / "scripts").glob("*.py"),
+             *(ROOT / "tests").glob("*.py"), *(ROOT / "configs").rglob("*.yaml")]
+    missing = []
+    for path in texts:
+        text = path.read_text()
+        missing += [f"{path.relative_to(ROOT)}: {m}" for m in PATH_IN_TEXT.findall(text) if not (ROOT / m).exists()]
+        missing += [f"{path.relative_to(ROOT)}: {m}" for m in NAME_IN_TEXT.findall(text)
+                    if m.rsplit(".", 1)[-1] not in FILE_SUFFIXES and not _resolves(m)]
+    assert not missing, missing

@@ -1,4 +1,4 @@
-"""The recipes are built from timm's parts as ROADMAP_SPEC.md describes them."""
+"""The recipes are built from timm's parts as the paper's Table 5 and torchvision describe them."""
 import pytest
 import torch
 from PIL import Image

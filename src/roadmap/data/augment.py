@@ -7,7 +7,7 @@ every sample of a batch draws its own parameters from the same distributions (fr
 depends only on its seed), and the ops run batched with torch. The RandAugment string is parsed by timm itself
 (`rand_augment_transform`), so the op list, layer count, probability and magnitude noise are timm's; each op
 follows the PIL function timm calls, with PIL's integer rounding, so images stay uint8-valued between ops.
-Differences that remain (tests/test_augment.py states them): geometric ops and the crop's resize interpolate with
+Differences that remain (tests/test_data_augment.py states them): geometric ops and the crop's resize interpolate with
 torch's bicubic (a = -0.75; PIL's affine transform uses a = -1, its resize a = -0.5 with antialiasing), so they
 differ from PIL by about one level on average; the eval resize is torch's antialiased one, as PIL's.
 Supported: RandAugment strings (`rand-...`) whose ops are all batched here, bicubic or bilinear interpolation.
