@@ -175,8 +175,8 @@ class RealData:
 def augment_only(args, device) -> dict:
     """Augmented batches alone, each pipeline timed while the other is idle: no loader worker lives during the
     device pipeline's windows (checked), and each workers window starts its workers afresh and times them in steady
-    state only (roadmap.data.pipelines.workers_rate). Images/s, and per core used: the workers, or the torch threads, never
-    more than the cores that exist."""
+    state only (roadmap.data.pipelines.workers_rate). Images/s, and per core used: the workers, or the torch
+    threads, never more than the cores that exist."""
     import multiprocessing as mp
     step = args.steps[0] if args.steps != ["all"] else "micro/separate_downsample"
     fmt = torch.contiguous_format
