@@ -471,8 +471,8 @@ class WandbConfig:
 @dataclass
 class ScheduleConfig:
     """What runs, derived from train.* and budget.* (never set it): the recipe's schedule after the budget's
-    scaling, and its learning rate at the global batch. train.epochs, train.warmup_epochs, train.decay_milestones
-    and train.base_lr stay the recipe's nominal values."""
+    scaling (milestones only for the multistep schedule), and its learning rate at the global batch.
+    train.epochs, train.warmup_epochs, train.decay_milestones and train.base_lr stay the recipe's nominal values."""
     epochs: Optional[int] = None
     warmup_epochs: Optional[float] = None
     decay_milestones: Optional[List[int]] = None
@@ -548,5 +548,5 @@ def derive_schedule(t: TrainConfig, b: BudgetConfig) -> ScheduleConfig:
     epochs = b.epochs if b.epochs is not None else max(1, round(t.epochs * b.epoch_scale))
     scale = epochs / t.epochs
     batch = t.batch_size * world_size()
-    return ScheduleConfig(epochs, t.warmup_epochs * scale, [max(1, round(m * scale)) for m in t.decay_milestones],
-                          t.lr_for(batch), batch)
+    milestones = [max(1, round(m * scale)) for m in t.decay_milestones] if t.sched == Schedule.multistep else []
+    return ScheduleConfig(epochs, t.warmup_epochs * scale, milestones, t.lr_for(batch), batch)
