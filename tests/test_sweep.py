@@ -103,14 +103,14 @@ def test_a_relaunched_sweep_skips_completed_runs_and_retries_failed_ones(failing
     proc, d = failing_sweep.second, failing_sweep.dir
     assert proc.returncode != 0
     # before its first job, each launch says what is left and, once epochs are timed in the folder, how long
-    first = [ln for ln in failing_sweep.first.stderr.splitlines() if ln.startswith("sweep of ")][0]
-    assert first.startswith("sweep of 8 job(s): 0 completed already, 8 to train; no estimate yet"), first
+    first = [ln for ln in failing_sweep.first.stderr.splitlines() if ln.startswith("sweep plan: ")]
+    assert first[0].startswith("sweep plan: 8 job(s), 0 completed already, 8 to train; no estimate yet"), first
     failed = [r for r in failing_sweep.before.values() if r.status == "failed"]
     times = [row.epoch_time_s for r in failed for row in r.history]  # the step left to train: its own epoch times
     left = sum(r.epochs - r.epochs_done for r in failed) * statistics.fmean(times)
     timed = sum(len(r.history) for r in failing_sweep.before.values())
-    second = [ln for ln in proc.stderr.splitlines() if ln.startswith("sweep of ")][0]
-    assert second == (f"sweep of 8 job(s): 6 completed already, 2 to train; about {clock(left)} at 1 at a time, "
+    second = [ln for ln in proc.stderr.splitlines() if ln.startswith("sweep plan: ")][0]
+    assert second == (f"sweep plan: 8 job(s), 6 completed already, 2 to train; about {clock(left)} at 1 at a time, "
                       f"from {timed} epoch(s) timed in {d} (a step never timed there at the folder's mean)")
     assert proc.stderr.count("already completed") == 6
     after = records(d)

@@ -62,7 +62,7 @@ def estimate_line(config: DictConfig, n_jobs: int) -> str | None:
             records[_key(r)] = r
     done = [j for j in jobs if j in records and records[j].status == "completed"]
     todo = [j for j in jobs if j not in done]
-    head = f"sweep of {len(jobs)} job(s): {len(done)} completed already, {len(todo)} to train"
+    head = f"sweep plan: {len(jobs)} job(s), {len(done)} completed already, {len(todo)} to train"
     if not todo:
         return f"{head} ({sweep_dir})"
     times = {}
