@@ -15,6 +15,18 @@ from roadmap.train.checkpoint import load_checkpoint
 from roadmap.train.signals import held, interruptible
 
 
+@pytest.fixture(autouse=True)
+def default_handlers():
+    """SIGINT and SIGTERM as a fresh run.py process has them (interruptible() keeps a handler another library
+    installed): a test earlier in the same pytest worker may have left its own."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    for s, handler in saved.items():
+        signal.signal(s, handler)
+
+
 class SignallingFile:
     """A file whose first write sends this process a signal: as if it came while torch.save was writing."""
 
