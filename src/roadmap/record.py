@@ -221,11 +221,8 @@ class RunRecord:
 
     def write_summary(self, path: Path) -> None:
         """summary.csv beside metrics.json, one row per epoch (as timm's train.py writes it), atomically."""
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore", lineterminator="\n")
-        w.writeheader()
-        w.writerows({k: "" if v is None else v for k, v in asdict(row).items()} for row in self.history)
-        atomic_write(Path(path), lambda f: f.write(buf.getvalue().encode()))
+        write_csv(path, SUMMARY_COLUMNS, ({k: "" if v is None else v for k, v in asdict(row).items()}
+                                          for row in self.history))
 
 
 def save_predictions(pred: np.ndarray, target: np.ndarray, path: Path) -> None:
@@ -287,8 +284,13 @@ def print_table(rows: list[dict], out) -> None:
 
 
 def write_table(rows: list[dict], path: Path) -> None:
+    write_csv(path, TABLE_COLUMNS, rows)
+
+
+def write_csv(path: Path, columns: list[str], rows) -> None:
+    """A CSV of `rows` (dicts; keys not in `columns` left out), written atomically."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
     atomic_write(Path(path), lambda f: f.write(buf.getvalue().encode()))

@@ -7,7 +7,6 @@ or unreadable), interrupted, or never started. The command exits non-zero unless
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import signal
@@ -20,7 +19,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
@@ -29,20 +27,14 @@ from omegaconf import DictConfig, OmegaConf
 from .config.store import register
 from .errors import WriteFailed
 from .record import STATUSES, RunRecord, print_table, runs_table, write_table
-from .sweep_plan import estimate_line
+from .sweep_plan import estimate_line, sweep_jobs
 from .train.lock import is_held, status_now
 
 
 def expected_jobs(config: DictConfig) -> int | None:
-    """How many jobs the basic sweeper will launch: the product of each swept key's value count, the command
-    line's list winning over the sweep config's (None for other sweepers)."""
-    if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
-        return None
-    params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
-    counts = {}
-    for o in OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task)):
-        counts[o.get_key_element()] = len(list(o.sweep_string_iterator())) if o.is_sweep_override() else 1
-    return math.prod(counts.values())
+    """How many jobs the basic sweeper will launch (None for other sweepers): sweep_plan.sweep_jobs counted."""
+    jobs = sweep_jobs(config)
+    return None if jobs is None else len(jobs)
 
 
 def outcome(job_return: JobReturn) -> dict:
@@ -115,7 +107,7 @@ class SweepSummary(Callback):
         self.expected = expected_jobs(config)
         SweepSummary.active = (self, config)
         try:
-            line = estimate_line(config, int(config.hydra.launcher.get("n_jobs") or 1))
+            line = estimate_line(config, jobs_side_by_side(config.hydra.launcher))
         except Exception as e:  # noqa: BLE001 - an estimate never stops a sweep
             line = f"no estimate ({type(e).__name__}: {e})"
         if line:

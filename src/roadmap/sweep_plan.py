@@ -12,7 +12,7 @@ from pathlib import Path
 from statistics import mean
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from .config.variants import variant_name
 from .record import RunRecord, clock
@@ -39,8 +39,9 @@ def sweep_jobs(config: DictConfig) -> list[Job] | None:
     jobs = []
     for overrides in itertools.product(*lists.values()):
         values = dict(o.split("=", 1) for o in overrides)
-        undo = values.get("undo", config.get("undo"))
-        jobs.append(Job(values.get("step", config.step.name), int(values.get("seed", config.seed)),
+        undo = values.get("undo", OmegaConf.select(config, "undo"))
+        step = values.get("step", OmegaConf.select(config, "step.name"))
+        jobs.append(Job(step, int(values.get("seed", OmegaConf.select(config, "seed", default=0))),
                         None if undo in (None, "null") else undo, variant_name(overrides)))
     return jobs
 
