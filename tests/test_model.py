@@ -12,8 +12,18 @@ from timm.models.convnext import checkpoint_filter_fn
 from torch import nn
 
 from roadmap import build_model, load_config, roadmap_steps
-from roadmap.model import Block, LayerNorm2d, copy_weights_from, count_gmacs, count_params, describe, feature_sizes
+from roadmap.model import (
+    Block,
+    LayerNorm2d,
+    copy_weights_from,
+    count_gmacs,
+    count_params,
+    describe,
+    feature_sizes,
+    upgrade_state_dict,
+)
 from roadmap.model.network import CONV_POINTWISE_WORK, pointwise_as_convs
+from roadmap.schema import Pointwise
 
 STEPS = [s.name for s in roadmap_steps()]
 REGIMES = ["r50", "r200"]
@@ -174,7 +184,7 @@ def test_layer_norm_normalizes_channels_at_each_position_not_the_whole_map():
 
 def test_depthwise_conv_has_one_group_per_channel():
     block = next(m for m in build_model(load_config("inverted_bottleneck/invert")).modules() if isinstance(m, Block))
-    spatial = [m for m in block.branch if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)][0]
+    spatial = block.conv2
     assert spatial.groups == spatial.in_channels == spatial.out_channels == 96 * 4
 
 
@@ -280,13 +290,13 @@ def test_convnext_xlarge_by_override_has_timms_parameter_count():
 
 @pytest.mark.parametrize("step, scale", [("micro/layer_norm", 0.0), ("micro/separate_downsample", 0.5)])
 def test_the_nhwc_convnext_block_computes_the_conv_formulation(step, scale, monkeypatch):
-    """ConvNeXt-style blocks run LayerNorm and Linear on NHWC (1x1 convs on large channels_last CPU maps), with the
-    layer scale folded into the last pointwise layer: the same function and gradients as the official formulation,
+    """ConvNeXt-style blocks run LayerNorm and Linear on NHWC (1x1 convs on large channels_last CPU maps, or as
+    `model.pointwise` says), with the layer scale folded into the last pointwise layer: the same function and gradients as the official formulation,
     gamma * (1x1 conv(GELU(1x1 conv(LayerNorm2d(dwconv(x)))))) + x, with the same weights."""
     torch.manual_seed(0)
     blocks = lambda m: [b for b in m.stages[1] if isinstance(b, Block)]  # noqa: E731
     block = blocks(build_model(load_config(step, [f"model.layer_scale={scale}"])))[1].eval()
-    dw, _, ln, fc1, act, fc2, _ = block.branch
+    dw, ln, fc1, act, fc2 = block.dwconv, block.norm, block.pwconv1, block.act, block.pwconv2
     assert isinstance(fc1, nn.Linear) and isinstance(ln, nn.LayerNorm) and (block.gamma is None) == (scale == 0)
     for p in block.parameters():
         p.data.uniform_(0.5, 1.5)
@@ -300,10 +310,14 @@ def test_the_nhwc_convnext_block_computes_the_conv_formulation(step, scale, monk
     convs = []
     conv2d = F.conv2d
     monkeypatch.setattr(F, "conv2d", lambda *a, **k: convs.append(1) or conv2d(*a, **k))
-    small = torch.randn(2, dw.in_channels, 9, 9)
-    big = torch.randn(64, dw.in_channels, 9, 9).contiguous(memory_format=torch.channels_last)
-    assert big.numel() >= CONV_POINTWISE_WORK and pointwise_as_convs(big) and not pointwise_as_convs(small)
-    for x, pointwise_convs in ((small, 0), (big, 2)):
+    block.double()  # in float64, so that the two orders of summation agree far below any real difference
+    small = torch.randn(2, dw.in_channels, 9, 9, dtype=torch.float64)
+    big = torch.randn(64, dw.in_channels, 9, 9, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    assert big.numel() >= CONV_POINTWISE_WORK and pointwise_as_convs(Pointwise.auto, big)
+    assert not pointwise_as_convs(Pointwise.auto, small)
+    cases = [(small, Pointwise.auto, 0), (big, Pointwise.auto, 2), (big, Pointwise.linear, 0), (small, Pointwise.conv, 2)]
+    for x, path, pointwise_convs in cases:
+        block.pointwise_path = path
         g = torch.randn_like(x)
         x.requires_grad_(True)
         params = [x, *block.parameters()]
@@ -312,9 +326,9 @@ def test_the_nhwc_convnext_block_computes_the_conv_formulation(step, scale, monk
         assert len(convs) == 1 + pointwise_convs  # the depthwise conv, and the pointwise layers as convs or not
         theirs = torch.autograd.grad((reference(x) * g).sum(), params)
         for name, a, b in zip(["input", *(n for n, _ in block.named_parameters())], ours, theirs):
-            assert torch.allclose(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item()), name
+            assert torch.allclose(a, b, rtol=1e-9, atol=1e-9 * b.abs().max().item()), (name, path)
         with torch.no_grad():
-            assert torch.allclose(block(x), reference(x), rtol=1e-5, atol=1e-4)
+            assert torch.allclose(block(x), reference(x), rtol=1e-9, atol=1e-9)
     plain = blocks(build_model(load_config(step, ["model.norm_placement=every_conv"])))[1]
     assert not any(isinstance(m, nn.Linear) for m in plain.modules())  # other placements keep 1x1 convs
 
@@ -330,7 +344,7 @@ def test_under_bf16_autocast_a_block_returns_the_type_the_reference_block_return
     from torchvision.models.resnet import Bottleneck
     torch.manual_seed(0)
     block = [b for b in build_model(load_config(step)).stages[1] if isinstance(b, Block)][1]
-    c = block.branch[0].in_channels
+    c = (block.conv1 if step == "baseline/resnet50" else block.dwconv).in_channels
     reference = Bottleneck(c, c // 4) if step == "baseline/resnet50" else \
         ConvNeXtBlock(c, ls_init_value=1e-6 if block.gamma is not None else None)
     for dtype in (torch.float32, torch.bfloat16):
@@ -338,3 +352,44 @@ def test_under_bf16_autocast_a_block_returns_the_type_the_reference_block_return
         with torch.autocast("cpu", dtype=torch.bfloat16):
             theirs = torch.float32 if isinstance(reference, Bottleneck) and dtype == torch.float32 else reference(x).dtype
             assert block(x).dtype == theirs, dtype
+
+
+def test_a_block_names_its_layers_as_the_reference_code_does_and_forward_uses_them():
+    bottleneck = [b for b in build_model(load_config("baseline/resnet50")).modules() if isinstance(b, Block)][1]
+    assert [type(getattr(bottleneck, n)).__name__ for n in Block.BOTTLENECK] == \
+        ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d"]
+    convnext = [b for b in build_model(load_config("convnext_t")).modules() if isinstance(b, Block)][1]
+    assert [type(getattr(convnext, n)).__name__ for n in Block.CONVNEXT] == \
+        ["Conv2d", "LayerNorm", "Identity", "Linear", "Identity", "GELU", "Linear", "Identity"]
+    x = torch.randn(2, bottleneck.conv1.in_channels, 8, 8)
+    with torch.no_grad():
+        bottleneck.eval()
+        before = bottleneck(x)
+        bottleneck.conv2.weight.zero_()  # the branch then ends in norm3's shift; forward must go through conv2
+        assert not torch.allclose(bottleneck(x), before)
+
+
+def test_model_pointwise_reaches_every_convnext_block():
+    for path in Pointwise:
+        model = build_model(load_config("convnext_t", [f"model.pointwise={path.value}"]))
+        assert {b.pointwise_path for b in model.modules() if isinstance(b, Block)} == {path}
+
+
+def test_checkpoints_written_before_the_layers_had_names_load_with_the_same_logits():
+    """tests/data/legacy_state_dicts.pt: every step's small network with random tensors and its logits, written by
+    the code of cc831c8 (tests/data/make_legacy_state_dicts.py); today's network loads it through the key map."""
+    legacy = torch.load(ROOT / "tests" / "data" / "legacy_state_dicts.pt", weights_only=True)
+    assert set(legacy) == {*STEPS, "input"}
+    for step in STEPS:
+        overrides = ["model.depths=[1,2]", "model.base_width=8", "model.drop_path=0"]
+        model = build_model(load_config(step, overrides + (["model.layer_scale=0.5"] if "separate" in step else [])))
+        state = legacy[step]["state"]
+        assert any(".branch." in k for k in state) and not any(".branch." in k for k in model.state_dict()), step
+        with pytest.raises(RuntimeError):
+            model.load_state_dict(state)
+        model.load_state_dict(upgrade_state_dict(model, state))
+        ema = {f"module.{k}": v for k, v in state.items()}  # an EMA's keys carry a prefix
+        assert upgrade_state_dict(model, ema) == {f"module.{k}": v for k, v in upgrade_state_dict(model, state).items()}
+        with torch.no_grad():
+            assert torch.allclose(model.eval()(legacy["input"]), legacy[step]["logits"], rtol=1e-5, atol=1e-5), step
+        assert upgrade_state_dict(model, model.state_dict()).keys() == model.state_dict().keys()

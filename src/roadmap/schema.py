@@ -14,8 +14,9 @@ from typing import Dict, List, Optional
 
 # what may change between a run and its resumption: where and how it runs, and the paper's numbers and labels that
 # reports set beside it, not what it computes (a run's directory and its config check leave these out)
-RESUMABLE_CHANGES = ("system.", "wandb.", "data.num_workers", "data.root", "data.download", "regime.paper",
-                     "regime.title", "regime.compare_with", "step.label", "step.paper", "step.note", "train.name")
+RESUMABLE_CHANGES = ("system.", "wandb.", "data.num_workers", "data.root", "data.download", "model.pointwise",
+                     "regime.paper", "regime.title", "regime.compare_with", "step.label", "step.paper", "step.note",
+                     "train.name")
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -60,6 +61,12 @@ class Norm(Enum):
 class Downsample(Enum):
     in_block = "in_block"  # first block of a stage strides on its kxk conv; 1x1/2 conv + norm shortcut
     separate = "separate"  # norm + 2x2/2 conv between stages; blocks keep their shape
+
+
+class Pointwise(Enum):
+    auto = "auto"      # 1x1 convs on large CPU channels_last maps, Linear otherwise (model/network.py)
+    linear = "linear"  # Linear layers on the NHWC view (timm's convnext_tiny)
+    conv = "conv"      # 1x1 convolutions (timm's conv_mlp)
 
 
 class Init(Enum):
@@ -230,6 +237,7 @@ class ModelConfig:
     layer_scale: float = 0.0  # initial value of the per-channel scale on the residual branch; 0 = off
     drop_path: float = 0.0    # stochastic depth, rising linearly from 0 to this over all blocks
     init: Init = Init.kaiming
+    pointwise: Pointwise = Pointwise.auto  # how a ConvNeXt block's pointwise layers run; the same function either way
     in_chans: int = 3
     num_classes: int = 1000
 

@@ -8,46 +8,22 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath
+from timm.layers import DropPath, LayerNorm2d
 from torch import nn
 
-from ..schema import Activation, Downsample, Init, Layout, ModelConfig, Norm, Placement, SpatialConv, Stem
+from ..schema import Activation, Downsample, Init, Layout, ModelConfig, Norm, Placement, Pointwise, SpatialConv, Stem
 
-
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of an NCHW tensor, separately at each position (as in ConvNeXt)."""
-
-    def __init__(self, channels: int, eps: float = 1e-6):
-        super().__init__(channels, eps=eps)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
-
-
-class ToChannelsLast(nn.Module):
-    """NCHW -> NHWC (a view), so that norms and 1x1 convs run as LayerNorm and Linear on the last dimension."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.permute(0, 2, 3, 1)
-
-
-class ToChannelsFirst(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.permute(0, 3, 1, 2)
-
-
-# A ConvNeXt block's per-position layers (LayerNorm, two pointwise layers) are the same function whether the
-# pointwise layers run as Linear on NHWC (as timm's convnext_tiny) or as 1x1 convolutions (as timm's convnext_femto).
-# On the CPU, on channels_last maps whose positions (batch x height x width) times channels reach this, the
-# convolutions are faster; below it the Linear layers are (measured on this project's 2-core CPU, from 25,000 to
-# 400,000: docs/benchmarks.md).
+# How ConvNeXt's pointwise layers run (`model.pointwise`; the same weights and function either way): as Linear layers
+# on the NHWC view (timm's convnext_tiny), as 1x1 convolutions (timm's conv_mlp, as in convnext_femto), or, with
+# `auto`, as convolutions on CPU channels_last maps of at least this many values and as Linear layers otherwise
+# (measured on this project's 2-core CPU, from 25,000 to 400,000 values: docs/benchmarks.md).
 CONV_POINTWISE_WORK = 2**17
 
 
-def pointwise_as_convs(x: torch.Tensor) -> bool:
-    b, c, h, w = x.shape
-    return x.device.type == "cpu" and b * c * h * w >= CONV_POINTWISE_WORK and \
+def pointwise_as_convs(path: Pointwise, x: torch.Tensor) -> bool:
+    if path != Pointwise.auto:
+        return path == Pointwise.conv
+    return x.device.type == "cpu" and x.numel() >= CONV_POINTWISE_WORK and \
         x.is_contiguous(memory_format=torch.channels_last)
 
 
@@ -67,40 +43,50 @@ def conv(cfg: ModelConfig, cin: int, cout: int, k: int, stride: int = 1, groups:
 
 
 class Block(nn.Module):
-    """Three convs (1x1 / kxk / 1x1 in the order `layout` gives) on the residual branch, plus a shortcut."""
+    """A residual block: three convs on the branch, named as in the reference code, plus a shortcut.
+
+    1x1 -> kxk -> 1x1 (`layout` bottleneck or inverted) is torchvision's Bottleneck: conv1, norm1, act1, conv2, norm2,
+    act2, conv3, norm3, and `post_act` after the sum. kxk -> 1x1 -> 1x1 (depthwise_first) is the official ConvNeXt
+    block: dwconv, norm, pwconv1, act, pwconv2, with the layers that the steps before `micro/fewer_norms` still have
+    (dwact, pwnorm1, pwnorm2). A layer that a step leaves out is an nn.Identity, so every step has the same names.
+    """
+
+    BOTTLENECK = ("conv1", "norm1", "act1", "conv2", "norm2", "act2", "conv3", "norm3")
+    CONVNEXT = ("dwconv", "norm", "dwact", "pwconv1", "pwnorm1", "act", "pwconv2", "pwnorm2")
 
     def __init__(self, cfg: ModelConfig, cin: int, cout: int, stride: int, drop_path: float):
         super().__init__()
-        hidden = cfg.hidden_width(cout)
-        dw = cfg.spatial_conv == SpatialConv.depthwise
-        k = cfg.kernel_size
-        if cfg.layout == Layout.depthwise_first:  # (cin, cout, kernel, stride, groups)
-            specs = [(cin, cin, k, stride, cin if dw else 1), (cin, hidden, 1, 1, 1), (hidden, cout, 1, 1, 1)]
-            spatial = 0
-        else:
-            specs = [(cin, hidden, 1, 1, 1), (hidden, hidden, k, stride, hidden if dw else 1),
-                     (hidden, cout, 1, 1, 1)]
-            spatial = 1
+        # the layer scale first: its place in the state dict (and the optimizer's order) is timm's and the official's
+        self.gamma = nn.Parameter(torch.full((cout,), cfg.layer_scale)) if cfg.layer_scale > 0 else None
+        hidden, k = cfg.hidden_width(cout), cfg.kernel_size
+        groups = lambda c: c if cfg.spatial_conv == SpatialConv.depthwise else 1  # noqa: E731
         every_norm = cfg.norm_placement == Placement.every_conv
         every_act = cfg.act_placement == Placement.every_conv
-        layers: list[nn.Module] = []
-        for i, (ci, co, kk, s, g) in enumerate(specs):
-            normed = every_norm or i == spatial
-            layers.append(conv(cfg, ci, co, kk, s, g, normed=normed))
-            if normed:
-                layers.append(make_norm(cfg, co))
-            if (every_act and i < 2) or (not every_act and i == 1):
-                layers.append(make_act(cfg))
-        if cfg.layout == Layout.depthwise_first and cfg.norm == Norm.layer and not every_norm and not every_act:
-            # ConvNeXt's block: after the kxk conv everything is per position, so it runs on NHWC as timm's and the
-            # official code do: LayerNorm and Linear layers (the same weights as 1x1 convs), two permutes a block.
-            norm, pw1, act, pw2 = layers[1:]
-            layers = [layers[0], ToChannelsLast(), nn.LayerNorm(norm.normalized_shape, eps=norm.eps),
-                      nn.Linear(pw1.in_channels, pw1.out_channels), act, nn.Linear(pw2.in_channels, pw2.out_channels),
-                      ToChannelsFirst()]
-        self.nhwc = len(layers) == 7 and isinstance(layers[1], ToChannelsLast)
-        self.gamma = nn.Parameter(torch.full((cout,), cfg.layer_scale)) if cfg.layer_scale > 0 else None
-        self.branch = nn.Sequential(*layers)
+        norm = lambda c, on: make_norm(cfg, c) if on else nn.Identity()  # noqa: E731
+        act = lambda on: make_act(cfg) if on else nn.Identity()  # noqa: E731
+        # ConvNeXt's own block: after the kxk conv everything is per position, so LayerNorm and the pointwise layers
+        # run on the NHWC view, as timm's and the official code do (Linear layers: the same weights as 1x1 convs)
+        self.channels_last_mlp = cfg.layout == Layout.depthwise_first and cfg.norm == Norm.layer \
+            and not every_norm and not every_act
+        if cfg.layout == Layout.depthwise_first:
+            self.names = self.CONVNEXT
+            self.dwconv = conv(cfg, cin, cin, k, stride, groups(cin), normed=True)
+            self.norm = nn.LayerNorm(cin, eps=1e-6) if self.channels_last_mlp else norm(cin, True)
+            self.dwact = act(every_act)
+            self.pwconv1 = self._pointwise_layer(cfg, cin, hidden, every_norm)
+            self.pwnorm1 = norm(hidden, every_norm)
+            self.act = act(True)
+            self.pwconv2 = self._pointwise_layer(cfg, hidden, cout, every_norm)
+            self.pwnorm2 = norm(cout, every_norm)
+        else:
+            self.names = self.BOTTLENECK
+            self.conv1 = conv(cfg, cin, hidden, 1, normed=every_norm)
+            self.norm1, self.act1 = norm(hidden, every_norm), act(every_act)
+            self.conv2 = conv(cfg, hidden, hidden, k, stride, groups(hidden), normed=True)
+            self.norm2, self.act2 = norm(hidden, True), act(True)
+            self.conv3 = conv(cfg, hidden, cout, 1, normed=every_norm)
+            self.norm3 = norm(cout, every_norm)
+        self.pointwise_path = cfg.pointwise
         if stride != 1 or cin != cout:
             self.shortcut = nn.Sequential(conv(cfg, cin, cout, 1, stride, normed=True), make_norm(cfg, cout))
         else:
@@ -108,32 +94,40 @@ class Block(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.post_act = make_act(cfg) if every_act else nn.Identity()
 
-    def nhwc_branch(self, x: torch.Tensor) -> torch.Tensor:
-        """The ConvNeXt branch with the layer scale folded into the last pointwise layer: gamma * (W y + b) as
-        (gamma W) y + gamma b, the same function and gradients without timm's passes over the block's output (the
-        multiply forward; in backward, the gradient's multiply and gamma's reduction). Its pointwise layers run as
-        1x1 convolutions on CPU channels_last maps large enough (`pointwise_as_convs`), as Linear layers on the NHWC
-        view otherwise."""
-        dw, _, norm, pw1, act, pw2, _ = self.branch
-        w2, b2 = pw2.weight, pw2.bias
+    def _pointwise_layer(self, cfg: ModelConfig, cin: int, cout: int, normed: bool) -> nn.Module:
+        return nn.Linear(cin, cout) if self.channels_last_mlp else conv(cfg, cin, cout, 1, normed=normed)
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual branch, scaled by gamma if the block has a layer scale."""
+        if self.channels_last_mlp:
+            return self.convnext_branch(x)
+        if self.names == self.CONVNEXT:
+            y = self.dwact(self.norm(self.dwconv(x)))
+            y = self.pwnorm2(self.pwconv2(self.act(self.pwnorm1(self.pwconv1(y)))))
+        else:
+            y = self.act1(self.norm1(self.conv1(x)))
+            y = self.norm3(self.conv3(self.act2(self.norm2(self.conv2(y)))))
+        return y if self.gamma is None else y * self.gamma.view(1, -1, 1, 1)
+
+    def convnext_branch(self, x: torch.Tensor) -> torch.Tensor:
+        """dwconv, then LayerNorm, pwconv1, act and pwconv2 at each position, with the layer scale folded into
+        pwconv2: gamma * (W y + b) as (gamma W) y + gamma b, the same function and gradients without timm's passes
+        over the block's output (the multiply forward; in backward, the gradient's multiply and gamma's reduction).
+        The pointwise layers run as Linear layers on the NHWC view or as 1x1 convolutions (`model.pointwise`)."""
+        w2, b2 = self.pwconv2.weight, self.pwconv2.bias
         if self.gamma is not None:
             w2, b2 = w2 * self.gamma[:, None], b2 * self.gamma
-        y = dw(x)
-        if pointwise_as_convs(x):
-            y = F.layer_norm(y.permute(0, 2, 3, 1), norm.normalized_shape, norm.weight, norm.bias, norm.eps)
-            y = act(F.conv2d(y.permute(0, 3, 1, 2), pw1.weight[:, :, None, None], pw1.bias))
+        y = self.dwconv(x)
+        if pointwise_as_convs(self.pointwise_path, x):
+            n = self.norm
+            y = F.layer_norm(y.permute(0, 2, 3, 1), n.normalized_shape, n.weight, n.bias, n.eps).permute(0, 3, 1, 2)
+            y = self.act(F.conv2d(y, self.pwconv1.weight[:, :, None, None], self.pwconv1.bias))
             return F.conv2d(y, w2[:, :, None, None], b2)
-        y = act(pw1(norm(y.permute(0, 2, 3, 1))))
+        y = self.act(self.pwconv1(self.norm(y.permute(0, 2, 3, 1))))
         return F.linear(y, w2, b2).permute(0, 3, 1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.nhwc:
-            y = self.nhwc_branch(x)
-        else:
-            y = self.branch(x)
-            if self.gamma is not None:
-                y = y * self.gamma.view(1, -1, 1, 1)
-        y, shortcut = self.drop_path(y), self.shortcut(x)
+        y, shortcut = self.drop_path(self.branch(x)), self.shortcut(x)
         # The sum in place, as torchvision's (no backward here needs the branch's output), in the type that timm's
         # and the official blocks' sum has under autocast: the widest of the branch, the shortcut and the layer
         # scale (their y * gamma is fp32 when y is bf16); the folded scale leaves the branch bf16.
@@ -141,6 +135,13 @@ class Block(nn.Module):
         if self.gamma is not None:
             wide = torch.promote_types(wide, self.gamma.dtype)
         return self.post_act((y if y.dtype == wide else y.to(wide)).add_(shortcut))
+
+    def legacy_names(self) -> list[str | None]:
+        """The layer at each position of the unnamed nn.Sequential `branch` that checkpoints written before the
+        layers had names hold (None: a permute, without weights)."""
+        if self.channels_last_mlp:
+            return ["dwconv", None, "norm", "pwconv1", "act", "pwconv2", None]
+        return [name for name in self.names if not isinstance(getattr(self, name), nn.Identity)]
 
 
 def make_stem(cfg: ModelConfig) -> nn.Sequential:

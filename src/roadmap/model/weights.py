@@ -13,6 +13,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from .network import Block
+
 
 def _same_weights(ours: torch.Tensor, theirs: torch.Tensor) -> bool:
     if ours.shape == theirs.shape:
@@ -72,3 +74,20 @@ def copy_weights_from(model: nn.Module, reference: nn.Module | Mapping[str, torc
             f"the first unmatched one is {longer[len(shorter)][0]}.")
     state = {name: ref.reshape(mine.shape) for (name, mine), (_, ref) in zip(ours, theirs)}
     model.load_state_dict(state, strict=classifier)
+
+
+def upgrade_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict of `model` written before its blocks' layers had names (each block's `branch.N.` keys, by
+    position in an nn.Sequential) with today's names (`conv1.`, `dwconv.`, ...); today's state dicts unchanged.
+    Keys may carry a prefix (an EMA's `module.`)."""
+    blocks = {name: block.legacy_names() for name, block in model.named_modules() if isinstance(block, Block)}
+    out = {}
+    for key, value in state.items():
+        head, found, tail = key.partition(".branch.")
+        block = next((b for b in blocks if head == b or head.endswith("." + b)), None) if found else None
+        if block is None:
+            out[key] = value
+            continue
+        index, rest = tail.split(".", 1)
+        out[f"{head}.{blocks[block][int(index)]}.{rest}"] = value
+    return out

@@ -13,7 +13,7 @@ from timm.utils import ModelEmaV3
 from ..data.pipelines import Batches, build_batches
 from ..data.seeds import seed_all
 from ..data.sources import build_datasets
-from ..model import build_model
+from ..model import build_model, upgrade_state_dict
 from ..schema import RunConfig
 from .distributed import Context
 from .recipe import build_loss, build_mixup, build_optimizer, build_scheduler, scaled_lr
@@ -61,10 +61,10 @@ def build_trainer(cfg: RunConfig, ctx: Context, state: dict | None) -> Trainer:
                                 fused=cuda if cfg.system.fused_optimizer is None else cfg.system.fused_optimizer)
     ema = ModelEmaV3(model, decay=cfg.train.ema_decay) if cfg.train.ema else None
     if state is not None:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(upgrade_state_dict(model, state["model"]))  # also a checkpoint of unnamed layers
         optimizer.load_state_dict(state["optimizer"])
         if ema is not None and state.get("ema") is not None:
-            ema.load_state_dict(state["ema"])
+            ema.load_state_dict(upgrade_state_dict(ema, state["ema"]))
     scheduler = build_scheduler(cfg, optimizer, iters)
     scheduler.step_update(state["global_step"] if state is not None else 0)
     mixup = build_mixup(cfg)
