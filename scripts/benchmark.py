@@ -243,6 +243,7 @@ def loop_overhead(args, device) -> dict:
     from roadmap.schema import WandbConfig, WandbMode
     from roadmap.train.distributed import Context
     from roadmap.train.loop import evaluate, train_steps
+    from roadmap.train.meter import Meter
     from roadmap.train.tracking import Tracker
     from roadmap.train.trainer import build_trainer
     step = args.steps[0] if args.steps != ["all"] else "micro/separate_downsample"
@@ -257,10 +258,11 @@ def loop_overhead(args, device) -> dict:
     tracker = Tracker(WandbConfig(mode=WandbMode.offline, log_every=cfg.wandb.log_every, console=cfg.wandb.console),
                       args.out, f"benchmark/{step}", None, {"benchmark": "loop"}, None, job_type="benchmark")
     global_step = [0]
+    meter = Meter(cfg, ctx, t.iters, f"{step} ours", tracker=tracker)
 
     def ours(epoch: int) -> float:
         t0 = time.perf_counter()
-        _, global_step[0] = train_steps(cfg, ctx, t, epoch, global_step[0], f"{step} ours", tracker=tracker)
+        _, global_step[0] = train_steps(cfg, ctx, t, meter, epoch, global_step[0])
         sync(device)
         return args.iters * args.batch_size / (time.perf_counter() - t0)
 

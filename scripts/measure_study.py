@@ -26,6 +26,7 @@ import torch
 from roadmap import load_config, roadmap_steps
 from roadmap.train.distributed import Context
 from roadmap.train.loop import evaluate, train_steps
+from roadmap.train.meter import Meter
 from roadmap.train.trainer import build_trainer
 
 
@@ -33,8 +34,8 @@ def measure(step: str, overrides: list[str], iters: int, warmup: int, eval_batch
     cfg = load_config(step, [*overrides, "wandb=disabled"])
     ctx = Context(0, 1, torch.device("cpu"))
     t = build_trainer(cfg, ctx, None)
-    train_steps(cfg, ctx, replace(t, iters=warmup), 0, 0, f"{step} warm-up")
-    row, _ = train_steps(cfg, ctx, replace(t, iters=iters), 1, warmup, f"{step} timed")
+    train_steps(cfg, ctx, replace(t, iters=warmup), Meter(cfg, ctx, warmup, f"{step} warm-up"), 0, 0)
+    row, _ = train_steps(cfg, ctx, replace(t, iters=iters), Meter(cfg, ctx, iters, f"{step} timed"), 1, warmup)
     t0 = time.perf_counter()
     evaluate(t.eval_net, t.val_batches, ctx, t.autocast, eval_batches)
     eval_s = time.perf_counter() - t0

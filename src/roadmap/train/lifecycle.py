@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -18,7 +18,7 @@ from ..data.loaders import check_batch
 from ..data.sources import check_data
 from ..errors import Interrupted, NonFiniteLoss, RoadmapError, WriteFailed
 from ..model import describe
-from ..record import PREDICTIONS, RunRecord, save_predictions
+from ..record import PREDICTIONS, EpochRow, RunRecord, clock, save_predictions
 from ..schema import RunConfig
 from .checkpoint import (
     check_same_config,
@@ -32,10 +32,11 @@ from .checkpoint import (
 )
 from .distributed import Context, check_device, setup, teardown
 from .lock import RunLock
-from .loop import clock, train_epoch
+from .loop import train_epoch
+from .meter import Meter
 from .signals import deferred, held, interruptible
 from .tracking import Tracker, run_identity
-from .trainer import build_trainer
+from .trainer import Trainer, build_trainer
 
 log = logging.getLogger(__name__)
 
@@ -102,63 +103,12 @@ def record_ending(record: RunRecord, e: BaseException, ckpt: Path) -> str:
 
 
 @dataclass
-class Live:
-    """The run's record as it stands (the last epoch saved), and its W&B run once started."""
+class Run:
+    """The run's record as it stands (the last epoch saved), its W&B run once started, and whether training began
+    (from then on, however the run ends, its record says how)."""
     record: RunRecord
     tracker: Tracker | None = None
-
-
-def _train_epochs(cfg: RunConfig, ctx: Context, run_dir: Path, live: Live, state: dict | None,
-                  overrides: Sequence[str], group: str | None) -> None:
-    """Build the trainer and train the epochs not done yet, a checkpoint and the record after each."""
-    record_path, ckpt_path, record = run_dir / "metrics.json", run_dir / "checkpoint.pt", live.record
-    tracker = None
-    if ctx.main:  # before the data and the pipeline: a run that fails there is in the dashboard, failed, with why
-        name, keys, tags = run_identity(cfg, record.variant, record, overrides, run_dir)
-        tracker = live.tracker = Tracker(cfg.wandb, run_dir, name, group, config_dict(cfg) | keys, record.wandb_id,
-                                         tags=tags)
-        record.wandb_id, record.wandb_group = tracker.id, group
-        record.write(record_path)
-    t = build_trainer(cfg, ctx, state)
-    with closing(t):  # its loader workers end with the run, whichever way it ends
-        record.pipeline = t.pipeline
-        if t.pipeline_probe is not None:
-            record.pipeline_probe = t.pipeline_probe
-            log.info("data.pipeline=auto chose %s (images/s per core, measured: %s)", t.pipeline, t.pipeline_probe)
-        if ctx.main:
-            record.write(record_path)  # the trainer is set up: its pipeline in the record
-        step = state["global_step"] if state is not None else 0
-        who = f"{cfg.step.name}{f' without {cfg.undo}' if cfg.undo else ''} seed {cfg.seed}"
-        epochs = record.epochs
-        for epoch in range(record.epochs_done, epochs):
-            with deferred():
-                done = [r.epoch_time_s for r in record.history]
-                row, step, predictions = train_epoch(
-                    cfg, ctx, t, epoch, step, f"{who} epoch {epoch + 1}/{epochs}", last=epoch + 1 == epochs,
-                    later_epochs=epochs - epoch - 1, epoch_s=sum(done) / len(done) if done else None, tracker=tracker)
-            if not ctx.main:
-                continue
-            with held():  # a signal now waits until the epoch is saved
-                if predictions is not None:  # before the checkpoint that completes the run
-                    save_predictions(predictions[:, 0].numpy(), predictions[:, 1].numpy(), run_dir / PREDICTIONS)
-                    record.predictions = PREDICTIONS
-                after = record.with_epoch(row)
-                save_checkpoint({"model": t.model.state_dict(), "optimizer": t.optimizer.state_dict(),
-                                 "ema": t.ema.state_dict() if t.ema is not None else None, "epoch": epoch + 1,
-                                 "global_step": step, "config": config_dict(cfg), "record": after.to_dict()}, ckpt_path)
-                record = live.record = after
-                record.write(record_path)
-                record.write_summary(run_dir / "summary.csv")
-            tracker.log(row.to_dict(), step=step)
-            if cfg.wandb.log_checkpoints:
-                tracker.log_checkpoint(ckpt_path, epoch + 1, {"val_top1": row.val_top1})
-            log.info("epoch %d/%d: loss %.4f, top-1 %.2f, top-5 %.2f, %.0f images/s", epoch + 1, epochs,
-                     row.train_loss, row.val_top1, row.val_top5, row.images_per_s)
-        record.status = "completed"
-        if ctx.main:
-            record.write(record_path)
-            if not cfg.system.keep_checkpoint:  # the record says completed first: a rerun finds it so either way
-                ckpt_path.unlink(missing_ok=True)
+    started: bool = False
 
 
 def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Sequence[str] = (),
@@ -168,69 +118,161 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Se
     the command line's, are written to overrides.yaml; those that change what the run computes name its variant."""
     ctx = setup(cfg.system, jobs_side_by_side)
     run_dir.mkdir(parents=True, exist_ok=True)
-    record_path, ckpt_path = run_dir / "metrics.json", run_dir / "checkpoint.pt"
-    epochs = cfg.schedule_epochs()[0]
-    live = Live(RunRecord.new())
-    try:
-        with RunLock(run_dir, enabled=ctx.main), interruptible():
-            if ctx.main:
-                remove_stale_temporaries(run_dir)
-            state = load_checkpoint(ckpt_path) if ckpt_path.exists() else None  # a corrupt one is left as it is
-            kept = completed_without_checkpoint(cfg, run_dir) if state is None else None
-            if kept is not None:  # e.g. restored from docs/results/ on another machine: nothing to train
-                log.info("%s already completed (%s, config.yaml the same; no checkpoint kept): nothing to do",
-                         run_dir, record_path.name)
-                return kept
-            record = live.record = start_record(cfg, run_dir, state, epochs, variant_name(overrides))  # or refused
-            if record.status == "completed":
-                written = RunRecord.read(record_path)
-                if ctx.main and (written is None or written.to_dict() != record.to_dict()):
-                    record.write(record_path)
-                    log.info("%s disagreed with %s; rebuilt from the checkpoint", record_path, ckpt_path)
-                log.info("%s already completed (%d epochs): nothing to do", run_dir, epochs)
-                return record
-            if state is not None:
-                log.info("resuming %s from its checkpoint after epoch %d of %d", run_dir, state["epoch"], epochs)
-            machine, commit = hardware(ctx.device, ctx.world), git_commit()
-            if record.epochs_done and (record.hardware, record.git_commit) != (machine, commit):
-                # epochs trained by other code, or on another machine, stay theirs in the record
-                record.earlier_parts.append({"until_epoch": record.epochs_done, "git_commit": record.git_commit,
-                                             "hardware": record.hardware})
-            record.hardware, record.git_commit = machine, commit
-            batch, t = cfg.train.batch_size * ctx.world, cfg.train
-            record.effective_lr = t.lr_for(batch)
-            record.eval_set = "val_split" if cfg.data.val_split else "test"
-            log.info("learning rate %.4g: train.base_lr=%g per %d images, %s scaling to the global batch of %d; "
-                     "evaluated on %s", record.effective_lr, t.base_lr, t.ref_batch, t.lr_scaling.value, batch,
-                     f"{cfg.data.val_split} held-out training images (data.val_split)" if cfg.data.val_split
-                     else "the test set")
-            try:
-                if ctx.main:
-                    record.write(record_path)
-                    write_config(cfg, run_dir / "config.yaml", overrides)
-                _train_epochs(cfg, ctx, run_dir, live, state, overrides, group)
-            except BaseException as e:
-                if isinstance(e, KeyboardInterrupt):  # SIGINT under a handler other than ours
-                    e = Interrupted("SIGINT", 2)
-                message = record_ending(live.record, e, ckpt_path)
-                if ctx.main:
-                    try:
-                        live.record.write(record_path)
-                    except WriteFailed as again:
-                        message += f" The record could not be updated either ({again})."
-                if isinstance(e, (RoadmapError, Interrupted)):
-                    e.args = (message,)  # the one line run.py prints
-                    raise e from None
+    run = Run(RunRecord.new())
+    with finishing(run), RunLock(run_dir, enabled=ctx.main), interruptible():
+        try:
+            state, done = resume_or_done(cfg, ctx, run_dir, run, overrides)
+            if done is not None:
+                return done
+            train_epochs(cfg, ctx, run_dir, run, state, overrides, group)
+        except BaseException as e:  # recorded with the lock held and signals still ours (a second one waits)
+            if not run.started:  # refused before training began (another run's directory, a lock): nothing written
                 raise
-    finally:
-        if live.tracker is not None:
-            live.tracker.summary({k: getattr(live.record, k) for k in ("best_top1", "final_top1", "params", "gmacs",
-                                                                        "images_per_s", "status", "reason")})
-            live.tracker.finish(0 if live.record.status == "completed" else 1)
-        teardown()
-    record = live.record
-    if ctx.main and record.status == "completed":  # the run's closing line, after W&B's one line
+            raise record_end(e, ctx, run, run_dir) from None
+    record = run.record
+    if ctx.main:  # the run's closing line, after W&B's one line
         log.info("completed %s seed %s: final top-1 %.2f, best %.2f, %s of training and evaluation; record %s",
                  record.step + (f" without {record.undo}" if record.undo else ""), record.seed, record.final_top1,
-                 record.best_top1, clock(record.wall_time_s), record_path)
+                 record.best_top1, clock(record.wall_time_s), run_dir / "metrics.json")
     return record
+
+
+def resume_or_done(cfg: RunConfig, ctx: Context, run_dir: Path, run: Run,
+                   overrides: Sequence[str]) -> tuple[dict | None, RunRecord | None]:
+    """(the checkpoint to resume from or None, None), or (None, the record) of a run already completed."""
+    record_path, ckpt_path = run_dir / "metrics.json", run_dir / "checkpoint.pt"
+    if ctx.main:
+        remove_stale_temporaries(run_dir)
+    state = load_checkpoint(ckpt_path) if ckpt_path.exists() else None  # a corrupt one is left as it is
+    restored = completed_without_checkpoint(cfg, run_dir) if state is None else None
+    if restored is not None:  # e.g. restored from docs/results/ on another machine: nothing to train
+        log.info("%s already completed (%s, config.yaml the same; no checkpoint kept): nothing to do",
+                 run_dir, record_path.name)
+        return None, restored
+    epochs = cfg.schedule_epochs()[0]
+    record = run.record = start_record(cfg, run_dir, state, epochs, variant_name(overrides))  # or refused
+    if record.status == "completed":
+        written = RunRecord.read(record_path)
+        if ctx.main and (written is None or written.to_dict() != record.to_dict()):
+            record.write(record_path)
+            log.info("%s disagreed with %s; rebuilt from the checkpoint", record_path, ckpt_path)
+        log.info("%s already completed (%d epochs): nothing to do", run_dir, epochs)
+        return None, record
+    if state is not None:
+        log.info("resuming %s from its checkpoint after epoch %d of %d", run_dir, state["epoch"], epochs)
+    describe_start(cfg, ctx, record)
+    return state, None
+
+
+def describe_start(cfg: RunConfig, ctx: Context, record: RunRecord) -> None:
+    """What the record says of this part of the run: the machine, the code, the learning rate, the evaluated set."""
+    machine, commit = hardware(ctx.device, ctx.world), git_commit()
+    if record.epochs_done and (record.hardware, record.git_commit) != (machine, commit):
+        # epochs trained by other code, or on another machine, stay theirs in the record
+        record.earlier_parts.append({"until_epoch": record.epochs_done, "git_commit": record.git_commit,
+                                     "hardware": record.hardware})
+    record.hardware, record.git_commit = machine, commit
+    batch, recipe = cfg.train.batch_size * ctx.world, cfg.train
+    record.effective_lr = recipe.lr_for(batch)
+    record.eval_set = "val_split" if cfg.data.val_split else "test"
+    log.info("learning rate %.4g: train.base_lr=%g per %d images, %s scaling to the global batch of %d; "
+             "evaluated on %s", record.effective_lr, recipe.base_lr, recipe.ref_batch, recipe.lr_scaling.value, batch,
+             f"{cfg.data.val_split} held-out training images (data.val_split)" if cfg.data.val_split
+             else "the test set")
+
+
+def train_epochs(cfg: RunConfig, ctx: Context, run_dir: Path, run: Run, state: dict | None,
+                 overrides: Sequence[str], group: str | None) -> None:
+    """Build the trainer and train the epochs not done yet, a checkpoint and the record after each."""
+    run.started = True
+    if ctx.main:  # before the data and the pipeline: a run that fails there is in the dashboard, failed, with why
+        run.record.write(run_dir / "metrics.json")
+        write_config(cfg, run_dir / "config.yaml", overrides)
+        run.tracker = start_tracker(cfg, run_dir, run.record, overrides, group)
+    trainer = build_trainer(cfg, ctx, state)
+    with closing(trainer):  # its loader workers end with the run, whichever way it ends
+        note_pipeline(trainer, ctx, run.record, run_dir)
+        name = f"{cfg.step.name}{f' without {cfg.undo}' if cfg.undo else ''} seed {cfg.seed}"
+        meter = Meter(cfg, ctx, trainer.iters, name, run.record.epochs, run.tracker,
+                      [row.epoch_time_s for row in run.record.history])
+        step = state["global_step"] if state is not None else 0
+        for epoch in range(run.record.epochs_done, run.record.epochs):
+            with deferred():
+                row, step, predictions = train_epoch(cfg, ctx, trainer, meter, epoch, step,
+                                                     last=epoch + 1 == run.record.epochs)
+            if ctx.main:
+                save_epoch(cfg, trainer, run, run_dir, row, step, predictions)
+        run.record.status = "completed"
+        if ctx.main:
+            run.record.write(run_dir / "metrics.json")
+            if not cfg.system.keep_checkpoint:  # the record says completed first: a rerun finds it so either way
+                (run_dir / "checkpoint.pt").unlink(missing_ok=True)
+
+
+def start_tracker(cfg: RunConfig, run_dir: Path, record: RunRecord, overrides: Sequence[str],
+                  group: str | None) -> Tracker:
+    name, keys, tags = run_identity(cfg, record.variant, record, overrides, run_dir)
+    tracker = Tracker(cfg.wandb, run_dir, name, group, config_dict(cfg) | keys, record.wandb_id, tags=tags)
+    record.wandb_id, record.wandb_group = tracker.id, group
+    record.write(run_dir / "metrics.json")
+    return tracker
+
+
+def note_pipeline(trainer: Trainer, ctx: Context, record: RunRecord, run_dir: Path) -> None:
+    record.pipeline = trainer.pipeline
+    if trainer.pipeline_probe is not None:
+        record.pipeline_probe = trainer.pipeline_probe
+        log.info("data.pipeline=auto chose %s (images/s per core, measured: %s)", trainer.pipeline,
+                 trainer.pipeline_probe)
+    if ctx.main:
+        record.write(run_dir / "metrics.json")  # the trainer is set up: its pipeline in the record
+
+
+def save_epoch(cfg: RunConfig, trainer: Trainer, run: Run, run_dir: Path, row: EpochRow, step: int,
+               predictions) -> None:
+    """The epoch's checkpoint, then its record (a signal waits until both are written), then W&B and the log."""
+    ckpt_path, record = run_dir / "checkpoint.pt", run.record
+    with held():
+        if predictions is not None:  # before the checkpoint that completes the run
+            save_predictions(predictions[:, 0].numpy(), predictions[:, 1].numpy(), run_dir / PREDICTIONS)
+            record.predictions = PREDICTIONS
+        after = record.with_epoch(row)
+        save_checkpoint({"model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict(),
+                         "ema": trainer.ema.state_dict() if trainer.ema is not None else None, "epoch": row.epoch,
+                         "global_step": step, "config": config_dict(cfg), "record": after.to_dict()}, ckpt_path)
+        run.record = after
+        after.write(run_dir / "metrics.json")
+        after.write_summary(run_dir / "summary.csv")
+    run.tracker.log(row.to_dict(), step=step)
+    if cfg.wandb.log_checkpoints:
+        run.tracker.log_checkpoint(ckpt_path, row.epoch, {"val_top1": row.val_top1})
+    log.info("epoch %d/%d: loss %.4f, top-1 %.2f, top-5 %.2f, %.0f images/s", row.epoch, after.epochs,
+             row.train_loss, row.val_top1, row.val_top5, row.images_per_s)
+
+
+def record_end(e: BaseException, ctx: Context, run: Run, run_dir: Path) -> BaseException:
+    """Record how the run ended; returns what to raise: ours with the one line for the user, others as they are."""
+    if isinstance(e, KeyboardInterrupt):  # SIGINT under a handler other than ours
+        e = Interrupted("SIGINT", 2)
+    message = record_ending(run.record, e, run_dir / "checkpoint.pt")
+    if ctx.main:
+        try:
+            run.record.write(run_dir / "metrics.json")
+        except WriteFailed as again:
+            message += f" The record could not be updated either ({again})."
+    if isinstance(e, (RoadmapError, Interrupted)):
+        e.args = (message,)  # the one line run.py prints
+    return e
+
+
+@contextmanager
+def finishing(run: Run):
+    """On the way out, however the run ended: its W&B run's summary and exit code, and the process group's end."""
+    try:
+        yield
+    finally:
+        if run.tracker is not None:
+            run.tracker.summary({k: getattr(run.record, k) for k in ("best_top1", "final_top1", "params", "gmacs",
+                                                                      "images_per_s", "status", "reason")})
+            run.tracker.finish(0 if run.record.status == "completed" else 1)
+        teardown()
