@@ -51,15 +51,13 @@ REFERENCES = {
     # timm's ResNet of the femto baseline's shape keeps a 64-channel stem (ours has 32): 0.2% more weights
     "femto": {"micro/separate_downsample": "timm/convnext_femto", "baseline/resnet50": "timm/resnet_femto"},
 }
-PAIRS = dict(REFERENCES["r50"])  # the chosen regime's, set by main()
 # --compare: each step timed both ways, (label, settings) for the first and the second
 COMPARE = {"compile": (("eager", {"compile": False}), ("compiled", {"compile": True})),
            "memory-format": (("contiguous", {"memory_format": "contiguous"}),
                              ("channels_last", {"memory_format": "channels_last"}))}
-REGIME = "r50"
 
 
-def make_model(name: str, num_classes: int) -> torch.nn.Module:
+def make_model(name: str, num_classes: int, regime: str) -> torch.nn.Module:
     if name == "torchvision/resnet50":
         return torchvision.models.resnet50(num_classes=num_classes)
     if name == "timm/resnet_femto":
@@ -67,7 +65,7 @@ def make_model(name: str, num_classes: int) -> torch.nn.Module:
         return ResNet(Bottleneck, [2, 3, 4, 2], channels=(32, 64, 128, 256), num_classes=num_classes)
     if name.startswith("timm/"):
         return timm.create_model(name.split("/", 1)[1], pretrained=False, num_classes=num_classes)
-    return build_model(load_config(name, [f"regime={REGIME}", f"model.num_classes={num_classes}",
+    return build_model(load_config(name, [f"regime={regime}", f"model.num_classes={num_classes}",
                                           "model.drop_path=0"]))
 
 
@@ -149,14 +147,23 @@ class Synthetic:
             yield self.x, self.y
 
 
+def one_step(args) -> str:
+    """The step that a one-step mode (--augment-only, --loop) times: the first named, or the last of all."""
+    return "micro/separate_downsample" if args.all_steps else args.steps[0]
+
+
+def data_overrides(args, pipeline: str) -> list[str]:
+    """A run's settings for the real data of --data, as the benchmark's arguments give them."""
+    return [f"regime={args.regime}", f"data={args.data}", f"data.resolution={args.resolution}",
+            f"train.batch_size={args.batch_size}", f"data.num_workers={args.workers}", f"data.pipeline={pipeline}",
+            *([f"data.root={args.data_root}"] if args.data_root else [])]
+
+
 class RealData:
     """The runner's pipeline: the dataset, its augmentation on `pipeline`, Mixup, the recipe's loss."""
 
     def __init__(self, step, args, device, fmt, pipeline: str, mixup: bool = True):
-        cfg = load_config(step, [f"regime={args.regime}", f"data={args.data}", f"data.resolution={args.resolution}",
-                                 f"train.batch_size={args.batch_size}", f"data.num_workers={args.workers}",
-                                 f"data.pipeline={pipeline}", *([f"data.root={args.data_root}"] if args.data_root
-                                                                else [])])
+        cfg = load_config(step, data_overrides(args, pipeline))
         self.cfg, (self.train, self.val) = cfg, build_datasets(cfg)
         self.batches, _, _, _ = build_batches(cfg, self.train, self.val, 0, 1, device, fmt == torch.channels_last)
         self.mixup = build_mixup(cfg) if mixup else None
@@ -178,7 +185,7 @@ def augment_only(args, device) -> dict:
     state only (roadmap.data.pipelines.workers_rate). Images/s, and per core used: the workers, or the torch
     threads, never more than the cores that exist."""
     import multiprocessing as mp
-    step = args.steps[0] if args.steps != ["all"] else "micro/separate_downsample"
+    step = one_step(args)
     fmt = torch.contiguous_format
     device_data = RealData(step, args, device, fmt, "device", mixup=False)
     dataset = RealData(step, args, device, fmt, "workers", mixup=False).batches.loader.dataset  # timm's transforms
@@ -205,17 +212,17 @@ def augment_only(args, device) -> dict:
     return {"augment_only": out, "device_over_workers_per_core": per_core}
 
 
-def compare_ways(args, device, steps: list[str]) -> dict:
+def compare_ways(args, device) -> dict:
     """Each step two ways (--compare), on the same random batch, all windows interleaved: images/s both ways and
     the second over the first per step, as the median over window pairs with its spread."""
     (first, a), (second, b) = COMPARE[args.compare]
-    windows = {}
+    steps, windows = args.steps, {}
     for step in steps:
         for label, change in ((first, a), (second, b)):
             way = argparse.Namespace(**(vars(args) | change))
             fmt = torch.channels_last if way.memory_format == "channels_last" else torch.contiguous_format
             torch.manual_seed(0)
-            model = make_model(step, args.num_classes)
+            model = make_model(step, args.num_classes, args.regime)
             windows[(step, label)], _ = prepare_training(model, Synthetic(way, device, fmt), way, device)
     rates = interleaved(windows, args.windows)
     rows = []
@@ -246,13 +253,10 @@ def loop_overhead(args, device) -> dict:
     from roadmap.train.meter import Meter
     from roadmap.train.tracking import Tracker
     from roadmap.train.trainer import build_trainer
-    step = args.steps[0] if args.steps != ["all"] else "micro/separate_downsample"
-    cfg = load_config(step, [f"regime={args.regime}", f"data={args.data}", f"data.resolution={args.resolution}",
-                             f"train.batch_size={args.batch_size}", f"data.num_workers={args.workers}",
-                             f"data.pipeline={args.pipeline}", f"system.compile={args.compile}",
+    step = one_step(args)
+    cfg = load_config(step, [*data_overrides(args, args.pipeline), f"system.compile={args.compile}",
                              f"system.channels_last={args.memory_format == 'channels_last'}",
-                             f"system.amp={args.precision == 'bf16'}", f"system.device={device.type}",
-                             *([f"data.root={args.data_root}"] if args.data_root else [])])
+                             f"system.amp={args.precision == 'bf16'}", f"system.device={device.type}"])
     ctx = Context(0, 1, device)
     t = replace(build_trainer(cfg, ctx, None), iters=args.iters)
     tracker = Tracker(WandbConfig(mode=WandbMode.offline, log_every=cfg.wandb.log_every, console=cfg.wandb.console),
@@ -312,7 +316,66 @@ def environment(device: torch.device) -> dict:
     return env
 
 
-def main() -> None:
+def throughput(args, device) -> dict:
+    """Every step (and with --reference its reference network) on one random batch, and with --data on the real
+    pipeline too, all windows interleaved: images/s, peak memory, and our / reference ratios."""
+    pairs = REFERENCES[args.regime]
+    steps = args.steps
+    names = steps + ([pairs[s] for s in steps if s in pairs] if args.reference else [])
+    fmt = torch.channels_last if args.memory_format == "channels_last" else torch.contiguous_format
+    windows, peaks = {}, {}
+    for name in names:  # each warmed up in turn, then all timed interleaved
+        torch.manual_seed(0)
+        windows[name], peaks[name] = prepare_training(make_model(name, args.num_classes, args.regime),
+                                                      Synthetic(args, device, fmt), args, device)
+        if args.data and name in steps:
+            torch.manual_seed(0)
+            real_batches = RealData(name, args, device, fmt, args.pipeline)
+            windows[f"{name} [real]"], _ = prepare_training(
+                make_model(name, real_batches.num_classes, args.regime), real_batches, args, device)
+    rates = interleaved(windows, args.windows)
+    results = [throughput_row(name, rates, peaks[name], args.pipeline) for name in names]
+    ratios = {s: ratio(rates[s], rates[ref]) for s, ref in pairs.items() if s in rates and ref in rates}
+    for s, r in ratios.items():
+        print(f"ratio {s} / {pairs[s]}: {r['median']:.3f} (spread {r['min']:.3f} to {r['max']:.3f} over "
+              f"{r['pairs']} window pairs)")
+    return {"results": results, "ratios": ratios}
+
+
+def throughput_row(name: str, rates: dict, peak: float, pipeline: str) -> dict:
+    row = {"model": name, "images_per_s": statistics.median(rates[name]), "windows": rates[name],
+           "peak_memory_gb": peak}
+    real = rates.get(f"{name} [real]")
+    if real is not None:
+        row |= {"real_images_per_s": statistics.median(real), "real_fraction": ratio(real, rates[name])}
+    frac = row.get("real_fraction")
+    print(f"{name:28s} {row['images_per_s']:9.1f} images/s  peak {row['peak_memory_gb']:.2f} GiB"
+          + (f"  real data ({pipeline}) {row['real_images_per_s']:.1f} images/s = {frac['median']:.2f} "
+             f"({frac['min']:.2f} to {frac['max']:.2f}) of synthetic" if frac else ""), flush=True)
+    return row
+
+
+def throughput_markdown(report: dict) -> str:
+    env, pairs = report["environment"], REFERENCES[report["settings"]["regime"]]
+    lines = [f"`python {report['command']}` on {env.get('gpu', env['cpu'])} ({env['device']}, {env['cpu_count']} "
+             f"CPUs), torch {env['torch']}, timm {env['timm']}, torchvision {env['torchvision']}, {env['date']}",
+             "", f"Settings: {json.dumps(report['settings'])}", "",
+             "| model | images/s | peak memory (GiB) | real-data images/s | real / synthetic |",
+             "|---|---|---|---|---|"]
+    for r in report["results"]:
+        frac = r.get("real_fraction")
+        lines.append(f"| {r['model']} | {r['images_per_s']:.1f} | {r['peak_memory_gb']:.2f} | "
+                     f"{r.get('real_images_per_s', float('nan')):.1f} | "
+                     + (f"{frac['median']:.2f} ({frac['min']:.2f} to {frac['max']:.2f})" if frac else "") + " |")
+    lines += [""] + [f"- {s} / {pairs[s]}: **{v['median']:.3f}** (spread {v['min']:.3f} to {v['max']:.3f}, "
+                     f"{v['pairs']} window pairs)" for s, v in report["ratios"].items()]
+    return "\n".join(lines) + "\n"
+
+
+RUNNERS = {"throughput": throughput, "augment-only": augment_only, "loop": loop_overhead, "compare": compare_ways}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", nargs="+", default=list(REFERENCES["r50"]), help="step names, or 'all'")
     ap.add_argument("--reference", action="store_true", help="also time the reference networks of the regime's "
@@ -343,84 +406,37 @@ def main() -> None:
                     "plain PyTorch loop over the same model, batches and optimizer, and evaluation apart")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", type=Path, default=Path("outputs/benchmark"))
-    args = ap.parse_args()
-    PAIRS.clear()
-    PAIRS.update(REFERENCES[args.regime])
-    global REGIME
-    REGIME = args.regime
-    device = torch.device(args.device)
-    cuda = device.type == "cuda"
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = ap.parse_args(argv)
+    args.mode = "augment-only" if args.augment_only else "loop" if args.loop else \
+        "compare" if args.compare else "throughput"
+    if args.mode in ("augment-only", "loop") and not args.data:
+        ap.error(f"--{args.mode} needs --data NAME")
+    cuda = args.device.startswith("cuda")
     args.batch_size = args.batch_size or (128 if cuda else 16)
     args.warmup = args.warmup if args.warmup is not None else (10 if cuda else 2)
     args.iters = args.iters or (20 if cuda else 3)
-    if cuda:
+    args.all_steps = args.steps == ["all"]
+    args.steps = [s.name for s in roadmap_steps(args.regime)] if args.all_steps else args.steps
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    steps = [s.name for s in roadmap_steps(args.regime)] if args.steps == ["all"] else args.steps
-    names = steps + ([PAIRS[s] for s in steps if s in PAIRS] if args.reference else [])
-    fmt = torch.channels_last if args.memory_format == "channels_last" else torch.contiguous_format
     settings = {k: getattr(args, k) for k in ("regime", "resolution", "batch_size", "precision", "memory_format",
                                               "compile", "warmup", "windows", "iters", "data", "pipeline", "workers",
                                               "compare")} | {"threads": torch.get_num_threads()}
-    command = " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    command = " ".join([Path(sys.argv[0]).as_posix(), *(sys.argv[1:] if argv is None else argv)])
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.augment_only or args.loop:
-        if not args.data:
-            ap.error(f"{'--augment-only' if args.augment_only else '--loop'} needs --data NAME")
-        report = {"environment": environment(device), "settings": settings, "command": command,
-                  **(augment_only(args, device) if args.augment_only else loop_overhead(args, device))}
-        (args.out / "benchmark.json").write_text(json.dumps(report, indent=2))
-        return
-    if args.compare:
-        report = {"environment": environment(device), "settings": settings, "command": command,
-                  **compare_ways(args, device, steps)}
-        (args.out / "benchmark.json").write_text(json.dumps(report, indent=2))
-        return
-    windows, peaks = {}, {}
-    for name in names:  # each warmed up in turn, then all timed interleaved
-        torch.manual_seed(0)
-        windows[name], peaks[name] = prepare_training(make_model(name, args.num_classes),
-                                                      Synthetic(args, device, fmt), args, device)
-        if args.data and name in steps:
-            torch.manual_seed(0)
-            real_batches = RealData(name, args, device, fmt, args.pipeline)
-            windows[f"{name} [real]"], _ = prepare_training(make_model(name, real_batches.num_classes),
-                                                            real_batches, args, device)
-    rates = interleaved(windows, args.windows)
-    results = []
-    for name in names:
-        r = {"model": name, "images_per_s": statistics.median(rates[name]), "windows": rates[name],
-             "peak_memory_gb": peaks[name]}
-        if f"{name} [real]" in rates:
-            real = rates[f"{name} [real]"]
-            r |= {"real_images_per_s": statistics.median(real), "real_fraction": ratio(real, rates[name])}
-        results.append(r)
-        frac = r.get("real_fraction")
-        print(f"{name:28s} {r['images_per_s']:9.1f} images/s  peak {r['peak_memory_gb']:.2f} GiB"
-              + (f"  real data ({args.pipeline}) {r['real_images_per_s']:.1f} images/s = {frac['median']:.2f} "
-                 f"({frac['min']:.2f} to {frac['max']:.2f}) of synthetic" if frac else ""), flush=True)
-    ratios = {s: ratio(rates[s], rates[ref]) for s, ref in PAIRS.items() if s in rates and ref in rates}
-    for s, r in ratios.items():
-        print(f"ratio {s} / {PAIRS[s]}: {r['median']:.3f} (spread {r['min']:.3f} to {r['max']:.3f} over "
-              f"{r['pairs']} window pairs)")
-    report = {"environment": environment(device), "settings": settings, "results": results, "ratios": ratios,
-              "command": command}
+    report = {"environment": environment(device), "settings": settings, "command": command,
+              **RUNNERS[args.mode](args, device)}
     (args.out / "benchmark.json").write_text(json.dumps(report, indent=2))
-    env = report["environment"]
-    lines = [f"`python {report['command']}` on {env.get('gpu', env['cpu'])} ({env['device']}, {env['cpu_count']} "
-             f"CPUs), torch {env['torch']}, timm {env['timm']}, torchvision {env['torchvision']}, {env['date']}",
-             "", f"Settings: {json.dumps(settings)}", "",
-             "| model | images/s | peak memory (GiB) | real-data images/s | real / synthetic |",
-             "|---|---|---|---|---|"]
-    for r in results:
-        frac = r.get("real_fraction")
-        lines.append(f"| {r['model']} | {r['images_per_s']:.1f} | {r['peak_memory_gb']:.2f} | "
-                     f"{r.get('real_images_per_s', float('nan')):.1f} | "
-                     + (f"{frac['median']:.2f} ({frac['min']:.2f} to {frac['max']:.2f})" if frac else "") + " |")
-    lines += [""] + [f"- {s} / {PAIRS[s]}: **{v['median']:.3f}** (spread {v['min']:.3f} to {v['max']:.3f}, "
-                     f"{v['pairs']} window pairs)" for s, v in ratios.items()]
-    (args.out / "benchmark.md").write_text("\n".join(lines) + "\n")
+    if args.mode == "throughput":
+        (args.out / "benchmark.md").write_text(throughput_markdown(report))
 
 
 if __name__ == "__main__":

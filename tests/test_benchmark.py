@@ -1,5 +1,4 @@
 """scripts/benchmark.py measures and reports; the speed targets themselves are read off its output, not tested."""
-import argparse
 import importlib.util
 import json
 import statistics
@@ -65,8 +64,9 @@ def test_augment_only_times_each_pipeline_alone_and_reads_one_slowed_on_purpose_
     """No loader worker is alive in the device pipeline's windows, and a pipeline made slower (a sleep per image in
     the workers' dataset, or per batch on the device) reads slower by about as much, the other one not."""
     bench = load_script("benchmark")
-    args = argparse.Namespace(steps=["micro/separate_downsample"], regime="r50", data="fashion_mnist_small",
-                              data_root=None, resolution=32, batch_size=16, workers=1, warmup=1, windows=2, iters=3)
+    args = bench.parse_args(["--augment-only", "--data", "fashion_mnist_small", "--steps", "micro/separate_downsample",
+                             "--resolution", "32", "--batch-size", "16", "--workers", "1", "--warmup", "1",
+                             "--windows", "2", "--iters", "3"])
     cpu = torch.device("cpu")
     base = bench.augment_only(args, cpu)["augment_only"]
     assert base["device"]["workers_alive_in_windows"] == 0 and base["workers"]["cores"] == 1

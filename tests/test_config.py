@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import CHAIN, FULL, ROOT, clean_env, run_script
+from conftest import CHAIN, FAST, FULL, ROOT, clean_env, last_wins, run_cli, run_script
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
@@ -18,6 +18,7 @@ from roadmap.config.files import options
 from roadmap.config.steps import file_fields, step_files
 from roadmap.config.store import register
 from roadmap.config.undo import apply_undo, full_model, undo_changes, undoable
+from roadmap.config.variants import variant_dir, variant_name
 from roadmap.model import describe
 from roadmap.record import RunRecord
 from roadmap.schema import flatten
@@ -309,3 +310,20 @@ def test_the_printed_config_says_what_runs_beside_the_recipes_nominal_values(fla
     assert (printed.train.epochs, printed.train.decay_milestones) == (90, [30, 60])  # the recipe's, nominal
     assert dict(printed.schedule) == {"epochs": 2, "warmup_epochs": 0.0, "decay_milestones": [1, 1],
                                       "lr": pytest.approx(0.1 * 64 / 256), "global_batch": 64}
+
+
+def test_the_paths_group_places_data_and_is_not_a_variant():
+    cfg = load_config("baseline/resnet50", ["data=cifar100", "paths.data_dir=/datasets"])
+    assert cfg.data.root == "/datasets/cifar100" and cfg.paths.output_dir == "outputs"
+    assert load_config("baseline/resnet50", ["data=imagenet"]).data.root == "data/imagenet"
+    assert variant_name(["paths.output_dir=/scratch/outputs", "paths=default", "model.kernel_size=5"]) == \
+        "model.kernel_size=5"
+
+
+@pytest.mark.slow
+def test_paths_output_dir_moves_the_run_directory_and_names_no_variant(tmp_path):
+    proc = run_cli(ROOT / "run.py", *FAST, f"paths.output_dir={tmp_path / 'out'}", check=True)
+    records = list((tmp_path / "out" / "runs").rglob("metrics.json"))
+    assert len(records) == 1 and json.loads(records[0].read_text())["status"] == "completed", proc.stderr[-2000:]
+    assert records[0].relative_to(tmp_path / "out").as_posix() == \
+        f"runs/fashion_mnist_small/smoke/r50/baseline/resnet50/{variant_dir(last_wins(FAST))}seed0/metrics.json"

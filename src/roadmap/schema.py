@@ -14,9 +14,9 @@ from typing import Dict, List, Optional
 
 # what may change between a run and its resumption: where and how it runs, and the paper's numbers and labels that
 # reports set beside it, not what it computes (a run's directory and its config check leave these out)
-RESUMABLE_CHANGES = ("system.", "wandb.", "data.num_workers", "data.root", "data.download", "model.pointwise",
-                     "regime.paper", "regime.title", "regime.compare_with", "step.label", "step.paper", "step.note",
-                     "train.name")
+RESUMABLE_CHANGES = ("system.", "wandb.", "paths", "data.num_workers", "data.root", "data.download",
+                     "model.pointwise", "regime.paper", "regime.title", "regime.compare_with", "step.label",
+                     "step.paper", "step.note", "train.name")
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -477,6 +477,13 @@ class WandbConfig:
 
 
 @dataclass
+class PathsConfig:
+    """configs/paths/: the values live there (the YAML interpolates them into the run directories and data roots)."""
+    output_dir: str = "???"
+    data_dir: str = "???"
+
+
+@dataclass
 class ScheduleConfig:
     """What runs, derived from train.* and budget.* (never set it): the recipe's schedule after the budget's
     scaling (milestones only for the multistep schedule), and its learning rate at the global batch.
@@ -505,6 +512,7 @@ class RunConfig:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     system: SystemConfig = field(default_factory=SystemConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
     seed: int = 0
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)  # derived: what runs (ScheduleConfig)
 
