@@ -2,6 +2,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -13,6 +14,11 @@ from roadmap.config.steps import file_fields
 from roadmap.record import RunRecord
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# runs and sweeps of the tests, and data.pipeline=auto's kept choices, go to a folder of their own (configs/paths/),
+# never to the checkout's outputs/, whose choices, kept from a user's runs, would change what a test measures;
+# subprocesses inherit it (clean_env). Tests that need the automatic choice measured set paths.output_dir.
+os.environ["ROADMAP_OUTPUT_DIR"] = tempfile.mkdtemp(prefix="roadmap-tests-")
 
 # one thread per test process, as the subprocesses get (clean_env): the suite runs on every core at once
 # (pytest -n auto), and two processes with two OpenMP threads each on two cores spin against each other

@@ -116,7 +116,8 @@ def test_no_step_file_states_a_number_that_belongs_to_a_regime():
             assert key not in own or str(own[key]).startswith("${regime."), (s.name, key, own[key])
 
 
-def test_the_regime_names_run_and_sweep_directories_and_is_in_the_record():
+def test_the_regime_names_run_and_sweep_directories_and_is_in_the_record(monkeypatch):
+    monkeypatch.delenv("ROADMAP_OUTPUT_DIR")  # the default, as a user gets it
     from hydra.core.hydra_config import HydraConfig
 
     from roadmap.config.store import register
@@ -259,7 +260,8 @@ def test_a_step_that_cannot_be_undone_is_refused_with_the_valid_ones(undo, patte
 
 
 @pytest.mark.parametrize("regime", ["r50", "r200"])
-def test_the_sweep_lists_the_full_model_and_one_run_per_undoable_step_in_the_regimes_directory(regime):
+def test_the_sweep_lists_the_full_model_and_one_run_per_undoable_step_in_the_regimes_directory(regime, monkeypatch):
+    monkeypatch.delenv("ROADMAP_OUTPUT_DIR")  # the default, as a user gets it
     register()
     cfg = compose_dict(None, ["+sweep=leave_one_out", f"regime={regime}"], hydra=True)
     params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
@@ -312,7 +314,8 @@ def test_the_printed_config_says_what_runs_beside_the_recipes_nominal_values(fla
                                       "lr": pytest.approx(0.1 * 64 / 256), "global_batch": 64}
 
 
-def test_the_paths_group_places_data_and_is_not_a_variant():
+def test_the_paths_group_places_data_and_is_not_a_variant(monkeypatch):
+    monkeypatch.delenv("ROADMAP_OUTPUT_DIR")  # the default, as a user gets it
     cfg = load_config("baseline/resnet50", ["data=cifar100", "paths.data_dir=/datasets"])
     assert cfg.data.root == "/datasets/cifar100" and cfg.paths.output_dir == "outputs"
     assert load_config("baseline/resnet50", ["data=imagenet"]).data.root == "data/imagenet"

@@ -1,4 +1,5 @@
 """The device pipeline's augmentation against timm's own transforms: op by op on images, and in distribution."""
+import json
 import math
 import random
 
@@ -216,7 +217,7 @@ def test_device_batches_depend_only_on_seed_epoch_and_iteration():
     assert cfg.eval_batch_size == 32 and max(len(y) for _, y in evals) == 32  # twice the training batch
 
 
-def test_auto_measures_both_pipelines_on_the_cpu_and_keeps_a_resumed_runs_choice(monkeypatch):
+def test_auto_measures_both_pipelines_on_the_cpu_and_keeps_a_resumed_runs_choice(monkeypatch, tmp_path):
     """auto: for arrays, the pipeline that makes batches faster per core here (either way round, by what the probe
     measures; each pipeline timed alone); workers for folders and for recipes the device cannot make; the device
     on CUDA and with several processes; a resumed run's own pipeline. device on a folder is refused."""
@@ -239,6 +240,7 @@ def test_auto_measures_both_pipelines_on_the_cpu_and_keeps_a_resumed_runs_choice
     assert (states[2] == np.random.get_state()[1]).all()  # the run's random streams untouched
     for measured, chosen in (({"device": 2.0, "workers": 1.0}, Pipeline.device),
                              ({"device": 1.0, "workers": 2.0}, Pipeline.workers)):
+        cfg.paths.output_dir = str(tmp_path / chosen.value)  # no choice kept there yet
         monkeypatch.setattr(device_data, "probe_pipelines", lambda *a, m=measured: m)
         assert resolve_pipeline(cfg, train, cpu) == (chosen, measured)
         assert resolve_pipeline(cfg, train, cpu, resumed="device") == (Pipeline.device, None)
@@ -249,3 +251,26 @@ def test_auto_measures_both_pipelines_on_the_cpu_and_keeps_a_resumed_runs_choice
         Pipeline.workers
     with pytest.raises(DataError, match="data.pipeline=device needs a dataset held in memory .* use data.pipeline=workers"):
         resolve_pipeline(load_config("convnext_t", ["data.pipeline=device"]), folder)
+
+
+def test_auto_measures_once_per_machine_and_data_and_later_runs_build_only_the_kept_pipeline(monkeypatch, tmp_path):
+    from roadmap.data import pipelines
+    from roadmap.schema import Pipeline
+    cfg = load_config("convnext_t", ["train.batch_size=16", "data.num_workers=1", f"paths.output_dir={tmp_path}"])
+    train, _ = build_datasets(cfg)
+    cpu, probes = torch.device("cpu"), []
+    monkeypatch.setattr(pipelines, "probe_pipelines", lambda *a: probes.append(1) or {"device": 1.0, "workers": 3.0})
+    assert pipelines.resolve_pipeline(cfg, train, cpu) == (Pipeline.workers, {"device": 1.0, "workers": 3.0})
+    kept = json.loads((tmp_path / pipelines.CHOICES).read_text())
+    assert list(kept) == [pipelines.choice_key(cfg)] and kept[pipelines.choice_key(cfg)]["pipeline"] == "workers"
+    built = []  # a later run: no probe, so no DeviceBatches and no loader workers made to time them
+    monkeypatch.setattr(pipelines, "DeviceBatches", lambda *a, **k: built.append(1))
+    assert pipelines.resolve_pipeline(cfg, train, cpu) == (Pipeline.workers, {"device": 1.0, "workers": 3.0})
+    assert len(probes) == 1 and not built
+    other = load_config("convnext_t", ["train.batch_size=16", "data.num_workers=1", f"paths.output_dir={tmp_path}",
+                                       "data.resolution=48"])
+    pipelines.resolve_pipeline(other, train, cpu)  # other data: measured, and kept beside the first
+    assert len(probes) == 2 and len(json.loads((tmp_path / pipelines.CHOICES).read_text())) == 2
+    (tmp_path / pipelines.CHOICES).write_text("{not json")  # damaged: measured again, and the file rewritten
+    assert pipelines.resolve_pipeline(cfg, train, cpu)[0] == Pipeline.workers and len(probes) == 3
+    assert list(json.loads((tmp_path / pipelines.CHOICES).read_text())) == [pipelines.choice_key(cfg)]

@@ -136,7 +136,8 @@ def test_a_batch_near_the_datas_size_runs_with_the_automatic_pipeline(tmp_path):
     """2000 of 5000 images: two batches an epoch, fewer than the pipeline probe times (it takes them again)."""
     run_dir = tmp_path / "run"
     proc = run_cli(ROOT / "run.py", *[a for a in FAST if a != "data.num_workers=0"], "train.batch_size=2000",
-                   "budget.max_train_iters=2", "budget.max_eval_iters=1", f"hydra.run.dir={run_dir}")
+                   "budget.max_train_iters=2", "budget.max_eval_iters=1", f"hydra.run.dir={run_dir}",
+                   f"paths.output_dir={tmp_path / 'out'}")  # the probe measures here: no choice kept yet
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     record = json.loads((run_dir / "metrics.json").read_text())
     assert record["status"] == "completed" and record["pipeline_probe"] is not None

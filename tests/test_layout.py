@@ -16,7 +16,7 @@ ALLOWED = {
     "files": {"errors"},
     "record": {"files", "errors"},
     "model": {"schema", "errors"},
-    "data": {"schema", "errors"},
+    "data": {"schema", "errors", "files"},  # files: the automatic pipeline choice kept atomically
     "config": {"schema", "errors", "model"},
     "train": {"schema", "errors", "files", "record", "model", "data", "config"},
     # the charts read records and the steps, and may ask the lock whether a run's process is alive and start a W&B

@@ -401,13 +401,15 @@ def test_a_joblib_sweep_starts_loader_workers_inside_its_jobs(tmp_path, pipeline
     "'Process' object has no attribute 'env'"."""
     tiny = [o for o in TINY if o != "data.num_workers=0"]
     proc = sweep(tmp_path / "s", "step=micro/gelu,macro/patchify", "seed=0", *tiny, "data.num_workers=2",
-                 f"data.pipeline={pipeline}", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+                 f"data.pipeline={pipeline}", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                 f"paths.output_dir={tmp_path / 'out'}")  # no choice kept: the probe runs in the jobs
     assert proc.returncode == 0 and "'Process' object has no attribute" not in proc.stderr, proc.stderr[-3000:]
     records = [json.loads(p.read_text()) for p in (tmp_path / "s").rglob("metrics.json")]
     assert len(records) == 2 and all(r["status"] == "completed" for r in records)
     assert all(r["pipeline"] == "workers" or pipeline == "auto" for r in records)
-    if pipeline == "auto":  # the probe timed the workers pipeline in each job
+    if pipeline == "auto":  # the probe timed the workers pipeline (in each job, or in one and kept)
         assert all(r["pipeline_probe"]["workers"] > 0 for r in records)
+        assert "data.pipeline=auto chose" in proc.stderr
     # side by side, progress comes as whole lines (no carriage return redraws one job's bar over the other's), each
     # naming its run, and every line a job logs names its job
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]

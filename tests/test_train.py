@@ -15,7 +15,7 @@ from roadmap.data.sources import SHIPPED
 
 @pytest.mark.slow
 def test_a_run_writes_its_record_config_checkpoint_and_offline_wandb(tmp_path):
-    proc = train_cli(tmp_path, "step=micro/gelu", "wandb=offline", "seed=3")
+    proc = train_cli(tmp_path, "step=micro/gelu", "wandb=offline", "seed=3", f"paths.output_dir={tmp_path / 'out'}")
     rec = load(tmp_path)
     assert rec.status == "completed" and rec.reason is None and rec.signal is None
     assert rec.variant == ("budget.max_train_iters=3,budget.max_eval_iters=2,train.batch_size=16,model.depths=[1,1,1,1],"

@@ -8,22 +8,30 @@ batches that are already on the training device. The training loop does not know
 """
 from __future__ import annotations
 
+import json
+import logging
 import math
 import os
+import platform
 import time
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Iterator, Protocol
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..errors import DataError
+from ..errors import DataError, WriteFailed
+from ..files import atomic_write, read_json
 from ..schema import Pipeline, RunConfig, device_augments
 from .augment import BatchAugment
 from .loaders import PREFETCH, Forever, SeededSamples, build_loaders, check_batch, to_device, worker_context
 from .seeds import batch_seed, kept_random_state
 from .sources import ArrayDataset
 
+log = logging.getLogger(__name__)
+CHOICES = "pipeline_choices.json"  # data.pipeline=auto's choices, kept in paths.output_dir
 
 class Batches(Protocol):
     def set_epoch(self, epoch: int) -> None: ...
@@ -162,11 +170,11 @@ def probe_pipelines(cfg: RunConfig, train_set: ArrayDataset, device: torch.devic
 
 def resolve_pipeline(cfg: RunConfig, train_set, device: torch.device = torch.device("cpu"), world: int = 1,
                      resumed: str | None = None) -> tuple[Pipeline, dict | None]:
-    """(the pipeline, the probe's figures if `auto` measured them). `auto`: for in-memory arrays whose recipe the
-    device pipeline can make (RandAugment), on the CPU the pipeline that makes batches faster per core, measured
-    here (the device pipeline wins at 32x32, the workers at 224x224: docs/benchmarks.md); on CUDA, or with several
-    processes (which must agree), the device pipeline; workers otherwise. A resumed run keeps the pipeline it began
-    with (`resumed`), so its batches stay those it would have had."""
+    """(the pipeline, the probe's figures where `auto` chose by them). `auto`: for in-memory arrays whose recipe the
+    device pipeline can make (RandAugment), on the CPU the pipeline that makes batches faster per core on this
+    machine (`kept_choice`: the device pipeline wins at 32x32, the workers at 224x224, docs/benchmarks.md); on CUDA,
+    or with several processes (which must agree), the device pipeline; workers otherwise. A resumed run keeps the
+    pipeline it began with (`resumed`), so its batches stay those it would have had."""
     p = cfg.data.pipeline
     if p == Pipeline.auto:
         if not (isinstance(train_set, ArrayDataset) and device_augments(cfg.train.auto_augment)):
@@ -175,13 +183,51 @@ def resolve_pipeline(cfg: RunConfig, train_set, device: torch.device = torch.dev
             return Pipeline(resumed), None
         if device.type == "cuda" or world > 1:
             return Pipeline.device, None
-        probe = probe_pipelines(cfg, train_set, device)
-        return (Pipeline.device if probe["device"] >= probe["workers"] else Pipeline.workers), probe
+        choice = kept_choice(cfg, train_set, device)
+        return Pipeline(choice["pipeline"]), choice["probe"]
     if p == Pipeline.device and not isinstance(train_set, ArrayDataset):
         raise DataError(f"data.pipeline=device needs a dataset held in memory (fashion_mnist_small, fashion_mnist, "
                         f"cifar10, cifar100); {cfg.data.name} is read from image files: use data.pipeline=workers "
                         "or auto")
     return p, None
+
+
+def choice_key(cfg: RunConfig) -> str:
+    """What the automatic choice depends on: this machine and its threads, the data, and how batches are made."""
+    t = cfg.train
+    return " | ".join(str(v) for v in (
+        platform.node(), platform.processor() or platform.machine(), f"{os.cpu_count()} cores",
+        f"{torch.get_num_threads()} threads", f"{cfg.data.num_workers} workers", cfg.data.name,
+        f"{cfg.data.resolution}px", cfg.data.fit.value, t.crop.value, t.auto_augment, f"erasing {t.re_prob > 0}"))
+
+
+def kept_choice(cfg: RunConfig, train_set: ArrayDataset, device: torch.device) -> dict:
+    """{pipeline, probe, measured}: `auto`'s choice on this machine for this data, measured by the first run that
+    needs it (probe_pipelines) and kept in <paths.output_dir>/pipeline_choices.json, so that later runs build only
+    the pipeline they use. Delete the file (or its entry) to measure again."""
+    path, key = Path(cfg.paths.output_dir) / CHOICES, choice_key(cfg)
+    try:
+        kept = read_json(path).get(key)
+    except (OSError, ValueError, AttributeError):  # none yet, or unreadable: measured again
+        kept = None
+    if kept is not None:
+        log.info("data.pipeline=auto: %s, as measured on %s (%s)", kept["pipeline"], kept["measured"], path)
+        return kept
+    probe = probe_pipelines(cfg, train_set, device)
+    kept = {"pipeline": (Pipeline.device if probe["device"] >= probe["workers"] else Pipeline.workers).value,
+            "probe": probe, "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    log.info("data.pipeline=auto chose %s (images/s per core, measured: %s); kept in %s", kept["pipeline"], probe,
+             path)
+    try:
+        try:
+            choices = read_json(path) if path.exists() else {}
+        except ValueError:
+            choices = {}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda f: f.write(json.dumps({**choices, key: kept}, indent=1).encode()))
+    except (OSError, WriteFailed) as e:  # a cache: the run goes on, and the next one measures again
+        log.warning("data.pipeline=auto's choice was not kept (%s)", e)
+    return kept
 
 
 def build_batches(cfg: RunConfig, train_set, val_set, rank: int, world: int, device: torch.device,

@@ -220,10 +220,8 @@ def start_tracker(cfg: RunConfig, run_dir: Path, record: RunRecord, overrides: S
 
 def note_pipeline(trainer: Trainer, ctx: Context, record: RunRecord, run_dir: Path) -> None:
     record.pipeline = trainer.pipeline
-    if trainer.pipeline_probe is not None:
+    if trainer.pipeline_probe is not None:  # what data.pipeline=auto chose by (data/pipelines.py: kept_choice)
         record.pipeline_probe = trainer.pipeline_probe
-        log.info("data.pipeline=auto chose %s (images/s per core, measured: %s)", trainer.pipeline,
-                 trainer.pipeline_probe)
     if ctx.main:
         record.write(run_dir / "metrics.json")  # the trainer is set up: its pipeline in the record
 
