@@ -330,3 +330,16 @@ def test_paths_output_dir_moves_the_run_directory_and_names_no_variant(tmp_path)
     assert len(records) == 1 and json.loads(records[0].read_text())["status"] == "completed", proc.stderr[-2000:]
     assert records[0].relative_to(tmp_path / "out").as_posix() == \
         f"runs/fashion_mnist_small/smoke/r50/baseline/resnet50/{variant_dir(last_wins(FAST))}seed0/metrics.json"
+
+
+def test_every_range_in_the_table_names_a_setting_and_refuses_a_value_beyond_it_in_one_line():
+    import re
+
+    from roadmap.checks import BOUNDS
+    for key, bound in BOUNDS.items():
+        bad = bound.low if bound.low_open else bound.low - 1
+        for value in (bad, *([bound.high if bound.high_open else bound.high + 1] if bound.high is not None else [])):
+            with pytest.raises(ValueError) as e:
+                load_config("baseline/resnet50", [f"{key}={value}"])
+            line = re.fullmatch(rf"{re.escape(key)}=(\S+) is not allowed: (.*)", str(e.value))  # one line
+            assert line and float(line[1]) == value and line[2] == bound.allowed, (key, str(e.value))

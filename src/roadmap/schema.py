@@ -1,16 +1,38 @@
-"""Typed configuration: every knob of the roadmap is a field here, with its checks (no Hydra).
+"""Typed configuration: every knob of the roadmap is a field here (no Hydra); the values live in configs/.
 
 Hydra composes `configs/`; config/store.py registers `RunConfig` with its ConfigStore as `run_schema`, and
 config/compose.py merges the composition into it and converts it with `OmegaConf.to_object`, which runs the
-`__post_init__` checks below. Code below the entry point only ever sees these dataclasses.
+`__post_init__` checks: each setting's range from the table in checks.py, and below, the checks that relate
+settings. The choices of named settings are the enums of enums.py. Code below the entry point only ever sees these
+dataclasses.
 """
 from __future__ import annotations
 
 import math
 import os
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Dict, List, Optional
+
+from .checks import check_auto_augment, check_bounds, fail, in_range  # noqa: F401 (check_auto_augment: compose's)
+from .enums import (  # noqa: F401 (re-exported: the types of the settings)
+    Activation,
+    Crop,
+    Downsample,
+    Fit,
+    Init,
+    Layout,
+    LrScaling,
+    Norm,
+    Optimizer,
+    Pipeline,
+    Placement,
+    Pointwise,
+    Schedule,
+    SpatialConv,
+    Stem,
+    WandbConsole,
+    WandbMode,
+)
 
 # what may change between a run and its resumption: where and how it runs, and the paper's numbers and labels that
 # reports set beside it, not what it computes (a run's directory and its config check leave these out)
@@ -27,133 +49,9 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-class Stem(Enum):
-    resnet = "resnet"      # 7x7/2 conv + norm + act + 3x3/2 max-pool
-    patchify = "patchify"  # 4x4/4 conv + norm
-
-
-class SpatialConv(Enum):
-    dense = "dense"          # groups = 1
-    depthwise = "depthwise"  # groups = channels
-
-
-class Layout(Enum):
-    bottleneck = "bottleneck"            # 1x1 reduce (width/expansion) -> kxk -> 1x1 back to width
-    inverted = "inverted"                # 1x1 expand (width*expansion) -> kxk -> 1x1 back to width
-    depthwise_first = "depthwise_first"  # kxk at width -> 1x1 expand (width*expansion) -> 1x1 back
-
-
-class Activation(Enum):
-    relu = "relu"
-    gelu = "gelu"
-
-
-class Placement(Enum):
-    every_conv = "every_conv"        # norms: after each conv; activations: after the first two convs and the add
-    one_per_block = "one_per_block"  # norm: after the kxk conv; activation: after the block's second conv
-
-
-class Norm(Enum):
-    batch = "batch"  # BatchNorm2d
-    layer = "layer"  # LayerNorm over channels at each position (not GroupNorm(1))
-
-
-class Downsample(Enum):
-    in_block = "in_block"  # first block of a stage strides on its kxk conv; 1x1/2 conv + norm shortcut
-    separate = "separate"  # norm + 2x2/2 conv between stages; blocks keep their shape
-
-
-class Pointwise(Enum):
-    auto = "auto"      # 1x1 convs on large CPU channels_last maps, Linear otherwise (model/network.py)
-    linear = "linear"  # Linear layers on the NHWC view (timm's convnext_tiny)
-    conv = "conv"      # 1x1 convolutions (timm's conv_mlp)
-
-
-class Init(Enum):
-    kaiming = "kaiming"            # torchvision ResNet: kaiming-normal fan-out convs, default Linear
-    trunc_normal = "trunc_normal"  # ConvNeXt: trunc-normal std 0.02 for convs and linears, zero biases
-
-
-class Pipeline(Enum):
-    auto = "auto"        # device for in-memory array datasets, workers for image folders
-    workers = "workers"  # timm's PIL transforms in DataLoader workers
-    device = "device"    # the uint8 dataset on the training device, each batch augmented there (augment.py)
-
-
-class Crop(Enum):
-    random_resized = "random_resized"  # timm's RandomResizedCrop: a random box (train.crop_scale, crop_ratio), resized
-    pad = "pad"                        # CIFAR's: zero-pad by train.crop_padding, then a random crop back to size
-
-
-class Fit(Enum):
-    resize = "resize"  # the image resized to data.resolution (timm's transforms: the crop resizes, eval resizes)
-    pad = "pad"        # centred in a data.resolution frame of zeros, every pixel kept (torchvision's CenterCrop)
-
-
-class LrScaling(Enum):
-    linear = "linear"  # base_lr x batch / ref_batch (Goyal et al.; the paper's recipes)
-    sqrt = "sqrt"      # base_lr x sqrt(batch / ref_batch)
-    none = "none"      # base_lr as it is, whatever the batch
-
-
-class Optimizer(Enum):
-    sgd = "sgd"
-    adamw = "adamw"
-
-
-class Schedule(Enum):
-    multistep = "multistep"
-    cosine = "cosine"
-
-
-class WandbMode(Enum):
-    auto = "auto"        # online with an API key, else offline
-    online = "online"
-    offline = "offline"
-    disabled = "disabled"
-
-
-class WandbConsole(Enum):
-    wrap = "wrap"          # the run's console output (log lines, progress bars) in its Logs tab, as printed
-    redirect = "redirect"  # the same, captured at the file-descriptor level (output of C extensions too)
-    off = "off"
-
-
 def device_augments(auto_augment: Optional[str]) -> bool:
     """Whether the device pipeline (augment.py) can make this recipe's augmentation: none, or RandAugment."""
     return not auto_augment or auto_augment.startswith("rand")
-
-
-def _fail(field_name: str, value, allowed: str) -> None:
-    raise ValueError(f"{field_name}={value!r} is not allowed: {allowed}")
-
-
-def _in_range(field_name: str, value, low: float | None = None, high: float | None = None, *, low_open: bool = False,
-              high_open: bool = False, allowed: str | None = None) -> None:
-    """Fail unless `value` is a finite number within [low, high] (an end left open excludes itself)."""
-    ok = isinstance(value, (int, float)) and math.isfinite(value)
-    ok = ok and (low is None or (value > low if low_open else value >= low))
-    ok = ok and (high is None or (value < high if high_open else value <= high))
-    if not ok:
-        if allowed is None:
-            left = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
-            right = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
-            allowed = "a finite number " + " and ".join(x for x in (left, right) if x)
-        _fail(field_name, value, allowed)
-
-
-def check_auto_augment(policy: str) -> None:
-    """Fail in one line unless timm can build this augmentation policy ('rand-m9-mstd0.5-inc1', 'augmix-...',
-    'original', 'v0', ...), as its create_transform would later."""
-    from timm.data.auto_augment import augment_and_mix_transform, auto_augment_transform, rand_augment_transform
-    build = rand_augment_transform if policy.startswith("rand") else \
-        augment_and_mix_transform if policy.startswith("augmix") else auto_augment_transform
-    try:
-        build(policy, {"translate_const": 10, "img_mean": (124, 116, 104)})
-    except Exception as e:  # timm asserts, or fails parsing a number
-        _fail("train.auto_augment", policy, f"a timm policy such as 'rand-m9-mstd0.5-inc1' (RandAugment), "
-              f"'augmix-m5-w4-d2', 'original' or 'v0', or null for none ({type(e).__name__}"
-              f"{': ' + str(e).splitlines()[0][:80] if str(e) else ''})")
 
 
 @dataclass
@@ -198,10 +96,10 @@ class RegimeConfig:
     def __post_init__(self) -> None:
         for name in ("baseline_depths", "depths"):
             if not getattr(self, name) or any(d < 1 for d in getattr(self, name)):
-                _fail(f"regime.{name}", list(getattr(self, name)), "a non-empty list of positive block counts")
+                fail(f"regime.{name}", list(getattr(self, name)), "a non-empty list of positive block counts")
         for name in ("baseline_width", "narrow_width", "width"):
             if getattr(self, name) < 1:
-                _fail(f"regime.{name}", getattr(self, name), "a positive base width")
+                fail(f"regime.{name}", getattr(self, name), "a positive base width")
 
     def fill(self, meta: StepMeta) -> StepMeta:
         """`meta` with this regime's row of the paper (and its label, where the regime names the step)."""
@@ -242,35 +140,28 @@ class ModelConfig:
     num_classes: int = 1000
 
     def __post_init__(self) -> None:
-        if self.base_width < 1:
-            _fail("model.base_width", self.base_width, "a positive integer (ResNet-50 64, ConvNeXt-T 96)")
+        check_bounds(self, "model", ("base_width", "expansion"))  # before the widths they give
         if self.widths is None:
             scale = self.expansion if self.layout == Layout.bottleneck else 1
             self.widths = [scale * self.base_width * 2 ** i for i in range(len(self.depths))]
         if self.stem_width is None:
             self.stem_width = self.base_width
         if self.stem_stride not in (1, 2, 4):
-            _fail("model.stem_stride", self.stem_stride, "4 (the paper), 2 or 1 (for small images)")
+            fail("model.stem_stride", self.stem_stride, "4 (the paper), 2 or 1 (for small images)")
         if len(self.depths) != len(self.widths):
-            _fail("model.depths", list(self.depths),
+            fail("model.depths", list(self.depths),
                   f"it has {len(self.depths)} stages but model.widths={list(self.widths)} has "
                   f"{len(self.widths)}; give one depth per width")
         if not self.depths or any(d < 1 for d in self.depths):
-            _fail("model.depths", list(self.depths), "a non-empty list of positive block counts")
+            fail("model.depths", list(self.depths), "a non-empty list of positive block counts")
         if any(w < 1 for w in self.widths):
-            _fail("model.widths", list(self.widths), "a list of positive channel counts")
+            fail("model.widths", list(self.widths), "a list of positive channel counts")
         if not (1 <= self.kernel_size <= 31 and self.kernel_size % 2 == 1):
-            _fail("model.kernel_size", self.kernel_size, "an odd integer from 1 to 31")
-        if self.expansion < 1:
-            _fail("model.expansion", self.expansion, "an integer >= 1")
+            fail("model.kernel_size", self.kernel_size, "an odd integer from 1 to 31")
         if self.layout == Layout.bottleneck and any(w % self.expansion for w in self.widths):
-            _fail("model.widths", list(self.widths),
+            fail("model.widths", list(self.widths),
                   f"with layout=bottleneck every width must be divisible by model.expansion={self.expansion}")
-        for name in ("stem_width", "in_chans", "num_classes"):
-            if getattr(self, name) < 1:
-                _fail(f"model.{name}", getattr(self, name), "a positive integer")
-        _in_range("model.layer_scale", self.layer_scale, 0, allowed="0 (off) or a positive initial scale such as 1e-6")
-        _in_range("model.drop_path", self.drop_path, 0, 1, high_open=True, allowed="a rate in [0, 1)")
+        check_bounds(self, "model")
 
     def hidden_width(self, width: int) -> int:
         """Channels inside a block whose residual width is `width`."""
@@ -317,47 +208,30 @@ class TrainConfig:
     ema_decay: float = 0.9999
 
     def __post_init__(self) -> None:
-        for name in ("base_lr", "ref_batch", "batch_size", "epochs"):
-            _in_range(f"train.{name}", getattr(self, name), 0, low_open=True, allowed="a positive number")
+        check_bounds(self, "train")
         if self.base_lr > 10:
-            _fail("train.base_lr", self.base_lr, "a learning rate per train.ref_batch images of at most 10 "
+            fail("train.base_lr", self.base_lr, "a learning rate per train.ref_batch images of at most 10 "
                   "(the recipes use 4e-3 per 4096 and 0.1 per 256)")
-        _in_range("train.warmup_epochs", self.warmup_epochs, 0, self.epochs, high_open=True,
+        in_range("train.warmup_epochs", self.warmup_epochs, 0, self.epochs, high_open=True,
                   allowed=f"0 <= warmup < train.epochs={self.epochs}")
-        for name in ("warmup_lr", "min_lr"):
-            _in_range(f"train.{name}", getattr(self, name), 0, allowed="a finite learning rate >= 0")
-        _in_range("train.momentum", self.momentum, 0, 1, high_open=True, allowed="a momentum in [0, 1)")
-        _in_range("train.weight_decay", self.weight_decay, 0, 1, allowed="a finite decay in [0, 1] (0.05 AdamW, "
-                  "1e-4 SGD)")
         if len(self.betas) != 2:
-            _fail("train.betas", list(self.betas), "two numbers, e.g. [0.9, 0.999]")
+            fail("train.betas", list(self.betas), "two numbers, e.g. [0.9, 0.999]")
         if not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas):
-            _fail("train.betas", list(self.betas), "two numbers in [0, 1), e.g. [0.9, 0.999]")
+            fail("train.betas", list(self.betas), "two numbers in [0, 1), e.g. [0.9, 0.999]")
         if list(self.decay_milestones) != sorted(set(self.decay_milestones)) or any(
                 m < 1 for m in self.decay_milestones):
-            _fail("train.decay_milestones", list(self.decay_milestones), "increasing positive epochs, e.g. [30, 60]")
-        _in_range("train.decay_rate", self.decay_rate, 0, low_open=True, allowed="a finite factor > 0 at each "
-                  "milestone, e.g. 0.1 (above 1 raises the rate)")
+            fail("train.decay_milestones", list(self.decay_milestones), "increasing positive epochs, e.g. [30, 60]")
         if len(self.crop_scale) != 2 or not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
-            _fail("train.crop_scale", list(self.crop_scale), "[min, max] with 0 < min <= max <= 1")
+            fail("train.crop_scale", list(self.crop_scale), "[min, max] with 0 < min <= max <= 1")
         if len(self.crop_ratio) != 2 or not all(isinstance(r, (int, float)) and math.isfinite(r)
                                                  for r in self.crop_ratio) or not 0 < self.crop_ratio[0] <= \
                 self.crop_ratio[1]:
-            _fail("train.crop_ratio", list(self.crop_ratio), "[min, max] aspect ratios with 0 < min <= max, e.g. "
+            fail("train.crop_ratio", list(self.crop_ratio), "[min, max] aspect ratios with 0 < min <= max, e.g. "
                   "[0.75, 1.333] (timm's)")
-        if isinstance(self.crop_padding, bool) or not isinstance(self.crop_padding, int) or self.crop_padding < 0:
-            _fail("train.crop_padding", self.crop_padding, "a whole number of pixels >= 0 (CIFAR's 4)")
-        for name in ("re_prob", "hflip", "mixup_switch_prob"):
-            _in_range(f"train.{name}", getattr(self, name), 0, 1, allowed="a probability in [0, 1]")
-        _in_range("train.smoothing", self.smoothing, 0, 1, high_open=True, allowed="a label smoothing in [0, 1)")
         if not all(isinstance(a, (int, float)) and math.isfinite(a) and a >= 0 for a in (self.mixup, self.cutmix)):
-            _fail("train.mixup/cutmix", (self.mixup, self.cutmix), "alphas >= 0 (0 turns one off)")
-        if self.grad_clip is not None:
-            _in_range("train.grad_clip", self.grad_clip, 0, low_open=True, allowed="null (off) or a positive norm")
-        _in_range("train.ema_decay", self.ema_decay, 0, 1, low_open=True, high_open=True,
-                  allowed="a decay in (0, 1), e.g. 0.9999")
+            fail("train.mixup/cutmix", (self.mixup, self.cutmix), "alphas >= 0 (0 turns one off)")
         if self.interpolation not in ("bilinear", "bicubic"):
-            _fail("train.interpolation", self.interpolation, "bilinear or bicubic")
+            fail("train.interpolation", self.interpolation, "bilinear or bicubic")
 
     def lr_for(self, global_batch: int) -> float:
         """The learning rate at this global batch: base_lr per ref_batch images, scaled by lr_scaling."""
@@ -386,25 +260,15 @@ class DataConfig:
     val_split_seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.resolution < 8:
-            _fail("data.resolution", self.resolution, "an input size of at least 8 pixels")
+        check_bounds(self, "data")
         if self.num_classes != "???" and self.num_classes < 1:
-            _fail("data.num_classes", self.num_classes, "a positive number of classes")
+            fail("data.num_classes", self.num_classes, "a positive number of classes")
         for name, low_open in (("mean", False), ("std", True)):
             values = getattr(self, name)
             if len(values) != 3 or not all(isinstance(v, (int, float)) and math.isfinite(v) and
                                            (v > 0 if low_open else True) for v in values):
-                _fail(f"data.{name}", list(values), "three finite numbers, one per channel" +
+                fail(f"data.{name}", list(values), "three finite numbers, one per channel" +
                       (", each > 0" if low_open else ""))
-        if not 0 < self.eval_crop_pct <= 1:
-            _fail("data.eval_crop_pct", self.eval_crop_pct, "a fraction in (0, 1]")
-        if self.num_workers < 0:
-            _fail("data.num_workers", self.num_workers, "0 (load in the main process) or more")
-        for name in ("val_split", "val_split_seed"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                _fail(f"data.{name}", v, "a whole number >= 0" + (" (0: evaluate on the test set)" if name ==
-                                                                    "val_split" else ""))
 
 
 @dataclass
@@ -417,11 +281,7 @@ class BudgetConfig:
     max_eval_iters: Optional[int] = None
 
     def __post_init__(self) -> None:
-        _in_range("budget.epoch_scale", self.epoch_scale, 0, low_open=True, allowed="a positive factor")
-        for name in ("epochs", "max_train_iters", "max_eval_iters"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                _fail(f"budget.{name}", v, "null or a positive integer")
+        check_bounds(self, "budget")
 
 
 @dataclass
@@ -446,11 +306,8 @@ class SystemConfig:
 
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            _fail("system.device", self.device, "auto, cpu, cuda or cuda:N")
-        if self.threads < 0:
-            _fail("system.threads", self.threads, "0 (automatic) or a positive number of threads")
-        if self.eval_batch_size < 0:
-            _fail("system.eval_batch_size", self.eval_batch_size, "0 (twice train.batch_size) or a positive number")
+            fail("system.device", self.device, "auto, cpu, cuda or cuda:N")
+        check_bounds(self, "system")
 
     def resolve_threads(self, jobs_side_by_side: int = 1, cores: int | None = None) -> int:
         """The thread count to use: `threads`, or for 0 the cores shared out among the jobs running at once."""
@@ -472,8 +329,7 @@ class WandbConfig:
     save_code: bool = False      # the project's .py and .yaml files as a code artifact
 
     def __post_init__(self) -> None:
-        if isinstance(self.log_every, bool) or not isinstance(self.log_every, int) or self.log_every < 0:
-            _fail("wandb.log_every", self.log_every, "a whole number of iterations >= 0 (0: per epoch only)")
+        check_bounds(self, "wandb")
 
 
 @dataclass
@@ -521,27 +377,26 @@ class RunConfig:
         derived = self.derived_schedule()
         for name, value in vars(self.schedule).items():
             if value is not None and value != getattr(derived, name):
-                _fail(f"schedule.{name}", value, f"no value of its own: schedule.* says what runs, derived from "
+                fail(f"schedule.{name}", value, f"no value of its own: schedule.* says what runs, derived from "
                       f"train.* and budget.* ({getattr(derived, name)!r} here); set budget.epochs or "
                       "budget.epoch_scale for the schedule, train.base_lr for the learning rate")
         self.schedule = derived
-        if not 0 <= self.seed < 2**31:
-            _fail("seed", self.seed, "an integer from 0 to 2**31 - 1")
+        check_bounds(self, "")
         if self.model.in_chans != 3:
-            _fail("model.in_chans", self.model.in_chans, "3: every dataset reaches the network as RGB (grayscale "
+            fail("model.in_chans", self.model.in_chans, "3: every dataset reaches the network as RGB (grayscale "
                   "images are repeated to 3 channels)")
         if self.model.num_classes < self.data.num_classes:
-            _fail("model.num_classes", self.model.num_classes, f"at least the dataset's class count, data.num_classes="
+            fail("model.num_classes", self.model.num_classes, f"at least the dataset's class count, data.num_classes="
                   f"{self.data.num_classes} ({self.data.name}); leave model.num_classes out to follow it")
         t = self.train
         if self.data.pipeline == Pipeline.device and not device_augments(t.auto_augment):
-            _fail("data.pipeline", "device", f"the device pipeline does RandAugment (train.auto_augment='rand-...') "
+            fail("data.pipeline", "device", f"the device pipeline does RandAugment (train.auto_augment='rand-...') "
                   f"only, not {t.auto_augment!r}; use data.pipeline=workers or auto")
         if self.model.norm == Norm.batch and t.batch_size < 2:
-            _fail("train.batch_size", t.batch_size, "at least 2 with model.norm=batch (BatchNorm normalizes over "
+            fail("train.batch_size", t.batch_size, "at least 2 with model.norm=batch (BatchNorm normalizes over "
                   "the batch), or model.norm=layer")
         if (t.mixup > 0 or t.cutmix > 0) and t.batch_size % 2:
-            _fail("train.batch_size", t.batch_size, f"an even number: Mixup/CutMix (train.mixup={t.mixup}, "
+            fail("train.batch_size", t.batch_size, f"an even number: Mixup/CutMix (train.mixup={t.mixup}, "
                   f"train.cutmix={t.cutmix}) pairs each image with another; or train.mixup=0 train.cutmix=0")
 
     @property

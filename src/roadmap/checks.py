@@ -1,0 +1,99 @@
+"""The settings' checks that need no other setting, in one table (BOUNDS), and the one-line error every check in
+the schema raises: `train.base_lr=-1 is not allowed: a positive number`. Imports nothing of the project."""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+
+def fail(field_name: str, value, allowed: str) -> None:
+    raise ValueError(f"{field_name}={value!r} is not allowed: {allowed}")
+
+
+def in_range(field_name: str, value, low: float | None = None, high: float | None = None, *, low_open: bool = False,
+              high_open: bool = False, allowed: str | None = None) -> None:
+    """Fail unless `value` is a finite number within [low, high] (an end left open excludes itself)."""
+    ok = isinstance(value, (int, float)) and math.isfinite(value)
+    ok = ok and (low is None or (value > low if low_open else value >= low))
+    ok = ok and (high is None or (value < high if high_open else value <= high))
+    if not ok:
+        if allowed is None:
+            left = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+            right = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+            allowed = "a finite number " + " and ".join(x for x in (left, right) if x)
+        fail(field_name, value, allowed)
+
+
+class Bound(NamedTuple):
+    """A setting's range: [low, high], an end left open excluding itself, None unbounded."""
+    low: float | None
+    high: float | None
+    allowed: str               # what the one-line error says is allowed
+    low_open: bool = False
+    high_open: bool = False
+    whole: bool = False        # an integer (not a bool)
+    optional: bool = False     # null allowed too
+
+
+# Every range check of the settings, in one table; the checks that relate settings live in the classes below.
+BOUNDS = {
+    "model.base_width": Bound(1, None, "a positive integer (ResNet-50 64, ConvNeXt-T 96)"),
+    "model.expansion": Bound(1, None, "an integer >= 1"),
+    **{f"model.{k}": Bound(1, None, "a positive integer") for k in ("stem_width", "in_chans", "num_classes")},
+    "model.layer_scale": Bound(0, None, "0 (off) or a positive initial scale such as 1e-6"),
+    "model.drop_path": Bound(0, 1, "a rate in [0, 1)", high_open=True),
+    **{f"train.{k}": Bound(0, None, "a positive number", low_open=True)
+       for k in ("base_lr", "ref_batch", "batch_size", "epochs")},
+    **{f"train.{k}": Bound(0, None, "a finite learning rate >= 0") for k in ("warmup_lr", "min_lr")},
+    "train.momentum": Bound(0, 1, "a momentum in [0, 1)", high_open=True),
+    "train.weight_decay": Bound(0, 1, "a finite decay in [0, 1] (0.05 AdamW, 1e-4 SGD)"),
+    "train.decay_rate": Bound(0, None, "a finite factor > 0 at each milestone, e.g. 0.1 (above 1 raises the rate)",
+                              low_open=True),
+    "train.crop_padding": Bound(0, None, "a whole number of pixels >= 0 (CIFAR's 4)", whole=True),
+    **{f"train.{k}": Bound(0, 1, "a probability in [0, 1]") for k in ("re_prob", "hflip", "mixup_switch_prob")},
+    "train.smoothing": Bound(0, 1, "a label smoothing in [0, 1)", high_open=True),
+    "train.grad_clip": Bound(0, None, "null (off) or a positive norm", low_open=True, optional=True),
+    "train.ema_decay": Bound(0, 1, "a decay in (0, 1), e.g. 0.9999", low_open=True, high_open=True),
+    "data.resolution": Bound(8, None, "an input size of at least 8 pixels"),
+    "data.eval_crop_pct": Bound(0, 1, "a fraction in (0, 1]", low_open=True),
+    "data.num_workers": Bound(0, None, "0 (load in the main process) or more"),
+    "data.val_split": Bound(0, None, "a whole number >= 0 (0: evaluate on the test set)", whole=True),
+    "data.val_split_seed": Bound(0, None, "a whole number >= 0", whole=True),
+    "budget.epoch_scale": Bound(0, None, "a positive factor", low_open=True),
+    **{f"budget.{k}": Bound(1, None, "null or a positive integer", optional=True)
+       for k in ("epochs", "max_train_iters", "max_eval_iters")},
+    "system.threads": Bound(0, None, "0 (automatic) or a positive number of threads"),
+    "system.eval_batch_size": Bound(0, None, "0 (twice train.batch_size) or a positive number"),
+    "wandb.log_every": Bound(0, None, "a whole number of iterations >= 0 (0: per epoch only)", whole=True),
+    "seed": Bound(0, 2**31, "an integer from 0 to 2**31 - 1", high_open=True),
+}
+
+
+def check_bounds(config, section: str, names: tuple[str, ...] | None = None) -> None:
+    """Fail in one line on the first setting of `section` ("" for the top level) outside its BOUNDS."""
+    for key, b in BOUNDS.items():
+        where, _, name = key.rpartition(".")
+        if where != section or (names is not None and name not in names):
+            continue
+        value = getattr(config, name)
+        if value is None and b.optional:
+            continue
+        if b.whole and (isinstance(value, bool) or not isinstance(value, int)):
+            fail(key, value, b.allowed)
+        in_range(key, value, b.low, b.high, low_open=b.low_open, high_open=b.high_open, allowed=b.allowed)
+
+
+def check_auto_augment(policy: str) -> None:
+    """Fail in one line unless timm can build this augmentation policy ('rand-m9-mstd0.5-inc1', 'augmix-...',
+    'original', 'v0', ...), as its create_transform would later."""
+    from timm.data.auto_augment import augment_and_mix_transform, auto_augment_transform, rand_augment_transform
+    build = rand_augment_transform if policy.startswith("rand") else \
+        augment_and_mix_transform if policy.startswith("augmix") else auto_augment_transform
+    try:
+        build(policy, {"translate_const": 10, "img_mean": (124, 116, 104)})
+    except Exception as e:  # timm asserts, or fails parsing a number
+        fail("train.auto_augment", policy, f"a timm policy such as 'rand-m9-mstd0.5-inc1' (RandAugment), "
+              f"'augmix-m5-w4-d2', 'original' or 'v0', or null for none ({type(e).__name__}"
+              f"{': ' + str(e).splitlines()[0][:80] if str(e) else ''})")
+
+
