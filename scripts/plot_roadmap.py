@@ -92,9 +92,9 @@ def main() -> None:
     for note in notes:
         print(note)
     if reverse:
-        ran = sum(r["n"] > 0 for r in rows[1:])
-        print(f"leave one out: {sum(r['n'] for r in rows)} completed runs over {ran} of {len(rows) - 1} undone steps "
-              f"and {'the' if rows[0]['n'] else 'no run of the'} full model, {len(failed)} failed; wrote "
+        ran = sum(r.n > 0 for r in rows[1:])
+        print(f"leave one out: {sum(r.n for r in rows)} completed runs over {ran} of {len(rows) - 1} undone steps "
+              f"and {'the' if rows[0].n else 'no run of the'} full model, {len(failed)} failed; wrote "
               f"{', '.join(str(args.out / f'leave_one_out.{e}') for e in ('png', 'svg', 'csv', 'md'))}")
         if args.log_wandb:
             group = wandb_group(args, records)
@@ -102,8 +102,8 @@ def main() -> None:
                                  chart="leave_one_out", columns=leave_one_out.COLUMNS)
             print(f"W&B chart run in group {group}: {where or 'not logged (W&B unavailable)'}")
         return
-    done = sum(r["n"] for r in rows)
-    missing = [r["step"] for r in rows if r["n"] == 0]
+    done = sum(r.n for r in rows)
+    missing = [r.step for r in rows if r.n == 0]
     print(f"{done} completed runs over {len(rows) - len(missing)} of {len(rows)} steps, {len(failed)} failed; "
           f"wrote {', '.join(str(args.out / f'roadmap.{e}') for e in ('png', 'svg', 'csv', 'md'))}")
     if missing:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CHAIN, FULL, ROOT, clean_env, run_cli
+from conftest import CHAIN, FULL, ROOT, clean_env, run_cli, run_script
 from wandb_log import run_info
 
 from roadmap import roadmap_steps
@@ -45,24 +45,24 @@ def sweep(tmp_path):
 
 def test_changes_are_paired_by_seed_with_intervals_and_marked_real_only_when_they_exclude_zero(sweep, tmp_path):
     rows, _ = chart_roadmap(records_from_dirs([sweep]), tmp_path / "out")
-    by = {r["step"]: r for r in rows}
+    by = {r.step: r for r in rows}
     k7 = by["large_kernel/k7"]  # both diffs 1.0: sd 0, interval [1, 1]
-    assert (k7["delta"], k7["delta_low"], k7["delta_high"], k7["real"]) == (1.0, 1.0, 1.0, True)
-    assert k7["delta_method"] == "paired, n=2"
+    assert (k7.delta, k7.delta_low, k7.delta_high, k7.real) == (1.0, 1.0, 1.0, True)
+    assert k7.delta_method == "paired, n=2"
     gelu = by["micro/gelu"]  # diffs 0 and -1: mean -0.5, sd 0.70711, se 0.5, half-width 12.7062 * 0.5 = 6.3531
-    assert gelu["delta"] == pytest.approx(-0.5) and gelu["real"] is False
-    assert (gelu["delta_low"], gelu["delta_high"]) == (pytest.approx(-6.8531, abs=1e-3), pytest.approx(5.8531, abs=1e-3))
+    assert gelu.delta == pytest.approx(-0.5) and gelu.real is False
+    assert (gelu.delta_low, gelu.delta_high) == (pytest.approx(-6.8531, abs=1e-3), pytest.approx(5.8531, abs=1e-3))
     norms = by["micro/fewer_norms"]  # diffs 0.4, 0.2: mean 0.3, sd 0.14142, se 0.1, half-width 1.27062
-    assert norms["delta"] == pytest.approx(0.3) and norms["real"] is False
-    assert norms["delta_low"] == pytest.approx(0.3 - 1.27062, abs=1e-4)
+    assert norms.delta == pytest.approx(0.3) and norms.real is False
+    assert norms.delta_low == pytest.approx(0.3 - 1.27062, abs=1e-4)
     k9 = by["large_kernel/k9"]  # vs k7 (71, 72): means 72 vs 71.5; se^2 = 1/3 + 0.5/2 = 0.58333;
     # df = 0.58333^2 / ((1/3)^2/2 + 0.25^2/1) = 2.7931 -> 2; half-width 4.3027 * 0.76376 = 3.2862
-    assert k9["delta_method"] == "welch, n=2" and k9["delta"] == pytest.approx(0.5)
-    assert (k9["delta_low"], k9["delta_high"]) == (pytest.approx(-2.7862, abs=1e-3), pytest.approx(3.7862, abs=1e-3))
-    assert by["micro/fewer_acts"]["real"] is True and by["large_kernel/move_up"]["delta"] is None
+    assert k9.delta_method == "welch, n=2" and k9.delta == pytest.approx(0.5)
+    assert (k9.delta_low, k9.delta_high) == (pytest.approx(-2.7862, abs=1e-3), pytest.approx(3.7862, abs=1e-3))
+    assert by["micro/fewer_acts"].real is True and by["large_kernel/move_up"].delta is None
     # the mean's own interval: move_up 70, 71: mean 70.5, se 0.5, half-width 6.3531
-    assert by["large_kernel/move_up"]["ci_low"] == pytest.approx(70.5 - 6.3531, abs=1e-3)
-    assert by["large_kernel/move_up"]["images_per_s"] == 900.5 and by["large_kernel/move_up"]["gmacs"] == 0.25
+    assert by["large_kernel/move_up"].ci_low == pytest.approx(70.5 - 6.3531, abs=1e-3)
+    assert by["large_kernel/move_up"].images_per_s == 900.5 and by["large_kernel/move_up"].gmacs == 0.25
     csv_rows = {r["step"]: r for r in csv.DictReader(open(tmp_path / "out/roadmap.csv"))}
     assert list(csv_rows) == STEPS
     assert (csv_rows["large_kernel/k7"]["real"], csv_rows["micro/gelu"]["real"], csv_rows["baseline/resnet50"]["real"]) \
@@ -101,7 +101,7 @@ def test_a_side_sweep_into_the_roadmaps_folder_is_left_out_of_its_chart_and_name
     records, variant, left = choose_variant(records_from_dirs([sweep]))
     assert variant == "" and [len(runs) for runs in left.values()] == [2]
     mixed, _ = chart_roadmap(records, tmp_path / "mixed", notes=describe_left_out(left))
-    assert [(r["step"], r["mean"], r["delta"]) for r in mixed] == [(r["step"], r["mean"], r["delta"]) for r in alone]
+    assert [(r.step, r.mean, r.delta) for r in mixed] == [(r.step, r.mean, r.delta) for r in alone]
     md = (tmp_path / "mixed/roadmap.md").read_text()
     assert "left out 2 run(s) of variant 'model.kernel_size=5' (micro/gelu); chart them with --variant " \
            "model.kernel_size=5" in md
@@ -185,15 +185,15 @@ def test_the_leave_one_out_table_by_hand():
                _rec("micro/gelu", 0, 79.0), _rec("micro/gelu", 1, 80.2), _rec("micro/gelu", 2, 80.8),
                _rec("macro/patchify", 0, 90.0), _rec("macro/patchify", 1, None, status="failed")]
     rows, failed = leave_one_out_rows(records)
-    by = {r["undo"]: r for r in rows}
-    assert [r["undo"] for r in rows] == ["", *CHAIN]
+    by = {r.undo: r for r in rows}
+    assert [r.undo for r in rows] == ["", *CHAIN]
     # differences -1.0, -0.8, -1.2: mean -1.0, sd 0.2, t(0.975, 2) = 4.303 -> half-width 4.303 * 0.2 / sqrt(3)
     g = by["micro/gelu"]
-    assert g["delta"] == pytest.approx(-1.0) and g["delta_low"] == pytest.approx(-1.0 - 0.49687, abs=1e-4)
-    assert g["real"] is True and g["paper_gain"] == pytest.approx(80.62 - 80.57)
+    assert g.delta == pytest.approx(-1.0) and g.delta_low == pytest.approx(-1.0 - 0.49687, abs=1e-4)
+    assert g.real is True and g.paper_gain == pytest.approx(80.62 - 80.57)
     p = by["macro/patchify"]  # one run: a change without an interval
-    assert p["n"] == 1 and p["failed"] == 1 and p["real"] is None and p["delta_method"] == "single run, n=1"
-    assert len(failed) == 1 and by["micro/fewer_acts"]["n"] == 0
+    assert p.n == 1 and p.failed == 1 and p.real is None and p.delta_method == "single run, n=1"
+    assert len(failed) == 1 and by["micro/fewer_acts"].n == 0
     with pytest.raises(ValueError, match="mix models, regimes"):
         leave_one_out_rows(records + [_rec(None, 3, 70.0, regime="r200")])
 
@@ -301,3 +301,17 @@ def test_status_shows_a_sweeps_table_what_runs_with_its_time_left_and_what_faile
     assert "5 run(s): 2 completed, 1 running, 2 other" in out
     rows = {r["step"]: r for r in csv.DictReader(open(tmp_path / "t.csv"))}
     assert rows["baseline/resnet50"]["mean_final_top1"] == "91.0" and rows["micro/gelu"]["completed"] == "0"
+
+
+@pytest.mark.parametrize("study", ["femto_cpu", "femto_converged"])
+def test_the_committed_records_reproduce_the_committed_tables_byte_for_byte(study, tmp_path):
+    """docs/results/<study>: the chart's tables, made again from the committed runs as its page says."""
+    folder = ROOT / "docs" / "results" / study
+    tables = [name for name in ("roadmap.csv", "roadmap_agreement.csv", "roadmap.md", "curves.csv")
+              if (folder / name).exists()]
+    if not tables:
+        pytest.skip(f"docs/results/{study} has no chart yet: its runs are still being committed")
+    proc = run_script(ROOT / "scripts/plot_roadmap.py", folder / "runs", "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in tables:
+        assert (tmp_path / name).read_bytes() == (folder / name).read_bytes(), name

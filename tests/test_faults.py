@@ -324,7 +324,7 @@ def test_a_damaged_record_is_named_and_skipped_by_the_chart(kind, text, tmp_path
     (tmp_path / "bad/seed0").mkdir(parents=True)
     (tmp_path / "bad/seed0/metrics.json").write_bytes(text.encode("latin-1"))
     rows, failed = chart_roadmap(records_from_dirs([tmp_path]), tmp_path / "out")
-    assert [r["n"] for r in rows if r["step"] == "micro/gelu"] == [2]
+    assert [r.n for r in rows if r.step == "micro/gelu"] == [2]
     assert len(failed) == 1 and failed[0].status == "unreadable" and "bad/seed0" in failed[0].path
     assert "bad/seed0" in (tmp_path / "out/roadmap.md").read_text()
     (tmp_path / "gelu").rename(tmp_path / "gone")

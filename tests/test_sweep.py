@@ -168,15 +168,15 @@ def test_hand_made_records_missing_steps_failed_runs_one_seed_and_side_branches(
     _record(d / "gelu", "micro/gelu", 0, None, status="failed")         # failed, no completed run
     recs = records_from_dirs([d])
     rows, failed = chart_roadmap(recs, tmp_path)
-    by = {r["step"]: r for r in rows}
-    assert [r["step"] for r in rows] == STEPS and len(recs) == 9 and len(failed) == 2
-    assert (by["large_kernel/move_up"]["mean"], by["large_kernel/move_up"]["std"]) == (72.0, 2.0)
-    assert by["large_kernel/k5"]["n"] == 1 and by["large_kernel/k5"]["std"] is None
-    assert by["large_kernel/k5"]["delta"] == 3.0   # against move_up, the previous adopted step
-    assert by["large_kernel/k7"]["delta"] == 4.5 and by["large_kernel/k7"]["failed"] == 1
-    assert by["large_kernel/k9"]["delta"] == 1.5   # against k7, not against the side branch k5
-    assert by["micro/gelu"]["n"] == 0 and by["micro/gelu"]["failed"] == 1 and by["micro/gelu"]["mean"] is None
-    assert by["micro/fewer_acts"]["delta"] is None  # its predecessor has no completed run
+    by = {r.step: r for r in rows}
+    assert [r.step for r in rows] == STEPS and len(recs) == 9 and len(failed) == 2
+    assert (by["large_kernel/move_up"].mean, by["large_kernel/move_up"].std) == (72.0, 2.0)
+    assert by["large_kernel/k5"].n == 1 and by["large_kernel/k5"].std is None
+    assert by["large_kernel/k5"].delta == 3.0   # against move_up, the previous adopted step
+    assert by["large_kernel/k7"].delta == 4.5 and by["large_kernel/k7"].failed == 1
+    assert by["large_kernel/k9"].delta == 1.5   # against k7, not against the side branch k5
+    assert by["micro/gelu"].n == 0 and by["micro/gelu"].failed == 1 and by["micro/gelu"].mean is None
+    assert by["micro/fewer_acts"].delta is None  # its predecessor has no completed run
     rows_csv = list(csv.DictReader(open(tmp_path / "roadmap.csv")))
     k5 = next(r for r in rows_csv if r["step"] == "large_kernel/k5")
     assert (k5["n"], k5["mean"], k5["std"], k5["adopted"]) == ("1", "75.0", "", "False")
@@ -207,8 +207,8 @@ def test_records_from_the_wandb_api(tmp_path):
 
     recs = records_from_wandb("me/roadmap", "cifar100-short", api=Api())
     rows, failed = chart_roadmap(recs, tmp_path)
-    gelu = next(r for r in rows if r["step"] == "micro/gelu")
-    assert (gelu["n"], gelu["mean"]) == (2, 61.0) and len(failed) == 1 and failed[0].status == "crashed"
+    gelu = next(r for r in rows if r.step == "micro/gelu")
+    assert (gelu.n, gelu.mean) == (2, 61.0) and len(failed) == 1 and failed[0].status == "crashed"
 
 
 def test_the_slurm_launcher_config_composes_with_its_documented_fields():

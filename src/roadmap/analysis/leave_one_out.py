@@ -5,14 +5,15 @@ step is undone, with its 95% interval (paired by seed), beside the paper's gain 
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ..config.steps import load_regime, roadmap_steps
 from ..config.undo import undoable
 from ..record import RunRecord
-from .chart import draw
+from .chart import Mark, draw
 from .read import readable
-from .rows import NO_CHANGE, change_fields, fmt, interval_cells, md_tail, seed_stats, variant_title, write_csv
+from .rows import Row, change_fields, fmt, interval_cells, md_tail, seed_stats, variant_title, write_csv
 
 COLUMNS = ["undo", "label", "n", "mean", "ci_low", "ci_high", "gmacs", "params", "delta", "delta_low", "delta_high",
            "delta_method", "real", "paper_gain", "failed"]
@@ -30,7 +31,7 @@ def paper_gains(regime: str) -> dict[str, float]:
     return gains
 
 
-def leave_one_out_rows(records: list[RunRecord], metric: str = "final_top1") -> tuple[list[dict], list[RunRecord]]:
+def leave_one_out_rows(records: list[RunRecord], metric: str = "final_top1") -> tuple[list[Row], list[RunRecord]]:
     """The full model's row, then one per undone step in paper order, each with its change from the full model."""
     good = readable(records)  # damaged ones are listed as failed
     kinds = {(r.step, r.regime, r.data, r.budget, r.variant) for r in good}
@@ -47,29 +48,26 @@ def leave_one_out_rows(records: list[RunRecord], metric: str = "final_top1") -> 
     rows, full = [], None
     for undo in order:
         runs = [r for r in done if r.undo == undo]
-        row = {"undo": undo or "", "label": f"full model: {labels.get(step, step)}" if undo is None
-               else f"without {labels.get(undo, undo)}", **seed_stats(runs, metric),
-               "gmacs": runs[0].gmacs if runs else None, "params": runs[0].params if runs else None,
-               **NO_CHANGE, "paper_gain": gains.get(undo), "failed": sum(r.undo == undo for r in failed)}
+        row = Row(undo=undo or "", label=f"full model: {labels.get(step, step)}" if undo is None
+                  else f"without {labels.get(undo, undo)}", **seed_stats(runs, metric),
+                  gmacs=runs[0].gmacs if runs else None, params=runs[0].params if runs else None,
+                  paper_gain=gains.get(undo), failed=sum(r.undo == undo for r in failed))
         if undo is None:
             full = row
         elif full is not None:
-            row.update(change_fields(full["by_seed"], row["by_seed"]))
+            row = replace(row, **change_fields(full.by_seed, row.by_seed))
         rows.append(row)
-    for r in rows:
-        r.pop("by_seed")
     return rows, failed
 
 
-def write_tables(rows: list[dict], failed: list[RunRecord], out: Path, title: str, notes: list[str] = ()) -> None:
+def write_tables(rows: list[Row], failed: list[RunRecord], out: Path, title: str, notes: list[str] = ()) -> None:
     write_csv(rows, out / "leave_one_out.csv", COLUMNS)
     lines = [f"# {title}", "", "| undone step | n | mean | 95% CI | GMACs | change from full | change 95% CI | real? | "
              "paper gain when adopted | failed |", "|" + "---|" * 10]
     for r in rows:
         ci, dci, real = interval_cells(r)
-        lines.append(f"| {r['label']} | {r['n']} | {fmt(r['mean'], '.2f')} | {ci} | {fmt(r['gmacs'], '.3f')} | "
-                     f"{fmt(r['delta'], '+.2f')} | {dci} | {real} | "
-                     f"{fmt(r['paper_gain'], '+.2f')} | {r['failed']} |")
+        lines.append(f"| {r.label} | {r.n} | {fmt(r.mean, '.2f')} | {ci} | {fmt(r.gmacs, '.3f')} | "
+                     f"{fmt(r.delta, '+.2f')} | {dci} | {real} | {fmt(r.paper_gain, '+.2f')} | {r.failed} |")
     lines += ["", "Change: undone minus full model, paired by seed where the seeds match (else Welch's interval); "
               "**yes** where the 95% interval excludes zero. Paper gain: the paper's top-1 change when the step was "
               "adopted (ImageNet-1K, forward roadmap), for comparison."]
@@ -78,10 +76,10 @@ def write_tables(rows: list[dict], failed: list[RunRecord], out: Path, title: st
     (out / "leave_one_out.md").write_text("\n".join(lines) + "\n")
 
 
-def draw_leave_one_out(rows: list[dict], out: Path, title: str, metric: str, data: str, paper_source: str) -> None:
+def draw_leave_one_out(rows: list[Row], out: Path, title: str, metric: str, data: str, paper_source: str) -> None:
     """leave_one_out.png/.svg: the full model's and each undone model's top-1, and each drop beside the paper's
     gain when the step was adopted, negated (chart.py)."""
-    marks = [dict(r, hollow=False, paper=-r["paper_gain"] if r["paper_gain"] is not None else None) for r in rows]
+    marks = [Mark(r, r.label, paper=-r.paper_gain if r.paper_gain is not None else None) for r in rows]
     draw(marks, out, "leave_one_out", title, f"{metric.replace('_top1', ' top-1')} (%) on {data}",
          "change from the full model when the step is undone (points)",
          f"minus the paper's gain when adopted, ImageNet-1K ({paper_source})",
@@ -89,7 +87,7 @@ def draw_leave_one_out(rows: list[dict], out: Path, title: str, metric: str, dat
 
 
 def chart_leave_one_out(records: list[RunRecord], out: Path, metric: str = "final_top1",
-                        notes: list[str] = ()) -> tuple[list[dict], list[RunRecord]]:
+                        notes: list[str] = ()) -> tuple[list[Row], list[RunRecord]]:
     """The chart and tables of one variant's records (report.choose_variant), `notes` saying what was left out."""
     rows, failed = leave_one_out_rows(records, metric)
     r0 = readable(records)[0]
@@ -99,7 +97,7 @@ def chart_leave_one_out(records: list[RunRecord], out: Path, metric: str = "fina
     title = (f"Leave one out from {r0.step} ({regime.title}) on "
              f"{r0.data} ({r0.budget} budget{variant_title(r0.variant)}), "
              f"seeds {', '.join(map(str, seeds)) or 'none'}"
-             + (f"; full model {full['mean']:.2f}" if full["mean"] is not None else "; the full model has no run"))
+             + (f"; full model {full.mean:.2f}" if full.mean is not None else "; the full model has no run"))
     out.mkdir(parents=True, exist_ok=True)
     write_tables(rows, failed, out, title, notes)
     source = "Table 11" if "Table 11" in regime.paper_source else "Table 10"

@@ -6,9 +6,10 @@ from pathlib import Path
 from ..schema import WandbConfig, WandbMode
 from ..train.tracking import Tracker
 from .roadmap import COLUMNS
+from .rows import Row
 
 
-def log_to_wandb(rows: list[dict], agree: dict, out: Path, group: str, project: str = "roadmap",
+def log_to_wandb(rows: list[Row], agree: dict, out: Path, group: str, project: str = "roadmap",
                  entity: str | None = None, mode: str = "auto", chart: str = "roadmap",
                  columns: list[str] = COLUMNS) -> str | None:
     """One W&B run of job_type `chart` in the sweep's group: the chart image (`<chart>.png`), the table of its
@@ -17,7 +18,7 @@ def log_to_wandb(rows: list[dict], agree: dict, out: Path, group: str, project: 
     import wandb
 
     columns = [c for c in columns if c != "adopted"] + (["adopted"] if "adopted" in columns else [])
-    table = wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])
+    table = wandb.Table(columns=columns, data=[[getattr(r, c) for c in columns] for r in rows])
     cfg = WandbConfig(mode=WandbMode(mode), project=project, entity=entity)
     tracker = Tracker(cfg, out, f"chart/{group}", group, {"steps": len(rows), "group": group, "chart": chart}, None,
                       job_type="chart", tags=("chart", *(["leave_one_out"] * (chart == "leave_one_out"))))

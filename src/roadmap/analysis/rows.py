@@ -5,12 +5,49 @@ from __future__ import annotations
 
 import csv
 import statistics
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..record import RunRecord, load_predictions
 from .stats import change, paired_bootstrap, t_quantile
+
+
+@dataclass
+class Row:
+    """One row of a chart and its tables: a step of the roadmap (roadmap.py), or the full model or a model with one
+    step undone (leave_one_out.py). The CSVs write the columns their COLUMNS name, in that order."""
+    label: str
+    step: str = ""
+    undo: str = ""               # leave-one-out: the undone step ("" for the full model)
+    adopted: bool = True         # False: a side branch (kernel 5, 9, 11), drawn hollow
+    n: int = 0                   # completed runs, over seeds
+    mean: float | None = None    # top-1 over them, its standard deviation, the mean's 95% t interval, min and max
+    std: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    min: float | None = None
+    max: float | None = None
+    gmacs: float | None = None
+    params: float | None = None
+    images_per_s: float | None = None
+    delta: float | None = None   # the change from the row compared with (stats.change), its interval and method
+    delta_low: float | None = None
+    delta_high: float | None = None
+    delta_method: str | None = None
+    real: bool | None = None     # whether that interval excludes zero
+    boot_low: float | None = None  # the paired bootstrap over seeds and test images (stats.paired_bootstrap)
+    boot_high: float | None = None
+    boot_n: str | None = None
+    boot_real: bool | None = None
+    paper_top1: float | None = None
+    paper_gflops: float | None = None
+    paper_delta: float | None = None  # the paper's change from its previous adopted step
+    paper_gain: float | None = None   # leave-one-out: the paper's gain when the undone step was adopted
+    failed: int = 0              # runs that did not complete
+    by_seed: dict = field(default_factory=dict, repr=False)  # top-1 by seed, for pairing
+    correct: dict = field(default_factory=dict, repr=False)  # (pred, target) by seed, for the bootstrap
 
 
 def mean_of(values: list) -> float | None:
@@ -26,7 +63,7 @@ def mean_interval(values: list[float], level: float = 0.95) -> tuple[float | Non
     return statistics.fmean(values) - half, statistics.fmean(values) + half
 
 
-def seed_stats(runs: list[RunRecord], metric: str) -> dict:
+def seed_stats(runs: list[RunRecord], metric: str) -> dict:  # Row's fields n to max, and by_seed
     """n, mean, standard deviation, the mean's 95% interval, min and max of `metric` over `runs`, and the values by
     seed for pairing (by run when a seed appears twice, from two places: then there is nothing to pair)."""
     values = [getattr(r, metric) for r in runs]
@@ -37,10 +74,6 @@ def seed_stats(runs: list[RunRecord], metric: str) -> dict:
     return {"n": len(values), "mean": statistics.fmean(values) if values else None,
             "std": statistics.stdev(values) if len(values) > 1 else None, "ci_low": low, "ci_high": high,
             "min": min(values, default=None), "max": max(values, default=None), "by_seed": by_seed}
-
-
-NO_CHANGE = {"delta": None, "delta_low": None, "delta_high": None, "delta_method": None, "real": None,
-             "boot_low": None, "boot_high": None, "boot_n": None, "boot_real": None}
 
 
 def correct_by_seed(runs: list[RunRecord]) -> dict:
@@ -77,28 +110,29 @@ def change_fields(before: dict, after: dict) -> dict:
     """The change from one row's runs to another's (stats.change, paired by seed where it can), as row fields."""
     c = change(before, after)
     if c is None:
-        return dict(NO_CHANGE)
+        return {}
     return {"delta": c.delta, "delta_low": c.low, "delta_high": c.high, "delta_method": f"{c.method}, n={c.n}",
             "real": c.real}
 
 
-def write_csv(rows: list[dict], path: Path, columns: list[str]) -> None:
+def write_csv(rows: list, path: Path, columns: list[str]) -> None:
+    """`rows` (Row, or any dataclass with these fields) as CSV, None as an empty cell."""
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        w = csv.DictWriter(f, fieldnames=columns)
         w.writeheader()
-        w.writerows({k: ("" if r[k] is None else r[k]) for k in columns} for r in rows)
+        w.writerows({k: ("" if getattr(r, k) is None else getattr(r, k)) for k in columns} for r in rows)
 
 
 def fmt(value, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
-def interval_cells(r: dict) -> tuple[str, str, str]:
+def interval_cells(r: Row) -> tuple[str, str, str]:
     """A row's markdown cells: the mean's 95% interval, the change's interval (and method), and whether it is real."""
-    ci = f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if r["ci_low"] is not None else ""
-    dci = f"[{r['delta_low']:+.2f}, {r['delta_high']:+.2f}] ({r['delta_method']})" \
-        if r["delta_low"] is not None else (r["delta_method"] or "")
-    return ci, dci, {True: "**yes**", False: "no", None: ""}[r["real"]]
+    ci = f"[{r.ci_low:.2f}, {r.ci_high:.2f}]" if r.ci_low is not None else ""
+    dci = f"[{r.delta_low:+.2f}, {r.delta_high:+.2f}] ({r.delta_method})" \
+        if r.delta_low is not None else (r.delta_method or "")
+    return ci, dci, {True: "**yes**", False: "no", None: ""}[r.real]
 
 
 
