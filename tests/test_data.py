@@ -43,3 +43,13 @@ def test_batches_are_normalized_3_channel_images_at_the_configured_resolution(re
         assert torch.equal(x[:, 0], x[:, 1]) or recipe == "enhanced"  # grey stays grey without colour ops
         assert -3 < x.mean() < 3 and 0 <= y.min() and y.max() < 10
     assert len(train_loader) == 5000 // 8 and len(val_loader.dataset) == 1000
+
+
+def test_holding_out_every_training_image_is_refused_in_one_line_where_a_sweeps_job_builds_its_data():
+    """A sweep's jobs are not checked by check_data before they start: building the data says it, in one line."""
+    from roadmap.errors import DataError
+    cfg = load_config("baseline/resnet50", ["data.val_split=5000"])  # the shipped set has 5,000 training images
+    with pytest.raises(DataError) as e:
+        build_datasets(cfg)
+    assert str(e.value) == ("data.val_split=5000 is not allowed: fashion_mnist_small has 5000 training images; "
+                            "hold out fewer")

@@ -128,7 +128,7 @@ def scaled_run(args: list[str]) -> list[str]:
     femto = any(a.startswith("+experiment=femto") for a in args)
     if femto:
         extra.append("data=fashion_mnist_small")
-    if any(a in ("+experiment=femto_search", "+experiment=femto_probe") for a in args):
+    if any(a.startswith(("+experiment=femto_search", "+experiment=femto_probe")) for a in args):
         extra.append("data.val_split=500")  # of the shipped 5,000 (the profile holds out 5,000 of 60,000)
     if sweep and "step" not in given and (femto or "+sweep=roadmap" in args):
         extra.append("step=baseline/resnet50,macro/stage_ratio")

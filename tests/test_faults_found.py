@@ -321,12 +321,13 @@ def test_a_run_that_fails_while_its_pipeline_is_built_is_in_wandb_as_failed_with
 
 
 def test_a_partial_sweep_is_charted_beside_its_runs_drawing_only_the_steps_that_have_runs(sweep):
-    from roadmap.analysis.chart import drawn
+    from roadmap.analysis.chart import Mark, drawn
+    from roadmap.analysis.rows import Row
     proc = run_script(ROOT / "scripts/plot_roadmap.py", sweep)  # no --out: beside the runs
     assert proc.returncode == 0, proc.stderr
     assert all((sweep / f"roadmap.{ext}").is_file() for ext in ("png", "svg", "csv", "md")), sorted(sweep.iterdir())
     assert "no completed run: " in proc.stdout
     rows = list(csv.DictReader(open(sweep / "roadmap.csv")))
-    shown, missing = drawn([{"label": r["label"], "n": int(r["n"])} for r in rows])
-    assert [r["label"] for r in shown] == [rows[0]["label"], rows[2]["label"]]  # the two steps that ran
+    shown, missing = drawn([Mark(Row(r["label"], n=int(r["n"])), r["label"]) for r in rows])
+    assert [m.label for m in shown] == [rows[0]["label"], rows[2]["label"]]  # the two steps that ran
     assert len(missing) == len(rows) - 2 and rows[5]["label"] in missing

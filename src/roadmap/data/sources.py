@@ -238,6 +238,7 @@ def training_arrays(cfg: RunConfig) -> tuple[tuple[np.ndarray, np.ndarray], tupl
     d = cfg.data
     (x_train, y_train), (x_val, y_val) = load_arrays(d)
     if d.val_split:
+        check_split(d.val_split, d.name, len(x_train))  # a sweep's job meets it here, not in check_data
         kept, held = split_validation(y_train, d.val_split, d.val_split_seed)
         (x_train, y_train), (x_val, y_val) = (x_train[kept], y_train[kept]), (x_train[held], y_train[held])
     if d.fit == Fit.pad:
@@ -261,6 +262,11 @@ def build_datasets(cfg: RunConfig) -> tuple[Dataset, Dataset]:
     return ArrayDataset(x_train, y_train, train_tf), ArrayDataset(x_val, y_val, eval_tf)
 
 
+def check_split(split: int, name: str, images: int) -> None:
+    if split >= images:
+        raise DataError(f"data.val_split={split} is not allowed: {name} has {images} training images; hold out fewer")
+
+
 def check_data(cfg: RunConfig) -> int | None:
     """Raise DataError now, before a run writes anything, if the dataset cannot be had (CIFAR is downloaded here
     when it is missing and data.download allows it). Returns the number of training images (None for image
@@ -279,8 +285,6 @@ def check_data(cfg: RunConfig) -> int | None:
         if top > cfg.data.num_classes:
             raise DataError(f"data.num_classes={cfg.data.num_classes} is not allowed: {name} has labels up to "
                             f"{top - 1}; set it to at least {top}")
-        if split >= len(x_train):
-            raise DataError(f"data.val_split={split} is not allowed: {name} has {len(x_train)} training images; "
-                            "hold out fewer")
+        check_split(split, name, len(x_train))
         return len(x_train) - split
     raise DataError(f"data.name={name!r} is unknown; valid: {', '.join(sorted(ARRAYS) + sorted(FOLDERS))}")
