@@ -19,7 +19,7 @@ ALLOWED = {
     "record": {"files", "errors"},
     "model": {"schema", "errors"},
     "data": {"schema", "errors", "files"},  # files: the automatic pipeline choice kept atomically
-    "config": {"schema", "errors", "model"},
+    "config": {"schema", "checks", "errors", "model"},
     "train": {"schema", "errors", "files", "record", "model", "data", "config"},
     # the charts read records and the steps, and may ask the lock whether a run's process is alive and start a W&B
     # run for a chart; never the model, the data or the training loop

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from .checks import check_auto_augment, check_bounds, fail, in_range  # noqa: F401 (check_auto_augment: compose's)
+from .checks import check_bounds, fail, in_range
 from .enums import (  # noqa: F401 (re-exported: the types of the settings)
     Activation,
     Crop,

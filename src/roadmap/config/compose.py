@@ -10,8 +10,9 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 
+from ..checks import check_auto_augment
 from ..model.measure import check_input_size
-from ..schema import PaperRow, RunConfig, check_auto_augment, flatten
+from ..schema import PaperRow, RunConfig, flatten
 from .files import GROUPS, config_dir, options
 from .store import register
 from .undo import apply_undo

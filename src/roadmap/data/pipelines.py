@@ -33,6 +33,7 @@ from .sources import ArrayDataset
 log = logging.getLogger(__name__)
 CHOICES = "pipeline_choices.json"  # data.pipeline=auto's choices, kept in paths.output_dir
 
+
 class Batches(Protocol):
     def set_epoch(self, epoch: int) -> None: ...
     def __len__(self) -> int: ...
@@ -206,10 +207,7 @@ def kept_choice(cfg: RunConfig, train_set: ArrayDataset, device: torch.device) -
     needs it (probe_pipelines) and kept in <paths.output_dir>/pipeline_choices.json, so that later runs build only
     the pipeline they use. Delete the file (or its entry) to measure again."""
     path, key = Path(cfg.paths.output_dir) / CHOICES, choice_key(cfg)
-    try:
-        kept = read_json(path).get(key)
-    except (OSError, ValueError, AttributeError):  # none yet, or unreadable: measured again
-        kept = None
+    kept = kept_choices(path).get(key)
     if kept is not None:
         log.info("data.pipeline=auto: %s, as measured on %s (%s)", kept["pipeline"], kept["measured"], path)
         return kept
@@ -218,16 +216,22 @@ def kept_choice(cfg: RunConfig, train_set: ArrayDataset, device: torch.device) -
             "probe": probe, "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     log.info("data.pipeline=auto chose %s (images/s per core, measured: %s); kept in %s", kept["pipeline"], probe,
              path)
-    try:
-        try:
-            choices = read_json(path) if path.exists() else {}
-        except ValueError:
-            choices = {}
+    try:  # read again: another run may have kept a choice of its own meanwhile
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda f: f.write(json.dumps({**choices, key: kept}, indent=1).encode()))
+        choices = {**kept_choices(path), key: kept}
+        atomic_write(path, lambda f: f.write(json.dumps(choices, indent=1).encode()))
     except (OSError, WriteFailed) as e:  # a cache: the run goes on, and the next one measures again
         log.warning("data.pipeline=auto's choice was not kept (%s)", e)
     return kept
+
+
+def kept_choices(path: Path) -> dict:
+    """The choices kept in `path`; none if it is missing or unreadable (then they are measured again)."""
+    try:
+        choices = read_json(path)
+    except (OSError, ValueError):
+        return {}
+    return choices if isinstance(choices, dict) else {}
 
 
 def build_batches(cfg: RunConfig, train_set, val_set, rank: int, world: int, device: torch.device,
