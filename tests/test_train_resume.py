@@ -91,7 +91,10 @@ def test_sigkill_of_a_sweep_under_the_joblib_launcher_then_relaunch_repeats_the_
     import sys
 
     from conftest import last_wins
-    sweep_args = [*LONG, "seed=0,1", "data.pipeline=device", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    # 16 epochs: the two jobs start up to a second apart, and a 4-epoch run on a fast CI machine had completed
+    # before the other finished its first epoch, so there was no moment with both training to kill
+    sweep_args = [*LONG, "budget.epochs=16", "seed=0,1", "data.pipeline=device", "hydra/launcher=joblib",
+                  "hydra.launcher.n_jobs=2"]
 
     def launch(d, **kw):
         cmd = [sys.executable, *last_wins([ROOT / "run.py", "-m", *FAST, *sweep_args, f"hydra.sweep.dir={d}"])]
@@ -112,7 +115,8 @@ def test_sigkill_of_a_sweep_under_the_joblib_launcher_then_relaunch_repeats_the_
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     runs = by_seed(killed)
-    assert proc.returncode == -signal.SIGKILL and all(r.status == "running" for r in runs.values()), runs
+    assert proc.returncode == -signal.SIGKILL, "the sweep ended before both jobs had trained an epoch"
+    assert {s: r.status for s, r in runs.items()} == {0: "running", 1: "running"}
     assert launch(killed).wait(timeout=600) == 0
     again = by_seed(killed)
     assert all(again[s].status == "completed" and numbers(again[s]) == numbers(reference[s]) for s in (0, 1))
