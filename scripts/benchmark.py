@@ -247,7 +247,8 @@ def loop_overhead(args, device) -> dict:
     evaluation (`evaluate`, inference mode, its own batch size) is timed apart."""
     from dataclasses import replace
 
-    from roadmap.schema import WandbConfig, WandbMode
+    from roadmap.enums import WandbMode
+    from roadmap.schema import WandbConfig
     from roadmap.train.distributed import Context
     from roadmap.train.loop import evaluate, train_steps
     from roadmap.train.meter import Meter

@@ -169,6 +169,7 @@ def test_only_the_recipe_step_changes_the_recipe():
     ("model.widths=[96,192]", r"model.depths=\[3, 3, 9, 3\] .*model.widths=\[96, 192\].*one depth per width"),
     ("model.layer_scale=-1", r"model.layer_scale=-1.0 .*positive initial scale"),
     ("schedule.epochs=5", r"schedule.epochs=5 .*derived from train.\* and budget.\* \(300 here\); set budget.epochs"),
+    ("step.order=3", r"step.order=3 is not allowed: no value of its own: a step's place follows from the chain"),
     ("step=micro/gelux", r"unknown step 'micro/gelux' \(did you mean micro/gelu\?\); valid step choices: .*, micro/gelu, "),
 ])
 def test_impossible_values_fail_when_loaded_naming_field_value_and_choices(override, pattern):
@@ -332,14 +333,63 @@ def test_paths_output_dir_moves_the_run_directory_and_names_no_variant(tmp_path)
         f"runs/fashion_mnist_small/smoke/r50/baseline/resnet50/{variant_dir(last_wins(FAST))}seed0/metrics.json"
 
 
-def test_every_range_in_the_table_names_a_setting_and_refuses_a_value_beyond_it_in_one_line():
+def beyond(bound, length: int) -> list:
+    """Values just outside a bound: past each end (in the last item of a list), a list one item too long, a list
+    out of order, and, for a choice, a value beside the allowed ones."""
+    if bound.choices:
+        return [max(bound.choices) + 1 if isinstance(bound.choices[0], int) else "bilinearx"]
+    ends = [bound.low if bound.low_open else bound.low - 1] if bound.low is not None else []
+    ends += [bound.high if bound.high_open else bound.high + 1] if bound.high is not None else []
+    if bound.items is None:
+        return ends
+    low, high = bound.low if bound.low is not None else 0, bound.high if bound.high is not None else 2
+    first, second = (low + 1, low + 2) if bound.whole else (low + (high - low) / 4, low + (high - low) / 2)
+    n = bound.items or length  # a list of any length: as long as the one it replaces (one depth per width)
+    lists = [[first] * (n - 1) + [end] for end in ends] + ([[first] * (n + 1)] if bound.items else [])
+    return lists + ([[second, first] + [second] * (n - 2)] if bound.ordered else [])
+
+
+def test_every_check_in_the_table_names_a_setting_and_refuses_a_value_beyond_it_in_one_line():
+    import ast
     import re
+    from operator import attrgetter
 
     from roadmap.checks import BOUNDS
+    baseline = load_config("baseline/resnet50")
     for key, bound in BOUNDS.items():
-        bad = bound.low if bound.low_open else bound.low - 1
-        for value in (bad, *([bound.high if bound.high_open else bound.high + 1] if bound.high is not None else [])):
+        current = attrgetter(key)(baseline)  # as checked: model.widths follow from model.base_width
+        for value in beyond(bound, len(current) if isinstance(current, list) and current else 2):
+            given = "[" + ",".join(map(str, value)) + "]" if isinstance(value, list) else value
             with pytest.raises(ValueError) as e:
-                load_config("baseline/resnet50", [f"{key}={value}"])
-            line = re.fullmatch(rf"{re.escape(key)}=(\S+) is not allowed: (.*)", str(e.value))  # one line
-            assert line and float(line[1]) == value and line[2] == bound.allowed, (key, str(e.value))
+                load_config("baseline/resnet50", [f"{key}={given}"])
+            line = re.fullmatch(rf"{re.escape(key)}=(.+) is not allowed: (.*)", str(e.value))  # one line
+            assert line and line[2] == bound.allowed, (key, value, str(e.value))
+            assert ast.literal_eval(line[1]) == value, (key, value, str(e.value))  # the value as given
+
+
+# Where each section's values live: a value the schema leaves MISSING is given by every file of one of these sets;
+# a value with a default in the schema is given by none (so a default changed in Python changes the runs).
+HOMES = {"regime": [["regime/*.yaml"]], "model": [["step/baseline/resnet50.yaml"], ["recipe/*.yaml"]],
+         "train": [["recipe/*.yaml"]], "data": [["data/*.yaml"]], "budget": [["budget/*.yaml"]],
+         "wandb": [["wandb/*.yaml"]], "paths": [["paths/*.yaml"]], "system": [], "step": [["step/*/*.yaml"]]}
+
+
+def test_every_value_has_one_home_the_yaml_or_the_schema():
+    from roadmap.schema import RunConfig
+
+    def given(path) -> set:
+        raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        raw.pop("defaults", None)
+        packaged = path.parent.name in ("regime", "data", "budget", "wandb", "paths")
+        return set(flatten({path.parent.name: raw} if packaged else raw))
+
+    schema = flatten(OmegaConf.to_container(OmegaConf.structured(RunConfig)))
+    assert {k.split(".")[0] for k in schema} - {"seed", "undo", "schedule"} == set(HOMES)
+    for section, homes in HOMES.items():
+        sets = [[given(p) for pattern in home for p in sorted((ROOT / "configs").glob(pattern))] for home in homes]
+        for key in (k for k in schema if k.startswith(section + ".")):
+            gives = [[any(k == key or k.startswith(key + ".") for k in keys) for keys in files] for files in sets]
+            if schema[key] == "???":
+                assert any(files and all(g) for files, g in zip(sets, gives)), f"{key}: MISSING and not always given"
+            else:
+                assert not any(map(any, gives)), f"{key}: a default in the schema, and given in {homes}"

@@ -228,8 +228,8 @@ def test_auto_measures_both_pipelines_on_the_cpu_and_keeps_a_resumed_runs_choice
 
     from roadmap.data import pipelines as device_data
     from roadmap.data.pipelines import probe_pipelines, resolve_pipeline
+    from roadmap.enums import Pipeline
     from roadmap.errors import DataError
-    from roadmap.schema import Pipeline
     cfg = load_config("convnext_t", ["train.batch_size=16", "data.num_workers=1"])
     train, _ = build_datasets(cfg)
     cpu = torch.device("cpu")
@@ -255,7 +255,7 @@ def test_auto_measures_both_pipelines_on_the_cpu_and_keeps_a_resumed_runs_choice
 
 def test_auto_measures_once_per_machine_and_data_and_later_runs_build_only_the_kept_pipeline(monkeypatch, tmp_path):
     from roadmap.data import pipelines
-    from roadmap.schema import Pipeline
+    from roadmap.enums import Pipeline
     cfg = load_config("convnext_t", ["train.batch_size=16", "data.num_workers=1", f"paths.output_dir={tmp_path}"])
     train, _ = build_datasets(cfg)
     cpu, probes = torch.device("cpu"), []

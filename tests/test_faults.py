@@ -67,7 +67,7 @@ CASES = [
     ("betas", ["train.betas=[0.9]"], ["train.betas=[0.9]", "two numbers"], "run"),
     ("hflip", ["train.hflip=2"], ["train.hflip=2", "probability"], "run"),
     ("base_lr", ["train.base_lr=-1"], ["train.base_lr=-1", "positive"], "run"),
-    ("mixup_alpha", ["train.mixup=-1"], ["train.mixup/cutmix", "alphas >= 0"], "run"),
+    ("mixup_alpha", ["train.mixup=-1"], ["train.mixup=", "an alpha >= 0"], "run"),
     ("eval_crop", ["data.eval_crop_pct=0"], ["data.eval_crop_pct=0", "(0, 1]"], "run"),
     ("workers", ["data.num_workers=-1"], ["data.num_workers=-1", "0 (load"], "run"),
     ("epoch_scale", ["budget.epoch_scale=0"], ["budget.epoch_scale=0", "positive"], "run"),
@@ -193,7 +193,7 @@ IN_PROCESS = [
     ("warmup_lr", ["train.warmup_lr=-1"], ["train.warmup_lr=-1.0", ">= 0"]),
     ("min_lr_nan", ["train.min_lr=nan"], ["train.min_lr=nan", ">= 0"]),
     ("re_prob_nan", ["train.re_prob=nan"], ["train.re_prob=nan", "probability"]),
-    ("mixup_nan", ["train.mixup=nan"], ["train.mixup/cutmix", "alphas >= 0"]),
+    ("mixup_nan", ["train.mixup=nan"], ["train.mixup=", "an alpha >= 0"]),
     ("epoch_scale_inf", ["budget.epoch_scale=inf"], ["budget.epoch_scale=inf", "positive"]),
     ("layer_scale_nan", ["model.layer_scale=nan"], ["model.layer_scale=nan", "0 (off)"]),
     ("drop_path_nan", ["model.drop_path=nan"], ["model.drop_path=nan", "[0, 1)"]),
@@ -291,15 +291,15 @@ def test_a_read_only_run_directory_is_one_line(tmp_path):
 
 
 def test_a_failed_download_leaves_no_empty_data_folder(tmp_path):
+    from roadmap.config.compose import load_config
     from roadmap.data.sources import _cifar
     from roadmap.errors import DataError
-    from roadmap.schema import DataConfig
 
     class Offline:
         def __init__(self, root, train, download):
             Path(root).mkdir(parents=True, exist_ok=True)  # as torchvision does before it downloads
             raise RuntimeError("Dataset not found") if not download else OSError("Name or service not known")
-    cfg = DataConfig(name="cifar100", root=str(tmp_path / "data/cifar100"), num_classes=100)
+    cfg = load_config(None, ["data=cifar100", f"data.root={tmp_path / 'data/cifar100'}"]).data
     with pytest.raises(DataError, match="the download failed"):
         _cifar(cfg, Offline, "cifar-100-python", "https://example.invalid/cifar.tar.gz")
     assert not (tmp_path / "data/cifar100").exists()

@@ -260,6 +260,7 @@ def test_a_read_only_destination_mounted_read_only_is_one_line(sweep, tmp_path):
 def test_a_config_file_that_is_not_yaml_is_named_in_one_line(tmp_path):
     configs = tmp_path / "configs"
     shutil.copytree(ROOT / "configs", configs)
+    line = len((configs / "step/micro/gelu.yaml").read_text().splitlines()) + 3  # where the stream ends, unclosed
     with open(configs / "step/micro/gelu.yaml", "a") as f:
         f.write("model:\n  kernel_size: [3\n")
     env = clean_env(ROADMAP_CONFIG_DIR=str(configs))
@@ -267,7 +268,7 @@ def test_a_config_file_that_is_not_yaml_is_named_in_one_line(tmp_path):
         proc = run_cli(ROOT / "run.py", *argv, f"hydra.run.dir={tmp_path / 'run'}", env=env)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
         assert proc.stderr.strip().splitlines() == [
-            f"error: {configs / 'step/micro/gelu.yaml'} is not valid YAML (line 15): expected ',' or ']', but got "
+            f"error: {configs / 'step/micro/gelu.yaml'} is not valid YAML (line {line}): expected ',' or ']', but got "
             "'<stream end>'; fix or restore it"], proc.stderr
     assert not (tmp_path / "run").exists()
 

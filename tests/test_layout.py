@@ -14,16 +14,18 @@ ALLOWED = {
     "errors": set(),
     "enums": set(),
     "checks": set(),
-    "schema": {"errors", "enums", "checks"},
+    "schedule": {"enums"},
+    "regime": {"checks"},
+    "schema": {"errors", "enums", "checks", "schedule", "regime"},
     "files": {"errors"},
     "record": {"files", "errors"},
-    "model": {"schema", "errors"},
-    "data": {"schema", "errors", "files"},  # files: the automatic pipeline choice kept atomically
-    "config": {"schema", "checks", "errors", "model"},
-    "train": {"schema", "errors", "files", "record", "model", "data", "config"},
+    "model": {"schema", "enums", "errors"},
+    "data": {"schema", "enums", "errors", "files"},  # files: the automatic pipeline choice kept atomically
+    "config": {"schema", "regime", "schedule", "checks", "errors", "model"},
+    "train": {"schema", "schedule", "enums", "errors", "files", "record", "model", "data", "config"},
     # the charts read records and the steps, and may ask the lock whether a run's process is alive and start a W&B
     # run for a chart; never the model, the data or the training loop
-    "analysis": {"schema", "errors", "files", "record", "config", "train.lock", "train.tracking"},
+    "analysis": {"schema", "enums", "errors", "files", "record", "config", "train.lock", "train.tracking"},
     "sweep": {"schema", "errors", "record", "config", "train.lock", "sweep_plan"},
     "sweep_plan": {"record", "config"},  # a sweep's estimate before its first job, from the records in its folder
     "__init__": {"config", "model", "schema", "record"},  # lazily, by name

@@ -12,6 +12,7 @@ from timm.models.convnext import checkpoint_filter_fn
 from torch import nn
 
 from roadmap import build_model, load_config, roadmap_steps
+from roadmap.enums import Pointwise
 from roadmap.model import (
     Block,
     LayerNorm2d,
@@ -23,7 +24,6 @@ from roadmap.model import (
     upgrade_state_dict,
 )
 from roadmap.model.network import CONV_POINTWISE_WORK, pointwise_as_convs
-from roadmap.schema import Pointwise
 
 STEPS = [s.name for s in roadmap_steps()]
 REGIMES = ["r50", "r200"]

@@ -257,3 +257,25 @@ def test_progress_is_redrawn_in_place_only_for_a_lone_run_on_a_terminal():
     for text in ("\rmicro/gelu seed 0 epoch 1/2:  40% 4/10\x1b[A", "\r" + " " * 40 + "\r", "\n"):
         assert writer.write(text) == len(text)
     assert out.getvalue() == "micro/gelu seed 0 epoch 1/2:  40% 4/10\n"
+
+
+def test_a_checkpoint_written_before_a_setting_existed_resumes_as_what_the_code_did_then(tmp_path):
+    """A saved config without the settings added since (ADDED) compares as the code that wrote it ran; with a
+    value that differs from it, or without a setting that was always there, it is another configuration."""
+    from roadmap import load_config
+    from roadmap.errors import ConfigMismatch
+    from roadmap.train.checkpoint import ADDED, check_same_config, config_dict
+
+    current = config_dict(load_config("baseline/resnet50"))
+    older = json.loads(json.dumps(current))
+    for key in ADDED:
+        section, name = key.split(".")
+        del older[section][name]
+    check_same_config(older, current, tmp_path)  # nothing raised: the defaults of then are today's values
+    changed = json.loads(json.dumps(current))
+    changed["train"]["crop_padding"] = 0
+    with pytest.raises(ConfigMismatch, match="train.crop_padding: 4 -> 0"):
+        check_same_config(older, changed, tmp_path)
+    del older["model"]["kernel_size"]  # never added: a config without it is not one this code wrote
+    with pytest.raises(ConfigMismatch, match="model.kernel_size: None -> 3"):
+        check_same_config(older, current, tmp_path)

@@ -46,7 +46,7 @@ def _lrs(cfg, iters_per_epoch):
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
     sched = build_scheduler(cfg, opt, iters_per_epoch)
     out = []
-    for step in range(cfg.schedule_epochs()[0] * iters_per_epoch):
+    for step in range(cfg.schedule.epochs * iters_per_epoch):
         sched.step_update(step)
         out.append(opt.param_groups[0]["lr"])
     return out
@@ -54,7 +54,7 @@ def _lrs(cfg, iters_per_epoch):
 
 def test_cosine_schedule_warms_up_per_iteration_then_decays_to_min_lr():
     cfg = load_config("micro/gelu", ["budget.epochs=30"])  # 300 epochs scaled to 30: warm-up 20 -> 2
-    assert cfg.schedule_epochs() == (30, 2.0, [])  # no milestones: the cosine schedule has none
+    assert (cfg.schedule.epochs, cfg.schedule.warmup_epochs, cfg.schedule.decay_milestones) == (30, 2.0, [])  # no milestones: the cosine schedule has none
     lrs = _lrs(cfg, 10)
     assert lrs[0] == pytest.approx(1e-6) and lrs[10] == pytest.approx(0.5, rel=0.01)  # halfway through warm-up
     assert max(lrs) == pytest.approx(1.0, rel=1e-3) and lrs.index(max(lrs)) == 20
@@ -63,7 +63,7 @@ def test_cosine_schedule_warms_up_per_iteration_then_decays_to_min_lr():
 
 def test_classic_schedule_steps_down_tenfold_at_the_scaled_milestones():
     cfg = load_config("baseline/resnet50", ["budget=quick"])  # 90 epochs -> 9, milestones 30/60 -> 3/6
-    assert cfg.schedule_epochs() == (9, 0.0, [3, 6])
+    assert (cfg.schedule.epochs, cfg.schedule.warmup_epochs, cfg.schedule.decay_milestones) == (9, 0.0, [3, 6])
     lrs = _lrs(cfg, 10)
     assert lrs[0] == lrs[28] == 1.0
     assert lrs[35] == pytest.approx(0.1) and lrs[-1] == pytest.approx(0.01)

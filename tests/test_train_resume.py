@@ -311,7 +311,7 @@ def test_wandb_online_with_a_wrong_key_falls_back_offline_without_waiting_for_wa
     url = f"http://127.0.0.1:{silent.port}" if silent else "https://api.wandb.invalid"
     env = clean_env(HOME=str(tmp_path / "home"), WANDB_API_KEY="x" * 40, WANDB_BASE_URL=url)
     probe = ("import logging, time, sys; logging.basicConfig(level=logging.INFO); from pathlib import Path; "
-             "from roadmap.train.tracking import Tracker; from roadmap.schema import WandbConfig, WandbMode; "
+             "from roadmap.train.tracking import Tracker; from roadmap.schema import WandbConfig; from roadmap.enums import WandbMode; "
              "t = time.time(); "
              "a = Tracker(WandbConfig(mode=WandbMode.online), Path(sys.argv[1]), 'a', None, {}, None); "
              "first = time.time() - t; t = time.time(); "

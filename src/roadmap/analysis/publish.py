@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..schema import WandbConfig, WandbMode
+from ..enums import WandbMode
+from ..schema import WandbConfig
 from ..train.tracking import Tracker
 from .roadmap import COLUMNS
 from .rows import Row

@@ -12,8 +12,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..checks import check_auto_augment
 from ..model.measure import check_input_size
-from ..schema import PaperRow, RunConfig, flatten
+from ..regime import PaperRow
+from ..schema import RunConfig, flatten
 from .files import GROUPS, config_dir, options
+from .steps import step_order
 from .store import register
 from .undo import apply_undo
 
@@ -57,6 +59,10 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
     except Exception as e:  # OmegaConf wraps errors raised in __post_init__
         cause = e.__cause__ if isinstance(e.__cause__, ValueError) else e
         raise ValueError(str(cause).split("\n    full_key")[0]) from e
+    if run.step.order != -1:
+        raise ValueError(f"step.order={run.step.order} is not allowed: no value of its own: a step's place follows "
+                         "from the chain of step files (configs/step/)")
+    run.step.order = step_order(run.step.name)
     check_input_size(run.model, run.data.resolution)
     if run.train.auto_augment:  # here, not in TrainConfig: checking it imports timm, which a schema must not need
         check_auto_augment(run.train.auto_augment)

@@ -1,12 +1,14 @@
 """The roadmap's steps, read from the metadata in `configs/step/` (the one list of steps)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from ..schema import RegimeConfig, StepMeta, flatten
+from ..regime import RegimeConfig, StepMeta
+from ..schema import flatten
 from .files import config_dir
 
 STEP_PREFIX = "/step/"
@@ -37,8 +39,30 @@ def read_step_file(path: Path, root: Path) -> StepFile:
 
 
 def step_files() -> list[StepFile]:
+    """Every step file, each with its place in the roadmap (`meta.order`, see `ordered`)."""
     root = config_dir() / "step"
-    return [read_step_file(p, root) for p in sorted(root.rglob("*.yaml"))]
+    return ordered([read_step_file(p, root) for p in sorted(root.rglob("*.yaml"))])
+
+
+def ordered(files: list[StepFile]) -> list[StepFile]:
+    """The files with their steps' places: a step comes after the one it builds on (its chain of `/step/` defaults
+    is the one record of the order), and steps over the same step by their names (k5, k7, k9, k11)."""
+    by_name = {f.name: f for f in files}
+
+    def depth(f: StepFile) -> int:
+        return 0 if f.parent is None else 1 + depth(by_name[f.parent])
+
+    def natural(name: str) -> list:
+        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+    steps = sorted((f for f in files if not f.is_alias), key=lambda f: (depth(f), natural(f.name)))
+    order = {f.name: i for i, f in enumerate(steps)}
+    return [replace(f, meta=replace(f.meta, order=order[f.meta.name])) for f in files]
+
+
+def step_order(name: str) -> int:
+    """A step's place in the roadmap (-1: a step of no file)."""
+    return next((f.meta.order for f in step_files() if f.name == name), -1)
 
 
 def load_regime(name: str = "r50") -> RegimeConfig:

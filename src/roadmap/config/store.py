@@ -6,17 +6,16 @@ from __future__ import annotations
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from ..schema import RunConfig, ScheduleConfig, derive_schedule
+from ..schedule import ScheduleConfig, derive_schedule
+from ..schema import RunConfig
 from .steps import roadmap_steps
 from .undo import full_model, sweep_values
 from .variants import variant_dir
 
 
 def register_schema() -> None:
-    """`run_schema`: RunConfig, with the network's class count following the dataset's."""
+    """`run_schema`: RunConfig, with `schedule` resolved from the train and budget settings."""
     schema = OmegaConf.structured(RunConfig)
-    schema.model.num_classes = "${data.num_classes}"
-    schema.data.root = schema.data.num_classes = "???"  # each data config gives them (or says ??? for the user)
     for name in vars(ScheduleConfig()):  # what runs, in `--cfg job` too (run.py resolves what it prints)
         schema.schedule[name] = f"${{roadmap_schedule:{name}}}"
     ConfigStore.instance().store(name="run_schema", node=schema)

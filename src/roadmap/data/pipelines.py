@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from ..enums import Pipeline
 from ..errors import DataError, WriteFailed
 from ..files import atomic_write, read_json
-from ..schema import Pipeline, RunConfig, device_augments
+from ..schema import RunConfig, device_augments
 from .augment import BatchAugment
 from .loaders import PREFETCH, Forever, SeededSamples, build_loaders, check_batch, to_device, worker_context
 from .seeds import batch_seed, kept_random_state

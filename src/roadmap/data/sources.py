@@ -15,8 +15,9 @@ from timm.data.transforms_factory import transforms_imagenet_train
 from torch.utils.data import Dataset
 from torchvision import transforms
 
+from ..enums import Crop, Fit
 from ..errors import DataError
-from ..schema import Crop, Fit, RunConfig
+from ..schema import RunConfig
 
 SHIPPED = Path(__file__).resolve().parent / "fashion_mnist_small.npz"
 FASHION_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from timm.layers import DropPath, LayerNorm2d
 from torch import nn
 
-from ..schema import Activation, Downsample, Init, Layout, ModelConfig, Norm, Placement, Pointwise, SpatialConv, Stem
+from ..enums import Activation, Downsample, Init, Layout, Norm, Placement, Pointwise, SpatialConv, Stem
+from ..schema import ModelConfig
 
 # How ConvNeXt's pointwise layers run (`model.pointwise`; the same weights and function either way): as Linear layers
 # on the NHWC view (timm's convnext_tiny), as 1x1 convolutions (timm's conv_mlp, as in convnext_femto), or, with

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from ..errors import ConfigMismatch, CorruptCheckpoint
 from ..files import atomic_write, temporary
 from ..record import PREDICTIONS
+from ..schedule import derive_schedule
 from ..schema import RESUMABLE_CHANGES, RunConfig, flatten
 
 CHECKPOINT_KEYS = {"model", "optimizer", "epoch", "global_step", "config", "record"}
@@ -44,18 +45,23 @@ def load_checkpoint(path: Path) -> dict:
 def config_dict(cfg: RunConfig) -> dict:
     """The config as plain data (enums as their values), as checkpoints, config.yaml and W&B keep it; its
     `schedule` (what runs) derived afresh."""
-    cfg.schedule = cfg.derived_schedule()
+    cfg.schedule = derive_schedule(cfg.train, cfg.budget)
     return OmegaConf.to_container(OmegaConf.structured(cfg), enum_to_str=True)
 
 
 DERIVED = ("schedule.",)  # follows from the settings that are compared (older configs have none)
+# The settings added since the first release that change what a run computes, each with what the code did before
+# it existed: an older checkpoint, whose config lacks the key, did that.
+ADDED = {"model.base_width": 64, "model.stem_stride": 4, "data.pipeline": "auto", "train.lr_scaling": "linear",
+         "train.crop": "random_resized", "train.crop_ratio": [0.75, 1.3333333333333333], "train.crop_padding": 4,
+         "data.fit": "resize", "data.val_split": 0, "data.val_split_seed": 0}
 
 
 def check_same_config(saved: dict, current: dict, run_dir: Path) -> None:
     """ConfigMismatch unless the two configs compute the same thing (RESUMABLE_CHANGES may differ). A setting that
-    did not exist when `saved` was written reads as its default, which is what that run did."""
+    did not exist when `saved` was written reads as what the code did then (ADDED)."""
     a, b = flatten(saved), flatten(current)
-    a = {k: v for k, v in flatten(config_dict(RunConfig())).items() if k not in a} | a
+    a = {k: v for k, v in ADDED.items() if k not in a} | a
     diff = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
             if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_CHANGES + DERIVED)]
     if diff:

@@ -149,7 +149,7 @@ def resume_or_done(cfg: RunConfig, ctx: Context, run_dir: Path, run: Run,
         log.info("%s already completed (%s, config.yaml the same; no checkpoint kept): nothing to do",
                  run_dir, record_path.name)
         return None, restored
-    epochs = cfg.schedule_epochs()[0]
+    epochs = cfg.schedule.epochs
     record = run.record = start_record(cfg, run_dir, state, epochs, variant_name(overrides))  # or refused
     if record.status == "completed":
         written = RunRecord.read(record_path)

@@ -7,7 +7,8 @@ from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 
-from ..schema import Optimizer, RunConfig, Schedule
+from ..enums import Optimizer, Schedule
+from ..schema import RunConfig
 
 
 def scaled_lr(cfg: RunConfig, global_batch: int) -> float:
@@ -29,7 +30,7 @@ def build_optimizer(cfg: RunConfig, model: torch.nn.Module, lr: float, fused: bo
 def build_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer, iters_per_epoch: int):
     """Stepped every iteration with `scheduler.step_update(global_step)`."""
     t = cfg.train
-    epochs, warmup, milestones = cfg.schedule_epochs()
+    epochs, warmup, milestones = cfg.schedule.epochs, cfg.schedule.warmup_epochs, cfg.schedule.decay_milestones
     # warm-up comes before the cosine, as in the official ConvNeXt code
     num_epochs = epochs - warmup if t.sched == Schedule.cosine else epochs
     scheduler, _ = create_scheduler_v2(

@@ -12,8 +12,9 @@ from typing import Sequence
 from urllib.parse import urlparse
 
 from ..config.steps import roadmap_steps
+from ..enums import WandbMode
 from ..record import RunRecord
-from ..schema import RunConfig, WandbConfig, WandbMode
+from ..schema import RunConfig, WandbConfig
 
 log = logging.getLogger(__name__)
 
