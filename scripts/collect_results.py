@@ -1,13 +1,14 @@
-"""Copy a sweep's completed runs into the repository, so that its results outlive the machine they ran on.
+"""Copy a sweep's completed runs into the repository, so that its results outlive the machine they
+ran on.
 
     python scripts/collect_results.py outputs/sweeps/fashion_mnist-femto_cpu-femto docs/results/femto_cpu/runs
 
 For every run below SWEEP_DIR whose metrics.json says `completed`, copies metrics.json, config.yaml,
-overrides.yaml and predictions.npz (a few KB each; never the checkpoint) to the same relative place under DEST.
-Runs that did not complete, or whose predictions.npz is damaged, are listed and left out; a run already copied is
-copied again only if it changed; DEST inside SWEEP_DIR is never read as part of the sweep (no copies of copies).
-Prints how many runs are in DEST and how many were added. `plot_roadmap.py DEST` charts them.
-"""
+overrides.yaml and predictions.npz (a few KB each; never the checkpoint) to the same relative place
+under DEST. Runs that did not complete, or whose predictions.npz is damaged, are listed and left
+out; a run already copied is copied again only if it changed; DEST inside SWEEP_DIR is never read as
+part of the sweep (no copies of copies). Prints how many runs are in DEST and how many were added.
+`plot_roadmap.py DEST` charts them."""
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,8 @@ def collect(sweep: Path, dest: Path) -> tuple[list[Path], list[tuple[Path, str]]
     added, left = [], []
     for record_path in sorted(sweep.rglob("metrics.json")):
         run = record_path.parent
-        if run.resolve().is_relative_to(dest.resolve()):  # DEST inside the sweep: its copies are not runs
+        # DEST inside the sweep: its copies are not runs
+        if run.resolve().is_relative_to(dest.resolve()):
             continue
         try:
             record = json.loads(record_path.read_text())
@@ -49,8 +51,9 @@ def collect(sweep: Path, dest: Path) -> tuple[list[Path], list[tuple[Path, str]]
         target = dest / run.relative_to(sweep)
         changed = False
         for name in FILES:
-            if (run / name).is_file() and not ((target / name).is_file() and filecmp.cmp(run / name, target / name,
-                                                                                          shallow=False)):
+            if (run / name).is_file() and not (
+                (target / name).is_file() and filecmp.cmp(run / name, target / name, shallow=False)
+            ):
                 target.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(run / name, target / name)
                 changed = True
@@ -60,9 +63,15 @@ def collect(sweep: Path, dest: Path) -> tuple[list[Path], list[tuple[Path, str]]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("sweep", type=Path, help="the sweep directory (or any folder of run directories)")
-    ap.add_argument("dest", type=Path, help="where the runs' files go, e.g. docs/results/<study>/runs")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "sweep", type=Path, help="the sweep directory (or any folder of run directories)"
+    )
+    ap.add_argument(
+        "dest", type=Path, help="where the runs' files go, e.g. docs/results/<study>/runs"
+    )
     args = ap.parse_args()
     if not args.sweep.is_dir():
         sys.exit(f"error: {args.sweep}: no such directory")

@@ -1,25 +1,27 @@
 """The paper's Figure 2 from your runs: roadmap.png/.svg, roadmap.csv and roadmap.md.
 
-    python scripts/plot_roadmap.py outputs/sweeps/cifar100-short-r50         # every metrics.json below
+    python scripts/plot_roadmap.py outputs/sweeps/cifar100-short-r50  # every metrics.json below
     python scripts/plot_roadmap.py --wandb ENTITY/PROJECT --group cifar100-short-r50
     python scripts/plot_roadmap.py SWEEP_DIR --out figures/ --metric best_top1
-    python scripts/plot_roadmap.py SWEEP_DIR --log-wandb                     # also a W&B run of job_type chart
-    python scripts/plot_roadmap.py SWEEP_DIR --variant model.kernel_size=5   # a side sweep's runs instead
+    python scripts/plot_roadmap.py SWEEP_DIR --log-wandb  # also a W&B run of job_type chart
+    python scripts/plot_roadmap.py SWEEP_DIR --variant model.kernel_size=5  # a side sweep's runs
 
-Two panels that share the steps, in paper order. Left: the mean top-1 over seeds with its 95% t interval, on an
-axis fitted to the data; side branches (kernel 5, 9, 11) hollow. Right: each step's change from the previous
-adopted step in points, with the paired t interval over seeds (filled where it excludes zero) and the paired
-bootstrap over seeds and test images, beside the paper's ImageNet-1K change on the same axis; the sign agreement
-and Spearman's rank correlation with the paper in its title. roadmap.md and roadmap.csv add GMACs and images/s
-(roadmap_agreement.csv the agreement). Steps with no completed run are shown as such; failed, killed and damaged
-runs are counted and named, never charted.
+Two panels that share the steps, in paper order. Left: the mean top-1 over seeds with its 95% t
+interval, on an axis fitted to the data; side branches (kernel 5, 9, 11) hollow. Right: each step's
+change from the previous adopted step in points, with the paired t interval over seeds (filled where
+it excludes zero) and the paired bootstrap over seeds and test images, beside the paper's
+ImageNet-1K change on the same axis; the sign agreement and Spearman's rank correlation with the
+paper in its title. roadmap.md and roadmap.csv add GMACs and images/s (roadmap_agreement.csv the
+agreement). Steps with no completed run are shown as such; failed, killed and damaged runs are
+counted and named, never charted.
 
-Records of one variant are charted: by default the one that covers the most steps, so runs of a side sweep into
-the same folder (`-m step=micro/gelu model.kernel_size=5`) are left out and named; `--variant` picks another.
+Records of one variant are charted: by default the one that covers the most steps, so runs of a side
+sweep into the same folder (`-m step=micro/gelu model.kernel_size=5`) are left out and named;
+`--variant` picks another.
 
-A leave-one-out sweep (`+sweep=leave_one_out`) gives leave_one_out.png/.svg/.csv/.md instead: the change from the
-full model when each step is undone, with its 95% interval, beside the paper's gain when the step was adopted.
-"""
+A leave-one-out sweep (`+sweep=leave_one_out`) gives leave_one_out.png/.svg/.csv/.md instead: the
+change from the full model when each step is undone, with its 95% interval, beside the paper's gain
+when the step was adopted."""
 import argparse
 import sys
 from pathlib import Path
@@ -40,7 +42,8 @@ from roadmap.record import RunRecord
 
 
 def wandb_group(args, records: list[RunRecord]) -> str:
-    """The sweep's W&B group: --group, else the one its runs were logged in, else the sweep folder's name."""
+    """The sweep's W&B group: --group, else the one its runs were logged in, else the sweep folder's
+    name."""
     groups = {r.wandb_group for r in records} - {None}
     if args.group or len(groups) == 1:
         return args.group or groups.pop()
@@ -49,27 +52,47 @@ def wandb_group(args, records: list[RunRecord]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("paths", nargs="*", type=Path, help="sweep or run directories to search for metrics.json")
-    ap.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read the runs from the W&B API instead")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "paths", nargs="*", type=Path, help="sweep or run directories to search for metrics.json"
+    )
+    ap.add_argument(
+        "--wandb", metavar="ENTITY/PROJECT", help="read the runs from the W&B API instead"
+    )
     ap.add_argument("--group", help="with --wandb: the sweep's W&B group")
-    ap.add_argument("--out", type=Path, default=None, help="output folder (default: beside the runs, the first "
-                    "folder given; with --wandb, outputs/charts/<group>)")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default: beside the runs, the first "
+        "folder given; with --wandb, outputs/charts/<group>)",
+    )
     ap.add_argument("--metric", choices=["final_top1", "best_top1"], default="final_top1")
     ap.add_argument("--variant", default=None, help="chart the runs of this variant (the overrides that name its "
                     "run directories, e.g. 'model.kernel_size=5'; '' for the steps as they are); default: the variant "
                     "with the most steps, the others named as left out")
-    ap.add_argument("--log-wandb", action="store_true", help="log the chart and table as a W&B run of job_type "
-                    "chart in the sweep's group (offline without an API key)")
+    ap.add_argument(
+        "--log-wandb",
+        action="store_true",
+        help="log the chart and table as a W&B run of job_type "
+        "chart in the sweep's group (offline without an API key)",
+    )
     ap.add_argument("--wandb-project", default="roadmap", help="with --log-wandb: the W&B project")
     ap.add_argument("--wandb-entity", default=None, help="with --log-wandb: the W&B entity")
     args = ap.parse_args()
     if bool(args.paths) == bool(args.wandb) or (args.wandb and not args.group):
         ap.error("give sweep directories, or --wandb ENTITY/PROJECT with --group G")
-    if args.out is None:  # beside the sweep it charts, so that charting a second sweep keeps the first's chart
+    # beside the sweep it charts, so that charting a second sweep keeps the first's chart
+    if args.out is None:
         args.out = args.paths[0] if args.paths else Path("outputs/charts") / args.group
     try:
-        records = records_from_wandb(args.wandb, args.group) if args.wandb else records_from_dirs(args.paths)
+        records = (
+            records_from_wandb(args.wandb, args.group)
+            if args.wandb
+            else records_from_dirs(args.paths)
+        )
         records, copies = one_per_run(records)
         records, variant, left = choose_variant(records, args.variant)
         notes = describe_left_out(left) + copies + check_predictions(records)
@@ -110,7 +133,9 @@ def main() -> None:
         print(f"no completed run: {', '.join(missing)}")
     if args.log_wandb:
         group = wandb_group(args, records)
-        where = log_to_wandb(rows, compare_with_paper(rows), args.out, group, args.wandb_project, args.wandb_entity)
+        where = log_to_wandb(
+            rows, compare_with_paper(rows), args.out, group, args.wandb_project, args.wandb_entity
+        )
         print(f"W&B chart run in group {group}: {where or 'not logged (W&B unavailable)'}")
 
 

@@ -1,13 +1,12 @@
-"""Where a sweep stands, running or stopped: one row per step and variant (seeds, mean final top-1, statuses), then
-what is running (epochs done, time left), what failed or was killed and why.
+"""Where a sweep stands, running or stopped: one row per step and variant (seeds, mean final top-1,
+statuses), then what is running (epochs done, time left), what failed or was killed and why.
 
     python scripts/status.py outputs/sweeps/fashion_mnist-femto_converged-femto
     python scripts/status.py SWEEP_DIR --csv table.csv        # the table as CSV too
 
-Reads every metrics.json below the folders (a damaged one is named); a run whose record says running while no
-process holds it is shown as killed. The time left of a running run is its mean epoch time times the epochs it has
-left (until its first epoch ends, unknown).
-"""
+Reads every metrics.json below the folders (a damaged one is named); a run whose record says running
+while no process holds it is shown as killed. The time left of a running run is its mean epoch time
+times the epochs it has left (until its first epoch ends, unknown)."""
 from __future__ import annotations
 
 import argparse
@@ -28,7 +27,9 @@ def time_left(r: RunRecord) -> float | None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("paths", nargs="+", type=Path, help="sweep (or run) directories")
     ap.add_argument("--csv", type=Path, help="also write the table here")
     args = ap.parse_args()

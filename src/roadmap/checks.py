@@ -1,11 +1,13 @@
-"""The settings' checks that need no other setting, in one table (BOUNDS), and the one-line error every check in
-the schema raises: `train.base_lr=-1 is not allowed: a positive number`. Imports nothing of the project."""
+"""The settings' checks that need no other setting, in one table (BOUNDS), and the one-line error
+every check in the schema raises: `train.base_lr=-1 is not allowed: a positive number`. Imports
+nothing of the project."""
 from __future__ import annotations
 
 import math
 from typing import NamedTuple
 
-MISSING = "???"  # OmegaConf's mark of a value that configs/ must give (the schema's fields without a default)
+# OmegaConf's mark of a value that configs/ must give (the schema's fields without a default)
+MISSING = "???"
 
 
 def fail(field_name: str, value, allowed: str) -> None:
@@ -14,7 +16,8 @@ def fail(field_name: str, value, allowed: str) -> None:
 
 def in_range(field_name: str, value, low: float | None = None, high: float | None = None, *, low_open: bool = False,
               high_open: bool = False, allowed: str | None = None) -> None:
-    """Fail unless `value` is a finite number within [low, high] (an end left open excludes itself)."""
+    """Fail unless `value` is a finite number within [low, high] (an end left open excludes
+    itself)."""
     ok = isinstance(value, (int, float)) and math.isfinite(value)
     ok = ok and (low is None or (value > low if low_open else value >= low))
     ok = ok and (high is None or (value < high if high_open else value <= high))
@@ -27,8 +30,8 @@ def in_range(field_name: str, value, low: float | None = None, high: float | Non
 
 
 class Bound(NamedTuple):
-    """A setting's range: [low, high], an end left open excluding itself, None unbounded; or, for a list, each item's
-    range, with the list's length and order."""
+    """A setting's range: [low, high], an end left open excluding itself, None unbounded; or, for a
+    list, each item's range, with the list's length and order."""
     low: float | None
     high: float | None
     allowed: str               # what the one-line error says is allowed
@@ -65,7 +68,8 @@ def allows(b: Bound, value) -> bool:
                                                                          for x, y in steps))
 
 
-# Every check of a setting that needs no other setting, in one table; those relating settings live in schema.py.
+# Every check of a setting that needs no other setting, in one table; those relating settings live
+# in schema.py.
 BOUNDS = {
     **{f"regime.{k}": Bound(1, None, "a non-empty list of positive block counts", whole=True, items=0)
        for k in ("baseline_depths", "depths")},
@@ -75,7 +79,8 @@ BOUNDS = {
     "model.depths": Bound(1, None, "a non-empty list of positive block counts", whole=True, items=0),
     "model.widths": Bound(1, None, "a list of positive channel counts", whole=True, optional=True,
                           items=0),
-    "model.stem_width": Bound(1, None, "a positive integer"),  # model.num_classes: at least data.num_classes
+    # model.num_classes: at least data.num_classes
+    "model.stem_width": Bound(1, None, "a positive integer"),
     "model.in_chans": Bound(None, None, "3: every dataset reaches the network as RGB (grayscale images are repeated "
                             "to 3 channels)", choices=(3,)),
     "model.stem_stride": Bound(None, None, "4 (the paper), 2 or 1 (for small images)", choices=(1, 2, 4)),
@@ -121,25 +126,38 @@ BOUNDS = {
 
 
 def check_bounds(config, section: str, names: tuple[str, ...] | None = None) -> None:
-    """Fail in one line on the first setting of `section` ("" for the top level) outside its BOUNDS."""
+    """Fail in one line on the first setting of `section` ("" for the top level) outside its
+    BOUNDS."""
     for key, b in BOUNDS.items():
         where, _, name = key.rpartition(".")
-        if where == section and (names is None or name in names) and not allows(b, getattr(config, name)):
+        if (
+            where == section
+            and (names is None or name in names)
+            and not allows(b, getattr(config, name))
+        ):
             value = getattr(config, name)
             fail(key, list(value) if isinstance(value, (list, tuple)) else value, b.allowed)
 
 
 def check_auto_augment(policy: str) -> None:
-    """Fail in one line unless timm can build this augmentation policy ('rand-m9-mstd0.5-inc1', 'augmix-...',
-    'original', 'v0', ...), as its create_transform would later."""
-    from timm.data.auto_augment import augment_and_mix_transform, auto_augment_transform, rand_augment_transform
+    """Fail in one line unless timm can build this augmentation policy ('rand-m9-mstd0.5-inc1',
+    'augmix-...', 'original', 'v0', ...), as its create_transform would later."""
+    from timm.data.auto_augment import (
+        augment_and_mix_transform,
+        auto_augment_transform,
+        rand_augment_transform,
+    )
     build = rand_augment_transform if policy.startswith("rand") else \
         augment_and_mix_transform if policy.startswith("augmix") else auto_augment_transform
     try:
         build(policy, {"translate_const": 10, "img_mean": (124, 116, 104)})
     except Exception as e:  # timm asserts, or fails parsing a number
-        fail("train.auto_augment", policy, f"a timm policy such as 'rand-m9-mstd0.5-inc1' (RandAugment), "
-              f"'augmix-m5-w4-d2', 'original' or 'v0', or null for none ({type(e).__name__}"
-              f"{': ' + str(e).splitlines()[0][:80] if str(e) else ''})")
+        fail(
+            "train.auto_augment",
+            policy,
+            f"a timm policy such as 'rand-m9-mstd0.5-inc1' (RandAugment), "
+            f"'augmix-m5-w4-d2', 'original' or 'v0', or null for none ({type(e).__name__}"
+            f"{': ' + str(e).splitlines()[0][:80] if str(e) else ''})",
+        )
 
 

@@ -1,5 +1,5 @@
-"""The settings whose values are names: each enum's values are what the YAML and the command line write
-(`model.norm=layer`). The schema (schema.py) types its fields with them."""
+"""The settings whose values are names: each enum's values are what the YAML and the command line
+write (`model.norm=layer`). The schema (schema.py) types its fields with them."""
 from __future__ import annotations
 
 from enum import Enum
@@ -27,8 +27,10 @@ class Activation(Enum):
 
 
 class Placement(Enum):
-    every_conv = "every_conv"        # norms: after each conv; activations: after the first two convs and the add
-    one_per_block = "one_per_block"  # norm: after the kxk conv; activation: after the block's second conv
+    # norms: after each conv; activations: after the first two convs and the add
+    every_conv = "every_conv"
+    # norm: after the kxk conv; activation: after the block's second conv
+    one_per_block = "one_per_block"
 
 
 class Norm(Enum):
@@ -37,35 +39,44 @@ class Norm(Enum):
 
 
 class Downsample(Enum):
-    in_block = "in_block"  # first block of a stage strides on its kxk conv; 1x1/2 conv + norm shortcut
+    # first block of a stage strides on its kxk conv; 1x1/2 conv + norm shortcut
+    in_block = "in_block"
     separate = "separate"  # norm + 2x2/2 conv between stages; blocks keep their shape
 
 
 class Pointwise(Enum):
-    auto = "auto"      # 1x1 convs on large CPU channels_last maps, Linear otherwise (model/network.py)
+    # 1x1 convs on large CPU channels_last maps, Linear otherwise (model/network.py)
+    auto = "auto"
     linear = "linear"  # Linear layers on the NHWC view (timm's convnext_tiny)
     conv = "conv"      # 1x1 convolutions (timm's conv_mlp)
 
 
 class Init(Enum):
-    kaiming = "kaiming"            # torchvision ResNet: kaiming-normal fan-out convs, default Linear
-    trunc_normal = "trunc_normal"  # ConvNeXt: trunc-normal std 0.02 for convs and linears, zero biases
+    # torchvision ResNet: kaiming-normal fan-out convs, default Linear
+    kaiming = "kaiming"
+    # ConvNeXt: trunc-normal std 0.02 for convs and linears, zero biases
+    trunc_normal = "trunc_normal"
 
 
 class Pipeline(Enum):
     auto = "auto"        # device for in-memory array datasets, workers for image folders
     workers = "workers"  # timm's PIL transforms in DataLoader workers
-    device = "device"    # the uint8 dataset on the training device, each batch augmented there (augment.py)
+    # the uint8 dataset on the training device, each batch augmented there (augment.py)
+    device = "device"
 
 
 class Crop(Enum):
-    random_resized = "random_resized"  # timm's RandomResizedCrop: a random box (train.crop_scale, crop_ratio), resized
-    pad = "pad"                        # CIFAR's: zero-pad by train.crop_padding, then a random crop back to size
+    # timm's RandomResizedCrop: a random box (train.crop_scale, crop_ratio), resized
+    random_resized = "random_resized"
+    # CIFAR's: zero-pad by train.crop_padding, then a random crop back to size
+    pad = "pad"
 
 
 class Fit(Enum):
-    resize = "resize"  # the image resized to data.resolution (timm's transforms: the crop resizes, eval resizes)
-    pad = "pad"        # centred in a data.resolution frame of zeros, every pixel kept (torchvision's CenterCrop)
+    # the image resized to data.resolution (timm's transforms: the crop resizes, eval resizes)
+    resize = "resize"
+    # centred in a data.resolution frame of zeros, every pixel kept (torchvision's CenterCrop)
+    pad = "pad"
 
 
 class LrScaling(Enum):
@@ -92,8 +103,10 @@ class WandbMode(Enum):
 
 
 class WandbConsole(Enum):
-    wrap = "wrap"          # the run's console output (log lines, progress bars) in its Logs tab, as printed
-    redirect = "redirect"  # the same, captured at the file-descriptor level (output of C extensions too)
+    # the run's console output (log lines, progress bars) in its Logs tab, as printed
+    wrap = "wrap"
+    # the same, captured at the file-descriptor level (output of C extensions too)
+    redirect = "redirect"
     off = "off"
 
 

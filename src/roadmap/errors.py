@@ -10,7 +10,8 @@ class DataError(RoadmapError):
     """Missing or unusable data: the message says where we looked and what to do."""
 
     def __init__(self, message: str = ""):
-        # raised again in the main process by a DataLoader, it carries the worker's traceback: keep its own line
+        # raised again in the main process by a DataLoader, it carries the worker's traceback: keep
+        # its own line
         if "Original Traceback" in message:
             message = re.sub(r"^(?:[\w.]+\.)?DataError: ", "", message.strip().splitlines()[-1])
         super().__init__(message)
@@ -37,7 +38,8 @@ class WriteFailed(RoadmapError):
 
 
 class Interrupted(BaseException):
-    """SIGINT or SIGTERM: not an error of the run, so not an Exception that a broad `except` would swallow."""
+    """SIGINT or SIGTERM: not an error of the run, so not an Exception that a broad `except` would
+    swallow."""
 
     def __init__(self, signal_name: str, signum: int):
         super().__init__(signal_name)

@@ -1,9 +1,10 @@
 """A run's record, metrics.json: who the run is, each epoch's numbers, and how the run ended.
 
-`RunRecord` is made for a new run (`new`), from a checkpoint (`from_checkpoint`), from a metrics.json (`read`,
-`load`) or from a W&B run (`from_wandb`), and written by `write` alone. The summary fields are derived from the
-history, the one source of every recorded number. Keys that this version does not know are kept and written
-back as they were; records written before a field existed read with its default."""
+`RunRecord` is made for a new run (`new`), from a checkpoint (`from_checkpoint`), from a
+metrics.json (`read`, `load`) or from a W&B run (`from_wandb`), and written by `write` alone. The
+summary fields are derived from the history, the one source of every recorded number. Keys that this
+version does not know are kept and written back as they were; records written before a field existed
+read with its default."""
 from __future__ import annotations
 
 import csv
@@ -18,11 +19,13 @@ import numpy as np
 
 from .files import atomic_write, read_json
 
-PREDICTIONS = "predictions.npz"  # the last epoch's predicted and true class of every validation image
+# the last epoch's predicted and true class of every validation image
+PREDICTIONS = "predictions.npz"
 SUMMARY = ("best_top1", "final_top1", "epochs_done", "images_per_s", "wall_time_s")
 SUMMARY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr", "images_per_s", "eval_images_per_s",
                    "epoch_time_s"]  # summary.csv
-# how a run ended, as written; readers add "killed" (running, but no process holds the run) and "unreadable"
+# how a run ended, as written; readers add "killed" (running, but no process holds the run) and
+# "unreadable"
 STATUSES = ("running", "completed", "failed", "interrupted")
 ENDED = ("completed", "failed", "interrupted")
 
@@ -38,17 +41,21 @@ def clock(seconds: float | None) -> str:
 
 def _split(cls, data: dict) -> tuple[dict, dict]:
     names = {f.name for f in fields(cls)}
-    return {k: v for k, v in data.items() if k in names}, {k: v for k, v in data.items() if k not in names}
+    return {k: v for k, v in data.items() if k in names}, {
+        k: v for k, v in data.items() if k not in names
+    }
 
 
 @dataclass(kw_only=True)
 class EpochRow:
-    """One epoch: training, then evaluation on the whole validation set (or budget.max_eval_iters batches)."""
+    """One epoch: training, then evaluation on the whole validation set (or budget.max_eval_iters
+    batches)."""
     epoch: int
     train_loss: float
     val_top1: float
     val_top5: float
-    val_loss: Optional[float] = None    # plain cross-entropy per image (records from before it have none)
+    # plain cross-entropy per image (records from before it have none)
+    val_loss: Optional[float] = None
     val_images: Optional[int] = None
     lr: float
     images_per_s: float                 # training images per second, all processes together
@@ -75,7 +82,8 @@ class RunRecord:
     step: Optional[str] = None
     label: Optional[str] = None
     seed: Optional[int] = None
-    variant: str = ""          # the overrides that change what the run computes ("" for the step as it is)
+    # the overrides that change what the run computes ("" for the step as it is)
+    variant: str = ""
     regime: str = "r50"        # records from before regimes existed are Table 10's
     undo: Optional[str] = None  # the leave-one-out study's undone step
     data: Optional[str] = None
@@ -85,8 +93,10 @@ class RunRecord:
     params: Optional[int] = None
     gmacs: Optional[float] = None
     resolution: Optional[int] = None
-    effective_lr: Optional[float] = None  # the learning rate after scaling to the global batch (train.lr_scaling)
-    eval_set: Optional[str] = None  # what was evaluated: "test", or "val_split" (data.val_split training images)
+    # the learning rate after scaling to the global batch (train.lr_scaling)
+    effective_lr: Optional[float] = None
+    # what was evaluated: "test", or "val_split" (data.val_split training images)
+    eval_set: Optional[str] = None
     # how it went
     status: str = "running"
     reason: Optional[str] = None
@@ -98,12 +108,15 @@ class RunRecord:
     epochs_done: int = 0
     images_per_s: Optional[float] = None
     wall_time_s: Optional[float] = None
-    hardware: Optional[dict] = None       # of the run's last part (a resumed run's parts can differ) ...
+    # of the run's last part (a resumed run's parts can differ) ...
+    hardware: Optional[dict] = None
     git_commit: Optional[str] = None
-    # ... and each earlier part whose code or machine was another: {"until_epoch", "git_commit", "hardware"}
+    # ... and each earlier part whose code or machine was another: {"until_epoch", "git_commit",
+    # "hardware"}
     earlier_parts: list = field(default_factory=list)
     pipeline: Optional[str] = None        # data.pipeline as resolved: workers or device
-    pipeline_probe: Optional[dict] = None  # what data.pipeline=auto measured, images/s per core each way
+    # what data.pipeline=auto measured, images/s per core each way
+    pipeline_probe: Optional[dict] = None
     wandb_group: Optional[str] = None
     predictions: Optional[str] = None     # PREDICTIONS, once the last epoch has written it
     # not written: where a reader found it, and keys this version does not know
@@ -112,7 +125,8 @@ class RunRecord:
 
     @classmethod
     def new(cls, **identity: Any) -> "RunRecord":
-        """A run that starts now: its identity (step, seed, variant, ...), running, no epoch done."""
+        """A run that starts now: its identity (step, seed, variant, ...), running, no epoch
+        done."""
         return cls(**identity)
 
     @classmethod
@@ -120,19 +134,24 @@ class RunRecord:
         known, extra = _split(cls, data)
         known.pop("path", None)
         record = cls(**known, extra=extra, path=path)
-        record.history = [EpochRow.from_dict(r) if isinstance(r, dict) else r for r in record.history]
+        record.history = [
+            EpochRow.from_dict(r) if isinstance(r, dict) else r for r in record.history
+        ]
         if record.regime is None:
             record.regime = "r50"
         return record
 
     def to_dict(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("path", "extra")}
+        out = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("path", "extra")
+        }
         out["history"] = [r.to_dict() for r in self.history]
         return out | self.extra
 
     @classmethod
     def from_checkpoint(cls, state_record: dict, epochs: int) -> "RunRecord":
-        """The record as a checkpoint saved it, its status derived: completed only after every epoch."""
+        """The record as a checkpoint saved it, its status derived: completed only after every
+        epoch."""
         record = cls.from_dict(state_record).summarize()
         record.status = "completed" if record.epochs_done == epochs else "running"
         record.reason = record.signal = None
@@ -140,7 +159,8 @@ class RunRecord:
 
     @classmethod
     def load(cls, path: Path) -> "RunRecord":
-        """The record in `path` (a metrics.json); ValueError saying why when it cannot be read as one."""
+        """The record in `path` (a metrics.json); ValueError saying why when it cannot be read as
+        one."""
         try:
             data = read_json(path)
         except (OSError, ValueError) as e:
@@ -148,31 +168,43 @@ class RunRecord:
         if not isinstance(data, dict):
             raise ValueError(f"metrics.json holds a {type(data).__name__}, not a record")
         if not isinstance(data.get("history", []), list):
-            raise ValueError(f"metrics.json field history={data['history']!r:.40} is not a list of epochs")
+            raise ValueError(
+                f"metrics.json field history={data['history']!r:.40} is not a list of epochs"
+            )
         try:
             record = cls.from_dict(data, path=str(Path(path).parent))
         except (TypeError, AttributeError) as e:
-            raise ValueError(f"metrics.json is not a run record ({type(e).__name__}: {e})") from None
+            raise ValueError(
+                f"metrics.json is not a run record ({type(e).__name__}: {e})"
+            ) from None
         record.check_types()
         return record
 
     def check_types(self) -> None:
-        """ValueError naming the first field whose value is not of its kind (a hand-edited record, say)."""
+        """ValueError naming the first field whose value is not of its kind (a hand-edited record,
+        say)."""
         number = lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))  # noqa: E731
         text = lambda v: v is None or isinstance(v, str)  # noqa: E731
         checks = [("seed", lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)), "a whole number"),
                   ("epochs_done", lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
                   ("status", lambda v: isinstance(v, str), "a status such as completed"),
                   ("history", lambda v: isinstance(v, list), "a list of epochs")]
-        checks += [(k, text, "text or null") for k in ("step", "label", "regime", "undo", "data", "budget", "variant")]
+        checks += [
+            (k, text, "text or null")
+            for k in ("step", "label", "regime", "undo", "data", "budget", "variant")
+        ]
         checks += [(k, number, "a number or null") for k in ("best_top1", "final_top1", "images_per_s",
                                                               "wall_time_s", "gmacs", "params", "effective_lr")]
         for name, ok, kind in checks:
             if not ok(getattr(self, name)):
                 raise ValueError(f"metrics.json field {name}={getattr(self, name)!r} is not {kind}")
         for row in self.history:
-            if not isinstance(row, EpochRow) or not all(number(getattr(row, k)) for k in ("val_top1", "train_loss")):
-                raise ValueError(f"metrics.json has an epoch that is not a row of numbers ({row!r:.80})")
+            if not isinstance(row, EpochRow) or not all(
+                number(getattr(row, k)) for k in ("val_top1", "train_loss")
+            ):
+                raise ValueError(
+                    f"metrics.json has an epoch that is not a row of numbers ({row!r:.80})"
+                )
 
     @classmethod
     def read(cls, path: Path) -> "RunRecord | None":
@@ -184,7 +216,8 @@ class RunRecord:
 
     @classmethod
     def from_wandb(cls, run) -> "RunRecord":
-        """A training run as the W&B API gives it (`wandb.Api().runs(...)`): its config and summary."""
+        """A training run as the W&B API gives it (`wandb.Api().runs(...)`): its config and
+        summary."""
         cfg, summary = run.config, run.summary
         status = summary.get("status") or ("completed" if run.state == "finished" else run.state)
         return cls(step=cfg["step"]["name"], label=cfg["step"]["label"], seed=cfg["seed"],
@@ -204,7 +237,8 @@ class RunRecord:
         return self
 
     def with_epoch(self, row: EpochRow) -> "RunRecord":
-        """A copy with one more epoch done, its summary updated (the record the epoch's checkpoint carries)."""
+        """A copy with one more epoch done, its summary updated (the record the epoch's checkpoint
+        carries)."""
         out = RunRecord.from_dict(self.to_dict(), path=self.path)
         out.history.append(row)
         return out.summarize()
@@ -215,19 +249,24 @@ class RunRecord:
             raise AssertionError(f"a completed record must have {missing}; not written")
 
     def write(self, path: Path) -> None:
-        """metrics.json, atomically (WriteFailed on a full disk); a completed record must have its summary."""
+        """metrics.json, atomically (WriteFailed on a full disk); a completed record must have its
+        summary."""
         self.check_completed()
         atomic_write(Path(path), lambda f: f.write(json.dumps(self.to_dict(), indent=2).encode()))
 
     def write_summary(self, path: Path) -> None:
-        """summary.csv beside metrics.json, one row per epoch (as timm's train.py writes it), atomically."""
-        write_csv(path, SUMMARY_COLUMNS, ({k: "" if v is None else v for k, v in asdict(row).items()}
-                                          for row in self.history))
+        """summary.csv beside metrics.json, one row per epoch (as timm's train.py writes it),
+        atomically."""
+        write_csv(
+            path,
+            SUMMARY_COLUMNS,
+            ({k: "" if v is None else v for k, v in asdict(row).items()} for row in self.history),
+        )
 
 
 def save_predictions(pred: np.ndarray, target: np.ndarray, path: Path) -> None:
-    """Each validation image's predicted and true class, as predictions.npz (`pred`, `target`; uint16,
-    compressed: a few KB for 10,000 images)."""
+    """Each validation image's predicted and true class, as predictions.npz (`pred`, `target`;
+    uint16, compressed: a few KB for 10,000 images)."""
     atomic_write(path, lambda f: np.savez_compressed(f, pred=pred.astype(np.uint16), target=target.astype(np.uint16)))
 
 
@@ -240,16 +279,19 @@ def load_predictions(path: Path):
 
 
 def read_predictions(path: Path):
-    """(pred, target) arrays of a predictions.npz; ValueError saying why when it is missing, damaged (truncated,
-    empty, not a zip) or not two arrays of one length."""
+    """(pred, target) arrays of a predictions.npz; ValueError saying why when it is missing, damaged
+    (truncated, empty, not a zip) or not two arrays of one length."""
     try:
         with np.load(path) as d:
             pred, target = d["pred"].astype(np.int64), d["target"].astype(np.int64)
-    except Exception as e:  # OSError, BadZipFile, EOFError, KeyError, ValueError: all mean damaged here
+    # OSError, BadZipFile, EOFError, KeyError, ValueError: all mean damaged here
+    except Exception as e:
         detail = f": {str(e).splitlines()[0][:80]}" if str(e) else ""
         raise ValueError(f"{path} is unreadable ({type(e).__name__}{detail})") from None
     if pred.ndim != 1 or pred.shape != target.shape:
-        raise ValueError(f"{path} does not hold one prediction per target ({pred.shape} and {target.shape})")
+        raise ValueError(
+            f"{path} does not hold one prediction per target ({pred.shape} and {target.shape})"
+        )
     return pred, target
 
 
@@ -257,8 +299,9 @@ TABLE_COLUMNS = ["step", "variant", "undo", "seeds", "completed", "mean_final_to
 
 
 def runs_table(records: list[RunRecord]) -> list[dict]:
-    """A sweep's table: one row per step, undone step and variant, with its seeds, how many completed, their mean
-    final top-1 and every status counted (a sweep's end and scripts/status.py print it)."""
+    """A sweep's table: one row per step, undone step and variant, with its seeds, how many
+    completed, their mean final top-1 and every status counted (a sweep's end and scripts/status.py
+    print it)."""
     groups: dict[tuple, list[RunRecord]] = {}
     for r in records:
         groups.setdefault((str(r.step), r.variant or "", r.undo or ""), []).append(r)
@@ -274,8 +317,12 @@ def runs_table(records: list[RunRecord]) -> list[dict]:
 
 
 def print_table(rows: list[dict], out) -> None:
-    names = [r["step"] + (f" without {r['undo']}" if r["undo"] else "") + (f" {r['variant']}" if r["variant"] else "")
-             for r in rows]
+    names = [
+        r["step"]
+        + (f" without {r['undo']}" if r["undo"] else "")
+        + (f" {r['variant']}" if r["variant"] else "")
+        for r in rows
+    ]
     width = max([len(n) for n in names] + [4])
     print(f"{'step':{width}}  seeds    done  mean top-1  statuses", file=out)
     for name, r in zip(names, rows):

@@ -1,9 +1,11 @@
-"""Multirun support: a summary that counts every job of a sweep (Hydra's callback, configs/config.yaml).
+"""Multirun support: a summary that counts every job of a sweep (Hydra's callback,
+configs/config.yaml).
 
-Each job leaves `<sweep dir>/.jobs/<number>.json` (its overrides, run directory and outcome), written by the job's
-own process, so the summary also works with launchers that run jobs elsewhere (submitit). The summary compares
-them with the jobs the sweep was to launch: completed, failed, refused (the directory was another run's, in use
-or unreadable), interrupted, or never started. The command exits non-zero unless every job completed."""
+Each job leaves `<sweep dir>/.jobs/<number>.json` (its overrides, run directory and outcome),
+written by the job's own process, so the summary also works with launchers that run jobs elsewhere
+(submitit). The summary compares them with the jobs the sweep was to launch: completed, failed,
+refused (the directory was another run's, in use or unreadable), interrupted, or never started. The
+command exits non-zero unless every job completed."""
 from __future__ import annotations
 
 import json
@@ -32,7 +34,8 @@ from .train.lock import is_held, status_now
 
 
 def expected_jobs(config: DictConfig) -> int | None:
-    """How many jobs the basic sweeper will launch (None for other sweepers): sweep_plan.sweep_jobs counted."""
+    """How many jobs the basic sweeper will launch (None for other sweepers): sweep_plan.sweep_jobs
+    counted."""
     jobs = sweep_jobs(config)
     return None if jobs is None else len(jobs)
 
@@ -43,24 +46,27 @@ def outcome(job_return: JobReturn) -> dict:
         value = job_return.return_value  # raises the job's exception, if it failed
     except Exception as error:  # noqa: BLE001 - any job's failure is counted, never raised here
         return {"status": "failed", "reason": f"{type(error).__name__}: {error}"}
-    return value if isinstance(value, dict) else {"status": "failed", "reason": f"returned {value!r}"}
+    return (
+        value if isinstance(value, dict) else {"status": "failed", "reason": f"returned {value!r}"}
+    )
 
 
 def _reason(job: dict, width: int = 160) -> str:
-    """A job's reason on one line: the first line of its message, its run directory left out of the paths in it
-    (the summary names the run already), cut at a word to `width` characters."""
+    """A job's reason on one line: the first line of its message, its run directory left out of the
+    paths in it (the summary names the run already), cut at a word to `width` characters."""
     text = job["reason"].splitlines()[0]
     if job.get("run_dir"):
         text = text.replace(str(job["run_dir"]).rstrip("/") + "/", "")
     return textwrap.shorten(text, width, placeholder=" …")
 
 
-LAUNCH_ENV = "ROADMAP_SWEEP_LAUNCH"  # this multirun's id, inherited by job processes that a launcher starts
+# this multirun's id, inherited by job processes that a launcher starts
+LAUNCH_ENV = "ROADMAP_SWEEP_LAUNCH"
 
 
 def joblib_jobs(launcher) -> int | None:
-    """How many jobs Hydra's joblib launcher runs at once (its n_jobs: -1 all cores, -2 all but one, ...); None
-    for another launcher."""
+    """How many jobs Hydra's joblib launcher runs at once (its n_jobs: -1 all cores, -2 all but one,
+    ...); None for another launcher."""
     if "joblib" not in str(OmegaConf.select(launcher, "_target_", default="")).lower():
         return None
     n = int(OmegaConf.select(launcher, "n_jobs", default=-1) or 1)
@@ -68,15 +74,19 @@ def joblib_jobs(launcher) -> int | None:
 
 
 def jobs_side_by_side(launcher) -> int:
-    """How many of a sweep's jobs share this machine at once: the joblib launcher's count, else one."""
+    """How many of a sweep's jobs share this machine at once: the joblib launcher's count, else
+    one."""
     return joblib_jobs(launcher) or 1
 
 
 def jobs_elsewhere(config: DictConfig) -> bool:
-    """Whether the launcher runs the jobs in other processes (joblib with more than one job, submitit), not in
-    this one (the basic launcher, and joblib with one job, which it runs in-process)."""
+    """Whether the launcher runs the jobs in other processes (joblib with more than one job,
+    submitit), not in this one (the basic launcher, and joblib with one job, which it runs
+    in-process)."""
     launcher = OmegaConf.select(config, "hydra.launcher", default=None)
-    if launcher is None or "BasicLauncher" in str(OmegaConf.select(launcher, "_target_", default="")):
+    if launcher is None or "BasicLauncher" in str(
+        OmegaConf.select(launcher, "_target_", default="")
+    ):
         return False
     return joblib_jobs(launcher) != 1
 
@@ -93,9 +103,10 @@ def _job_state(job: dict) -> str:
 class SweepSummary(Callback):
     """After a multirun: one line counting every job's outcome, naming those that did not complete.
 
-    Each launch of a sweep keeps its own markers (`.jobs/<launch id>/`), so two copies of one sweep on one
-    directory each count their own jobs. A sweep stopped by SIGINT or SIGTERM prints its line too: from run.py
-    when the jobs run in this process, from a signal handler here when a launcher runs them elsewhere."""
+    Each launch of a sweep keeps its own markers (`.jobs/<launch id>/`), so two copies of one sweep
+    on one directory each count their own jobs. A sweep stopped by SIGINT or SIGTERM prints its line
+    too: from run.py when the jobs run in this process, from a signal handler here when a launcher
+    runs them elsewhere."""
     active: "tuple[SweepSummary, DictConfig] | None" = None
 
     def _jobs_dir(self, config: DictConfig) -> Path:
@@ -103,7 +114,9 @@ class SweepSummary(Callback):
         return Path(config.hydra.sweep.dir) / ".jobs" / launch
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self.launch = os.environ[LAUNCH_ENV] = f"{socket.gethostname()}-{os.getpid()}-{time.time_ns()}"
+        self.launch = os.environ[LAUNCH_ENV] = (
+            f"{socket.gethostname()}-{os.getpid()}-{time.time_ns()}"
+        )
         self.expected = expected_jobs(config)
         SweepSummary.active = (self, config)
         try:
@@ -113,7 +126,8 @@ class SweepSummary(Callback):
         if line:
             print(line, file=sys.stderr, flush=True)
         if jobs_elsewhere(config) and threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):  # the jobs run in other processes: say how far it got
+            # the jobs run in other processes: say how far it got
+            for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, self._stopped)
 
     def _jobs(self, config: DictConfig) -> list[dict]:
@@ -122,8 +136,13 @@ class SweepSummary(Callback):
     def _stopped(self, signum, frame) -> None:
         config = self.active[1]
         here = socket.gethostname()
-        for job in self._jobs(config):  # a signal sent to this process alone (kill PID) reaches the jobs too
-            if job.get("status") == "started" and job.get("host") == here and job.get("pid") not in (None, os.getpid()):
+        # a signal sent to this process alone (kill PID) reaches the jobs too
+        for job in self._jobs(config):
+            if (
+                job.get("status") == "started"
+                and job.get("host") == here
+                and job.get("pid") not in (None, os.getpid())
+            ):
                 try:
                     os.kill(job["pid"], signum)
                 except (ProcessLookupError, PermissionError):
@@ -172,10 +191,15 @@ class SweepSummary(Callback):
         if not bad and not counts["never started"]:
             return f"{line} ({config.hydra.sweep.dir})", True
         root = Path(config.hydra.sweep.dir)
-        where = lambda j: Path(j["run_dir"]).relative_to(root).as_posix() \
-            if j.get("run_dir") and Path(j["run_dir"]).is_relative_to(root) else " ".join(j["overrides"])  # noqa: E731
-        names = "; ".join(f"{where(j)}: {j['status']}{' (' + _reason(j) + ')' if j.get('reason') else ''}"
-                          for j in bad)
+        where = lambda j: (  # noqa: E731
+            Path(j["run_dir"]).relative_to(root).as_posix()
+            if j.get("run_dir") and Path(j["run_dir"]).is_relative_to(root)
+            else " ".join(j["overrides"])
+        )
+        names = "; ".join(
+            f"{where(j)}: {j['status']}{' (' + _reason(j) + ')' if j.get('reason') else ''}"
+            for j in bad
+        )
         return f"{line}. Not completed: {names}" if names else line, False
 
     def print_line(self, config: DictConfig, stopped: str | None = None) -> None:
@@ -183,8 +207,9 @@ class SweepSummary(Callback):
 
     @staticmethod
     def print_table(sweep_dir: Path) -> None:
-        """What the sweep's folder holds, every launch's runs: the table (step, seeds, mean final top-1, statuses),
-        printed and written beside the runs as sweep.csv (scripts/status.py shows it at any time)."""
+        """What the sweep's folder holds, every launch's runs: the table (step, seeds, mean final
+        top-1, statuses), printed and written beside the runs as sweep.csv (scripts/status.py shows
+        it at any time)."""
         records = []
         for path in sorted(sweep_dir.rglob("metrics.json")):
             record = RunRecord.read(path) or RunRecord(step=str(path.parent.relative_to(sweep_dir)),
@@ -198,19 +223,22 @@ class SweepSummary(Callback):
         print_table(rows, sys.stderr)
         try:
             write_table(rows, sweep_dir / "sweep.csv")
-        except WriteFailed as e:  # the table was printed; a sweep's outcome does not hang on its copy
+        # the table was printed; a sweep's outcome does not hang on its copy
+        except WriteFailed as e:
             print(f"sweep.csv not written: {e}", file=sys.stderr)
 
     @classmethod
     def print_active(cls, stopped: str) -> None:
-        """The line of the sweep this process runs, if any (run.py, when a job it runs is interrupted)."""
+        """The line of the sweep this process runs, if any (run.py, when a job it runs is
+        interrupted)."""
         if cls.active is not None:
             cls.active[0].print_line(cls.active[1], stopped)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         SweepSummary.active = None
         line, ok = self.summary(config)
-        shutil.rmtree(self._jobs_dir(config), ignore_errors=True)  # counted: this launch's markers are done
+        # counted: this launch's markers are done
+        shutil.rmtree(self._jobs_dir(config), ignore_errors=True)
         self.print_table(Path(config.hydra.sweep.dir))
         if ok:
             print(line, file=sys.stderr)

@@ -1,9 +1,11 @@
-"""A sweep's estimate before its first job: which of its jobs the folder already holds completed, and how long the
-rest take, from the epoch times its runs recorded (the same step's where there are some, else the folder's mean).
+"""A sweep's estimate before its first job: which of its jobs the folder already holds completed,
+and how long the rest take, from the epoch times its runs recorded (the same step's where there are
+some, else the folder's mean).
 
-Jobs are matched to records by what names a run: step, seed, undone step and variant (the overrides that change
-what it computes, config/variants.py). A folder with no timed epoch gets no number, only where to look once the
-first epochs end (scripts/status.py); measure_study.py --estimate estimates a study before anything trained."""
+Jobs are matched to records by what names a run: step, seed, undone step and variant (the overrides
+that change what it computes, config/variants.py). A folder with no timed epoch gets no number, only
+where to look once the first epochs end (scripts/status.py); measure_study.py --estimate estimates a
+study before anything trained."""
 from __future__ import annotations
 
 import itertools
@@ -31,11 +33,16 @@ def sweep_jobs(config: DictConfig) -> list[Job] | None:
     if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
         return None
     params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
-    lists = {}  # as the basic sweeper makes them: each key's values (the command line's win), then their product
+    # as the basic sweeper makes them: each key's values (the command line's win), then their
+    # product
+    lists = {}
     for o in OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task)):
         key = o.get_key_element()
-        lists[key] = [f"{key}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override() else \
-            [f"{key}={o.get_value_element_as_str()}"]
+        lists[key] = (
+            [f"{key}={v}" for v in o.sweep_string_iterator()]
+            if o.is_sweep_override()
+            else [f"{key}={o.get_value_element_as_str()}"]
+        )
     jobs = []
     for overrides in itertools.product(*lists.values()):
         values = dict(o.split("=", 1) for o in overrides)
@@ -51,7 +58,8 @@ def _key(r: RunRecord) -> Job:
 
 
 def estimate_line(config: DictConfig, n_jobs: int) -> str | None:
-    """One line: the jobs completed already, those to train, and the time they take at `n_jobs` at a time."""
+    """One line: the jobs completed already, those to train, and the time they take at `n_jobs` at a
+    time."""
     jobs = sweep_jobs(config)
     if jobs is None:
         return None
@@ -68,7 +76,9 @@ def estimate_line(config: DictConfig, n_jobs: int) -> str | None:
         return f"{head} ({sweep_dir})"
     times = {}
     for r in records.values():
-        times.setdefault(r.step, []).extend(row.epoch_time_s for row in r.history if row.epoch_time_s)
+        times.setdefault(r.step, []).extend(
+            row.epoch_time_s for row in r.history if row.epoch_time_s
+        )
     every = [t for ts in times.values() for t in ts]
     if not every:
         return (f"{head}; no estimate yet: no epoch of it has been timed in {sweep_dir} "
@@ -77,7 +87,11 @@ def estimate_line(config: DictConfig, n_jobs: int) -> str | None:
     seconds = 0.0
     for j in todo:
         r = records.get(j)
-        left = (r.epochs - r.epochs_done) if r is not None and r.epochs else (epochs or _epochs_of(records))
+        left = (
+            (r.epochs - r.epochs_done)
+            if r is not None and r.epochs
+            else (epochs or _epochs_of(records))
+        )
         seconds += left * mean(times.get(j.step) or every)
     return (f"{head}; about {clock(seconds / max(1, n_jobs))} at {n_jobs} at a time, from {len(every)} epoch(s) "
             f"timed in {sweep_dir} (a step never timed there at the folder's mean)")

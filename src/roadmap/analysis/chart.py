@@ -1,10 +1,11 @@
-"""The roadmap's figure, for the forward study and the leave-one-out study alike: two panels that share the rows.
+"""The roadmap's figure, for the forward study and the leave-one-out study alike: two panels that
+share the rows.
 
-Left, our top-1 per row (mean and its 95% interval over seeds) on an axis fitted to the data. Right, each row's
-change in points (forward: from the previous adopted step; leave-one-out: from the full model), ours with the t
-interval over seeds and the paired bootstrap over seeds and test images, filled where the t interval excludes zero,
-beside the paper's change on the same axis. Every mark is in the legend; nothing is drawn outside the figure.
-"""
+Left, our top-1 per row (mean and its 95% interval over seeds) on an axis fitted to the data. Right,
+each row's change in points (forward: from the previous adopted step; leave-one-out: from the full
+model), ours with the t interval over seeds and the paired bootstrap over seeds and test images,
+filled where the t interval excludes zero, beside the paper's change on the same axis. Every mark is
+in the legend; nothing is drawn outside the figure."""
 from __future__ import annotations
 
 import textwrap
@@ -18,8 +19,9 @@ OURS, PAPER, GREY = "#4c72b0", "#dd8452", "0.45"
 
 @dataclass
 class Mark:
-    """A row as the chart draws it: its numbers, its label on the axis, hollow for a side branch, and the paper's
-    change drawn beside ours (forward: the paper's change; leave-one-out: minus its gain when adopted)."""
+    """A row as the chart draws it: its numbers, its label on the axis, hollow for a side branch,
+    and the paper's change drawn beside ours (forward: the paper's change; leave-one-out: minus its
+    gain when adopted)."""
     row: Row
     label: str
     hollow: bool = False
@@ -27,7 +29,8 @@ class Mark:
 
 
 def drawn(marks: list[Mark]) -> tuple[list[Mark], list[str]]:
-    """(the rows to draw: those with a completed run, or the first when none has one; the labels of the others)."""
+    """(the rows to draw: those with a completed run, or the first when none has one; the labels of
+    the others)."""
     return [m for m in marks if m.row.n] or marks[:1], [m.label for m in marks if not m.row.n]
 
 
@@ -41,14 +44,17 @@ def draw(marks: list[Mark], out: Path, stem: str, title: str, level_label: str, 
 
     marks, missing = drawn(marks)
     title_lines, sub_lines = textwrap.wrap(title, 110), textwrap.wrap(subtitle, 55)
-    top_in = 0.25 + 0.2 * len(title_lines) + 0.17 * max(1, len(sub_lines)) + 0.1  # inches above the panels
+    # inches above the panels
+    top_in = 0.25 + 0.2 * len(title_lines) + 0.17 * max(1, len(sub_lines)) + 0.1
     height = 0.36 * len(marks) + 1.6 + top_in + 0.3 * bool(missing)
     fig, (left, right) = plt.subplots(1, 2, sharey=True, figsize=(12, height),
                                       gridspec_kw={"width_ratios": [1, 1], "wspace": 0.06})
     ys = list(range(len(marks)))[::-1]  # the first row at the top
     level_panel(left, marks, ys, level_label)
     change_panel(right, marks, ys, change_label, "\n".join(sub_lines))
-    fig.legend(handles=legend(marks, paper_label), loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.legend(
+        handles=legend(marks, paper_label), loc="lower center", ncol=3, fontsize=8, frameon=False
+    )
     if missing:
         fig.text(0.01, 0.005, textwrap.fill(f"No completed run yet, not drawn: {', '.join(missing)}", 190),
                  fontsize=7, color=GREY, va="bottom")
@@ -62,12 +68,14 @@ def draw(marks: list[Mark], out: Path, stem: str, title: str, level_label: str, 
 
 
 def level_panel(ax, marks: list[Mark], ys: list[int], level_label: str) -> None:
-    """Left: each row's mean top-1 with its 95% interval over seeds, on an axis fitted to the data."""
+    """Left: each row's mean top-1 with its 95% interval over seeds, on an axis fitted to the
+    data."""
     rows = [m.row for m in marks]
     spans = [(r.ci_low if r.ci_low is not None else r.mean, r.ci_high if r.ci_high is not None else r.mean)
              for r in rows if r.mean is not None]
     lo, hi = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else (0.0, 100.0)
-    lo, hi = max(lo, 0.0), min(hi, 100.0)  # top-1 is a percentage: an interval past it is cut at the axis
+    # top-1 is a percentage: an interval past it is cut at the axis
+    lo, hi = max(lo, 0.0), min(hi, 100.0)
     pad = max(0.3, 0.08 * (hi - lo))
     for y, m, r in zip(ys, marks, rows):
         if r.mean is None:
@@ -86,7 +94,8 @@ def level_panel(ax, marks: list[Mark], ys: list[int], level_label: str) -> None:
 
 
 def change_panel(ax, marks: list[Mark], ys: list[int], change_label: str, title: str) -> None:
-    """Right: each row's change with its t interval and paired bootstrap, filled where real, beside the paper's."""
+    """Right: each row's change with its t interval and paired bootstrap, filled where real, beside
+    the paper's."""
     values = [v for m in marks for v in (m.row.delta_low, m.row.delta_high, m.row.boot_low, m.row.boot_high,
                                          m.row.delta, m.paper) if v is not None]
     span = max([abs(v) for v in values] + [0.5])
@@ -98,7 +107,9 @@ def change_panel(ax, marks: list[Mark], ys: list[int], change_label: str, title:
             continue
         if r.boot_low is not None:
             ax.plot([r.boot_low, r.boot_high], [y - 0.12] * 2, color=OURS, lw=4.5, alpha=0.3, solid_capstyle="butt")
-        err = [[r.delta - r.delta_low], [r.delta_high - r.delta]] if r.delta_low is not None else None
+        err = (
+            [[r.delta - r.delta_low], [r.delta_high - r.delta]] if r.delta_low is not None else None
+        )
         ax.errorbar(r.delta, y - 0.12, xerr=err, fmt="o", ms=6, capsize=3, color=OURS, lw=1.2,
                     mfc=OURS if r.real else "white")
     ax.axvline(0, color="0.3", lw=0.8)

@@ -1,5 +1,5 @@
-"""Learning curves beside the roadmap's chart: each step's top-1 after every epoch, the mean over its seeds (the
-completed runs of the chart's variant), as curves.png/.svg and curves.csv."""
+"""Learning curves beside the roadmap's chart: each step's top-1 after every epoch, the mean over
+its seeds (the completed runs of the chart's variant), as curves.png/.svg and curves.csv."""
 from __future__ import annotations
 
 import statistics
@@ -25,8 +25,8 @@ class CurvePoint:
 
 
 def curve_rows(records: list[RunRecord], order: list[tuple[str, str]]) -> list[CurvePoint]:
-    """One row per (step, epoch) of the completed runs: top-1 after that epoch, mean, min and max over the seeds.
-    `order`: (step, label) in the chart's order."""
+    """One row per (step, epoch) of the completed runs: top-1 after that epoch, mean, min and max
+    over the seeds. `order`: (step, label) in the chart's order."""
     rows = []
     for step, label in order:
         runs = [r for r in records if r.step == step and r.status == "completed" and r.history]
@@ -38,8 +38,8 @@ def curve_rows(records: list[RunRecord], order: list[tuple[str, str]]) -> list[C
 
 
 def draw_curves(rows: list[CurvePoint], out: Path, title: str, data: str) -> None:
-    """curves.png/.svg: one line per step (mean over seeds), coloured in roadmap order, the legend beside the axes;
-    the seeds' range is in curves.csv."""
+    """curves.png/.svg: one line per step (mean over seeds), coloured in roadmap order, the legend
+    beside the axes; the seeds' range is in curves.csv."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -65,7 +65,9 @@ def draw_curves(rows: list[CurvePoint], out: Path, title: str, data: str) -> Non
     plt.close(fig)
 
 
-def chart_curves(records: list[RunRecord], order: list[tuple[str, str]], out: Path, title: str, data: str) -> None:
+def chart_curves(
+    records: list[RunRecord], order: list[tuple[str, str]], out: Path, title: str, data: str
+) -> None:
     rows = curve_rows(records, order)
     if not rows:
         return

@@ -1,7 +1,8 @@
-"""The leave-one-out study's chart from a `+sweep=leave_one_out` sweep: the drop from the full model when each adopted
-step is undone, with its 95% interval (paired by seed), beside the paper's gain when the step was adopted.
+"""The leave-one-out study's chart from a `+sweep=leave_one_out` sweep: the drop from the full model
+when each adopted step is undone, with its 95% interval (paired by seed), beside the paper's gain
+when the step was adopted.
 
-    leave_one_out.png/.svg, leave_one_out.csv, leave_one_out.md   (written by scripts/plot_roadmap.py)
+    leave_one_out.png/.svg, leave_one_out.csv, leave_one_out.md  (written by scripts/plot_roadmap.py)
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ COLUMNS = ["undo", "label", "n", "mean", "ci_low", "ci_high", "gmacs", "params",
 
 
 def paper_gains(regime: str) -> dict[str, float]:
-    """The paper's top-1 change when each adopted step was adopted (from the previous adopted step)."""
+    """The paper's top-1 change when each adopted step was adopted (from the previous adopted
+    step)."""
     gains, previous = {}, None
     for s in roadmap_steps(regime):
         top1 = s.meta.paper.top1 if s.meta.paper else None
@@ -31,13 +33,18 @@ def paper_gains(regime: str) -> dict[str, float]:
     return gains
 
 
-def leave_one_out_rows(records: list[RunRecord], metric: str = "final_top1") -> tuple[list[Row], list[RunRecord]]:
-    """The full model's row, then one per undone step in paper order, each with its change from the full model."""
+def leave_one_out_rows(
+    records: list[RunRecord], metric: str = "final_top1"
+) -> tuple[list[Row], list[RunRecord]]:
+    """The full model's row, then one per undone step in paper order, each with its change from the
+    full model."""
     good = readable(records)  # damaged ones are listed as failed
     kinds = {(r.step, r.regime, r.data, r.budget, r.variant) for r in good}
     if len(kinds) > 1:
-        raise ValueError(f"these leave-one-out records mix models, regimes, datasets, budgets or variants "
-                         f"{sorted(map(str, kinds))}; chart one sweep at a time")
+        raise ValueError(
+            f"these leave-one-out records mix models, regimes, datasets, budgets or variants "
+            f"{sorted(map(str, kinds))}; chart one sweep at a time"
+        )
     step, regime = good[0].step, good[0].regime
     labels = {s.name: s.meta.label for s in roadmap_steps(regime)}
     gains = paper_gains(regime)
@@ -60,14 +67,18 @@ def leave_one_out_rows(records: list[RunRecord], metric: str = "final_top1") -> 
     return rows, failed
 
 
-def write_tables(rows: list[Row], failed: list[RunRecord], out: Path, title: str, notes: list[str] = ()) -> None:
+def write_tables(
+    rows: list[Row], failed: list[RunRecord], out: Path, title: str, notes: list[str] = ()
+) -> None:
     write_csv(rows, out / "leave_one_out.csv", COLUMNS)
     lines = [f"# {title}", "", "| undone step | n | mean | 95% CI | GMACs | change from full | change 95% CI | real? | "
              "paper gain when adopted | failed |", "|" + "---|" * 10]
     for r in rows:
         ci, dci, real = interval_cells(r)
-        lines.append(f"| {r.label} | {r.n} | {fmt(r.mean, '.2f')} | {ci} | {fmt(r.gmacs, '.3f')} | "
-                     f"{fmt(r.delta, '+.2f')} | {dci} | {real} | {fmt(r.paper_gain, '+.2f')} | {r.failed} |")
+        lines.append(
+            f"| {r.label} | {r.n} | {fmt(r.mean, '.2f')} | {ci} | {fmt(r.gmacs, '.3f')} | "
+            f"{fmt(r.delta, '+.2f')} | {dci} | {real} | {fmt(r.paper_gain, '+.2f')} | {r.failed} |"
+        )
     lines += ["", "Change: undone minus full model, paired by seed where the seeds match (else Welch's interval); "
               "**yes** where the 95% interval excludes zero. Paper gain: the paper's top-1 change when the step was "
               "adopted (ImageNet-1K, forward roadmap), for comparison."]
@@ -76,10 +87,14 @@ def write_tables(rows: list[Row], failed: list[RunRecord], out: Path, title: str
     (out / "leave_one_out.md").write_text("\n".join(lines) + "\n")
 
 
-def draw_leave_one_out(rows: list[Row], out: Path, title: str, metric: str, data: str, paper_source: str) -> None:
-    """leave_one_out.png/.svg: the full model's and each undone model's top-1, and each drop beside the paper's
-    gain when the step was adopted, negated (chart.py)."""
-    marks = [Mark(r, r.label, paper=-r.paper_gain if r.paper_gain is not None else None) for r in rows]
+def draw_leave_one_out(
+    rows: list[Row], out: Path, title: str, metric: str, data: str, paper_source: str
+) -> None:
+    """leave_one_out.png/.svg: the full model's and each undone model's top-1, and each drop beside
+    the paper's gain when the step was adopted, negated (chart.py)."""
+    marks = [
+        Mark(r, r.label, paper=-r.paper_gain if r.paper_gain is not None else None) for r in rows
+    ]
     draw(marks, out, "leave_one_out", title, f"{metric.replace('_top1', ' top-1')} (%) on {data}",
          "change from the full model when the step is undone (points)",
          f"minus the paper's gain when adopted, ImageNet-1K ({paper_source})",
@@ -88,7 +103,8 @@ def draw_leave_one_out(rows: list[Row], out: Path, title: str, metric: str, data
 
 def chart_leave_one_out(records: list[RunRecord], out: Path, metric: str = "final_top1",
                         notes: list[str] = ()) -> tuple[list[Row], list[RunRecord]]:
-    """The chart and tables of one variant's records (report.choose_variant), `notes` saying what was left out."""
+    """The chart and tables of one variant's records (report.choose_variant), `notes` saying what
+    was left out."""
     rows, failed = leave_one_out_rows(records, metric)
     r0 = readable(records)[0]
     full = rows[0]

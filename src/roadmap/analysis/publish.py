@@ -1,4 +1,5 @@
-"""A chart as a W&B run of job_type `chart` in its sweep's group: the image, the table and a bar chart of it."""
+"""A chart as a W&B run of job_type `chart` in its sweep's group: the image, the table and a bar
+chart of it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,9 +14,9 @@ from .rows import Row
 def log_to_wandb(rows: list[Row], agree: dict, out: Path, group: str, project: str = "roadmap",
                  entity: str | None = None, mode: str = "auto", chart: str = "roadmap",
                  columns: list[str] = COLUMNS) -> str | None:
-    """One W&B run of job_type `chart` in the sweep's group: the chart image (`<chart>.png`), the table of its
-    rows and a bar chart of it, and the agreement figures (if any) in its summary. Offline without an API key.
-    Returns the run's directory."""
+    """One W&B run of job_type `chart` in the sweep's group: the chart image (`<chart>.png`), the
+    table of its rows and a bar chart of it, and the agreement figures (if any) in its summary.
+    Offline without an API key. Returns the run's directory."""
     import wandb
 
     columns = [c for c in columns if c != "adopted"] + (["adopted"] if "adopted" in columns else [])

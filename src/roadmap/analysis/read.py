@@ -1,7 +1,7 @@
-"""Run records for the charts: every metrics.json under some folders, or a sweep's runs from W&B, as RunRecords.
-A damaged record is kept, as `unreadable`, so that every reader names it; a record that says running while no
-process holds its run is `killed`. The charts take one variant of the runs (choose_variant) and say what they
-left out."""
+"""Run records for the charts: every metrics.json under some folders, or a sweep's runs from W&B, as
+RunRecords. A damaged record is kept, as `unreadable`, so that every reader names it; a record that
+says running while no process holds its run is `killed`. The charts take one variant of the runs
+(choose_variant) and say what they left out."""
 from __future__ import annotations
 
 import shlex
@@ -33,24 +33,32 @@ def records_from_dirs(paths: list[Path]) -> list[RunRecord]:
             try:
                 record = RunRecord.load(path)
             except ValueError as why:  # damaged: running the run's command again rebuilds it
-                record = RunRecord(step=_step_of(path.parent), status="unreadable", path=str(path.parent),
-                                   reason=f"{why}; run the same command again to rebuild it from its checkpoint")
+                record = RunRecord(
+                    step=_step_of(path.parent),
+                    status="unreadable",
+                    path=str(path.parent),
+                    reason=f"{why}; run the same command again to rebuild it from its checkpoint",
+                )
             if status_now(record.status, path.parent) == "killed":
                 record.status = "killed"
-                record.reason = (f"killed: the record says running but no process holds the run (after "
-                                 f"{record.epochs_done} epoch(s)); run the same command again to resume it")
+                record.reason = (
+                    f"killed: the record says running but no process holds the run (after "
+                    f"{record.epochs_done} epoch(s)); run the same command again to resume it"
+                )
             out.append(record)
     return out
 
 
 def identity(r: RunRecord) -> tuple:
-    """What names a run wherever its files lie: its regime, data, budget, step, undone step, variant and seed."""
+    """What names a run wherever its files lie: its regime, data, budget, step, undone step, variant
+    and seed."""
     return r.regime, r.data, r.budget, r.step, r.undo, r.variant, r.seed
 
 
 def one_per_run(records: list[RunRecord]) -> tuple[list[RunRecord], list[str]]:
-    """Each run once, however many copies of it the folders hold (a sweep and its collected copy, say): the first
-    completed copy (by path) is kept; a note per run found more than once. Damaged records stay, each its own."""
+    """Each run once, however many copies of it the folders hold (a sweep and its collected copy,
+    say): the first completed copy (by path) is kept; a note per run found more than once. Damaged
+    records stay, each its own."""
     kept: dict[tuple, RunRecord] = {}
     copies: dict[tuple, list[RunRecord]] = {}
     out = []
@@ -75,8 +83,8 @@ def one_per_run(records: list[RunRecord]) -> tuple[list[RunRecord], list[str]]:
 
 
 def check_predictions(records: list[RunRecord]) -> list[str]:
-    """A note naming each completed run whose predictions.npz cannot be read; such a run is charted by its record
-    alone (no bootstrap), its `predictions` cleared."""
+    """A note naming each completed run whose predictions.npz cannot be read; such a run is charted
+    by its record alone (no bootstrap), its `predictions` cleared."""
     notes = []
     for r in records:
         if r.status == "completed" and r.path and r.predictions:
@@ -97,8 +105,8 @@ def records_from_wandb(project: str, group: str, api=None) -> list[RunRecord]:
 
 
 def readable(records: list[RunRecord]) -> list[RunRecord]:
-    """The records that could be read (damaged ones stay in the list that readers name as failed); ValueError
-    naming the damaged ones when there is none."""
+    """The records that could be read (damaged ones stay in the list that readers name as failed);
+    ValueError naming the damaged ones when there is none."""
     out = [r for r in records if r.status != "unreadable"]
     if records and not out:
         raise ValueError(f"no readable run record among {len(records)}: "
@@ -108,11 +116,12 @@ def readable(records: list[RunRecord]) -> list[RunRecord]:
 
 def choose_variant(records: list[RunRecord], variant: str | None = None
                    ) -> tuple[list[RunRecord], str, dict[str, list[RunRecord]]]:
-    """The records of one variant (run.py's overrides that change what a run computes; "" for the steps as they
-    are), the variant, and the records left out, by variant. By default the variant that covers the most steps
-    (the steps as they are on a tie), so a side sweep into a roadmap's folder (`-m step=micro/gelu
-    model.kernel_size=5`) leaves the roadmap's chart as it was. Damaged records, of no known variant, stay in to be
-    named. ValueError for a `variant` that no record has."""
+    """The records of one variant (run.py's overrides that change what a run computes; "" for the
+    steps as they are), the variant, and the records left out, by variant. By default the variant
+    that covers the most steps (the steps as they are on a tie), so a side sweep into a roadmap's
+    folder (`-m step=micro/gelu model.kernel_size=5`) leaves the roadmap's chart as it was. Damaged
+    records, of no known variant, stay in to be named. ValueError for a `variant` that no record
+    has."""
     steps: dict[str, set] = {}
     for r in readable(records):
         steps.setdefault(r.variant, set()).add(r.step)

@@ -1,5 +1,6 @@
-"""The paper's Figure 2 from a sweep's run records: a row per step in paper order, ours beside the paper's, the
-change of each step with its intervals, and the agreement of our changes with the paper's."""
+"""The paper's Figure 2 from a sweep's run records: a row per step in paper order, ours beside the
+paper's, the change of each step with its intervals, and the agreement of our changes with the
+paper's."""
 from __future__ import annotations
 
 import csv
@@ -33,13 +34,19 @@ AGREEMENT = ["steps", "sign_agree", "sign_compared", "sign_agreement", "spearman
 
 
 def compare_with_paper(rows: list[Row]) -> dict:
-    """Sign agreement and Spearman's rank correlation of our step-to-step changes and the paper's."""
-    pairs = [(r.delta, r.paper_delta) for r in rows if r.delta is not None and r.paper_delta is not None]
+    """Sign agreement and Spearman's rank correlation of our step-to-step changes and the
+    paper's."""
+    pairs = [
+        (r.delta, r.paper_delta) for r in rows if r.delta is not None and r.paper_delta is not None
+    ]
     return agreement([a for a, _ in pairs], [b for _, b in pairs])
 
 
-def roadmap_rows(records: list[RunRecord], metric: str = "final_top1") -> tuple[list[Row], list[RunRecord]]:
-    """One row per step in paper order (steps with no completed run included), and the runs not charted."""
+def roadmap_rows(
+    records: list[RunRecord], metric: str = "final_top1"
+) -> tuple[list[Row], list[RunRecord]]:
+    """One row per step in paper order (steps with no completed run included), and the runs not
+    charted."""
     good = readable(records)
     records = good + [r for r in records if r.status == "unreadable"]  # damaged: named, not charted
     settings = {(r.data, r.budget, r.regime) for r in good}
@@ -74,7 +81,8 @@ def roadmap_rows(records: list[RunRecord], metric: str = "final_top1") -> tuple[
             if metric == "final_top1":  # the predictions are the last epoch's
                 row = replace(row, **bootstrap_fields(previous.correct, row.correct))
             if row.paper_top1 is not None and previous.paper_top1 is not None:
-                row.paper_delta = round(row.paper_top1 - previous.paper_top1, 4)  # 2-decimal numbers
+                # 2-decimal numbers
+                row.paper_delta = round(row.paper_top1 - previous.paper_top1, 4)
         if row.adopted:
             previous = row
         rows.append(row)
@@ -83,8 +91,8 @@ def roadmap_rows(records: list[RunRecord], metric: str = "final_top1") -> tuple[
 
 def write_tables(rows: list[Row], failed: list[RunRecord], out: Path, title: str, agree: dict,
                  notes: list[str] = ()) -> None:
-    """roadmap.csv (a row per step), roadmap_agreement.csv (one row) and roadmap.md (both, the failures, and
-    `notes`: what the chart left out)."""
+    """roadmap.csv (a row per step), roadmap_agreement.csv (one row) and roadmap.md (both, the
+    failures, and `notes`: what the chart left out)."""
     write_csv(rows, out / "roadmap.csv", COLUMNS)
     with open(out / "roadmap_agreement.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=AGREEMENT)
@@ -95,7 +103,11 @@ def write_tables(rows: list[Row], failed: list[RunRecord], out: Path, title: str
              "|" + "---|" * 18]
     for r in rows:
         ci, dci, real = interval_cells(r)
-        boot = f"[{r.boot_low:+.2f}, {r.boot_high:+.2f}] ({r.boot_n})" if r.boot_low is not None else ""
+        boot = (
+            f"[{r.boot_low:+.2f}, {r.boot_high:+.2f}] ({r.boot_n})"
+            if r.boot_low is not None
+            else ""
+        )
         lines.append(f"| {r.step} | {r.label}{'' if r.adopted else ' (not adopted)'} | {r.n} | "
                      f"{fmt(r.mean, '.2f')} | {ci} | {fmt(r.std, '.2f')} | {fmt(r.gmacs, '.3f')} | "
                      f"{fmt(r.params, ',.0f')} | {fmt(r.images_per_s, '.0f')} | {fmt(r.delta, '+.2f')} | "
@@ -116,18 +128,23 @@ def write_tables(rows: list[Row], failed: list[RunRecord], out: Path, title: str
     missing = [r.step for r in rows if r.n == 0]
     if missing:
         lines += ["", f"Steps with no completed run: {', '.join(missing)}."]
-    lines += md_tail([f"- {r.step} seed {r.seed}: {r.reason or r.status} ({r.path})" for r in failed], notes)
+    lines += md_tail(
+        [f"- {r.step} seed {r.seed}: {r.reason or r.status} ({r.path})" for r in failed], notes
+    )
     (out / "roadmap.md").write_text("\n".join(lines) + "\n")
 
 
 def draw_roadmap(rows: list[Row], out: Path, title: str, metric: str, data: str, agree: dict,
                  paper_source: str) -> None:
-    """roadmap.png/.svg: our top-1 per step, and each step's change beside the paper's (chart.py)."""
+    """roadmap.png/.svg: our top-1 per step, and each step's change beside the paper's
+    (chart.py)."""
     marks = [Mark(r, r.label + ("" if r.adopted else " (side branch)"), hollow=not r.adopted, paper=r.paper_delta)
              for r in rows]
-    agreed = (f"sign agrees on {agree['sign_agree']} of {agree['sign_compared']}" if agree["sign_compared"]
-              else "no signs to compare") + (f", Spearman {agree['spearman']:+.2f}" if agree["spearman"] is not None
-                                             else "")
+    agreed = (
+        f"sign agrees on {agree['sign_agree']} of {agree['sign_compared']}"
+        if agree["sign_compared"]
+        else "no signs to compare"
+    ) + (f", Spearman {agree['spearman']:+.2f}" if agree["spearman"] is not None else "")
     draw(marks, out, "roadmap", title, f"{metric.replace('_top1', ' top-1')} (%) on {data}",
          "change from the previous adopted step (points)", f"paper's change, ImageNet-1K ({paper_source})",
          f"our change beside the paper's: {agreed} ({agree['steps']} steps compared)")
@@ -135,11 +152,14 @@ def draw_roadmap(rows: list[Row], out: Path, title: str, metric: str, data: str,
 
 def chart_roadmap(records: list[RunRecord], out: Path, metric: str = "final_top1",
                   notes: list[str] = ()) -> tuple[list[Row], list[RunRecord]]:
-    """The chart and tables of one variant's records (choose_variant), `notes` saying what was left out."""
+    """The chart and tables of one variant's records (choose_variant), `notes` saying what was left
+    out."""
     if not records:
         raise ValueError("no run records (metrics.json) found")
     if any(r.undo for r in records):
-        raise ValueError("these are leave-one-out records (undo=...): chart them apart from the forward roadmap")
+        raise ValueError(
+            "these are leave-one-out records (undo=...): chart them apart from the forward roadmap"
+        )
     rows, failed = roadmap_rows(records, metric)
     agree = compare_with_paper(rows)
     first = readable(records)[0]  # roadmap_rows checked there is one

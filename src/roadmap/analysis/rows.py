@@ -1,6 +1,7 @@
-"""The statistics of a chart's rows, shared by the roadmap and leave-one-out charts: each row's runs over seeds
-(mean and its t interval), the change between two rows (paired by seed, or Welch's; and the paired bootstrap over
-seeds and test images), and the table cells and CSV they are written as."""
+"""The statistics of a chart's rows, shared by the roadmap and leave-one-out charts: each row's runs
+over seeds (mean and its t interval), the change between two rows (paired by seed, or Welch's; and
+the paired bootstrap over seeds and test images), and the table cells and CSV they are written
+as."""
 from __future__ import annotations
 
 import csv
@@ -16,14 +17,16 @@ from .stats import change, paired_bootstrap, t_quantile
 
 @dataclass
 class Row:
-    """One row of a chart and its tables: a step of the roadmap (roadmap.py), or the full model or a model with one
-    step undone (leave_one_out.py). The CSVs write the columns their COLUMNS name, in that order."""
+    """One row of a chart and its tables: a step of the roadmap (roadmap.py), or the full model or a
+    model with one step undone (leave_one_out.py). The CSVs write the columns their COLUMNS name, in
+    that order."""
     label: str
     step: str = ""
     undo: str = ""               # leave-one-out: the undone step ("" for the full model)
     adopted: bool = True         # False: a side branch (kernel 5, 9, 11), drawn hollow
     n: int = 0                   # completed runs, over seeds
-    mean: float | None = None    # top-1 over them, its standard deviation, the mean's 95% t interval, min and max
+    # top-1 over them, its standard deviation, the mean's 95% t interval, min and max
+    mean: float | None = None
     std: float | None = None
     ci_low: float | None = None
     ci_high: float | None = None
@@ -32,22 +35,26 @@ class Row:
     gmacs: float | None = None
     params: float | None = None
     images_per_s: float | None = None
-    delta: float | None = None   # the change from the row compared with (stats.change), its interval and method
+    # the change from the row compared with (stats.change), its interval and method
+    delta: float | None = None
     delta_low: float | None = None
     delta_high: float | None = None
     delta_method: str | None = None
     real: bool | None = None     # whether that interval excludes zero
-    boot_low: float | None = None  # the paired bootstrap over seeds and test images (stats.paired_bootstrap)
+    # the paired bootstrap over seeds and test images (stats.paired_bootstrap)
+    boot_low: float | None = None
     boot_high: float | None = None
     boot_n: str | None = None
     boot_real: bool | None = None
     paper_top1: float | None = None
     paper_gflops: float | None = None
     paper_delta: float | None = None  # the paper's change from its previous adopted step
-    paper_gain: float | None = None   # leave-one-out: the paper's gain when the undone step was adopted
+    # leave-one-out: the paper's gain when the undone step was adopted
+    paper_gain: float | None = None
     failed: int = 0              # runs that did not complete
     by_seed: dict = field(default_factory=dict, repr=False)  # top-1 by seed, for pairing
-    correct: dict = field(default_factory=dict, repr=False)  # (pred, target) by seed, for the bootstrap
+    # (pred, target) by seed, for the bootstrap
+    correct: dict = field(default_factory=dict, repr=False)
 
 
 def mean_of(values: list) -> float | None:
@@ -64,8 +71,9 @@ def mean_interval(values: list[float], level: float = 0.95) -> tuple[float | Non
 
 
 def seed_stats(runs: list[RunRecord], metric: str) -> dict:  # Row's fields n to max, and by_seed
-    """n, mean, standard deviation, the mean's 95% interval, min and max of `metric` over `runs`, and the values by
-    seed for pairing (by run when a seed appears twice, from two places: then there is nothing to pair)."""
+    """n, mean, standard deviation, the mean's 95% interval, min and max of `metric` over `runs`,
+    and the values by seed for pairing (by run when a seed appears twice, from two places: then
+    there is nothing to pair)."""
     values = [getattr(r, metric) for r in runs]
     by_seed = {r.seed: getattr(r, metric) for r in runs}
     if len(by_seed) < len(runs):
@@ -77,8 +85,8 @@ def seed_stats(runs: list[RunRecord], metric: str) -> dict:  # Row's fields n to
 
 
 def correct_by_seed(runs: list[RunRecord]) -> dict:
-    """{seed: (pred, target) arrays} from the runs' predictions.npz; runs without one are left out (W&B records,
-    older runs), and so is a seed recorded twice."""
+    """{seed: (pred, target) arrays} from the runs' predictions.npz; runs without one are left out
+    (W&B records, older runs), and so is a seed recorded twice."""
     out, seen = {}, set()
     for r in runs:
         seed = r.seed
@@ -86,28 +94,36 @@ def correct_by_seed(runs: list[RunRecord]) -> dict:
             out.pop(seed, None)
             continue
         seen.add(seed)
-        loaded = load_predictions(Path(r.path) / r.predictions) if r.path and r.predictions else None
+        loaded = (
+            load_predictions(Path(r.path) / r.predictions) if r.path and r.predictions else None
+        )
         if loaded is not None:
             out[seed] = loaded
     return out
 
 
 def bootstrap_fields(before: dict, after: dict) -> dict:
-    """The paired bootstrap over seeds and test images (stats.paired_bootstrap) for the seeds both steps have
-    predictions of, on the same test images; empty fields when there are none."""
+    """The paired bootstrap over seeds and test images (stats.paired_bootstrap) for the seeds both
+    steps have predictions of, on the same test images; empty fields when there are none."""
     seeds = sorted(set(before) & set(after), key=str)
-    seeds = [s for s in seeds if np.array_equal(before[s][1], after[s][1])]  # the same images, in the same order
+    # the same images, in the same order
+    seeds = [s for s in seeds if np.array_equal(before[s][1], after[s][1])]
     if not seeds:
         return {}
     diffs = np.stack([(after[s][0] == after[s][1]).astype(np.int8) - (before[s][0] == before[s][1]).astype(np.int8)
                       for s in seeds])
     b = paired_bootstrap(diffs)
-    return {"boot_low": round(b.low, 4), "boot_high": round(b.high, 4), "boot_n": f"{b.seeds} seeds x {b.images}",
-            "boot_real": b.real}
+    return {
+        "boot_low": round(b.low, 4),
+        "boot_high": round(b.high, 4),
+        "boot_n": f"{b.seeds} seeds x {b.images}",
+        "boot_real": b.real,
+    }
 
 
 def change_fields(before: dict, after: dict) -> dict:
-    """The change from one row's runs to another's (stats.change, paired by seed where it can), as row fields."""
+    """The change from one row's runs to another's (stats.change, paired by seed where it can), as
+    row fields."""
     c = change(before, after)
     if c is None:
         return {}
@@ -120,7 +136,9 @@ def write_csv(rows: list, path: Path, columns: list[str]) -> None:
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=columns)
         w.writeheader()
-        w.writerows({k: ("" if getattr(r, k) is None else getattr(r, k)) for k in columns} for r in rows)
+        w.writerows(
+            {k: ("" if getattr(r, k) is None else getattr(r, k)) for k in columns} for r in rows
+        )
 
 
 def fmt(value, spec: str) -> str:
@@ -128,7 +146,8 @@ def fmt(value, spec: str) -> str:
 
 
 def interval_cells(r: Row) -> tuple[str, str, str]:
-    """A row's markdown cells: the mean's 95% interval, the change's interval (and method), and whether it is real."""
+    """A row's markdown cells: the mean's 95% interval, the change's interval (and method), and
+    whether it is real."""
     ci = f"[{r.ci_low:.2f}, {r.ci_high:.2f}]" if r.ci_low is not None else ""
     dci = f"[{r.delta_low:+.2f}, {r.delta_high:+.2f}] ({r.delta_method})" \
         if r.delta_low is not None else (r.delta_method or "")
@@ -145,5 +164,7 @@ def md_tail(failed: list[str], notes: list[str]) -> list[str]:
     """The end of a chart's markdown table: the runs not charted, and what the chart left out."""
     lines = ["", f"Failed runs ({len(failed)}):", *failed] if failed else []
     if notes:
-        lines += ["", "Notes (runs left out, copies counted once, damaged files):"] + [f"- {n}" for n in notes]
+        lines += ["", "Notes (runs left out, copies counted once, damaged files):"] + [
+            f"- {n}" for n in notes
+        ]
     return lines

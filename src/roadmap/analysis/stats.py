@@ -1,4 +1,5 @@
-"""Honest step-to-step statistics: is a change between two steps real, and does it agree with the paper?
+"""Honest step-to-step statistics: is a change between two steps real, and does it agree with the
+paper?
 
 - `change(a, b)`: the change from step a's runs to step b's, with a 95% confidence interval. Runs are paired by
   seed where both steps have the same seeds (at least two): the interval is the paired t interval of the
@@ -7,8 +8,8 @@
 - A change is `real` when its interval excludes zero.
 - `agreement(ours, paper)`: sign agreement and Spearman's rank correlation of our changes and the paper's.
 
-Student's t quantiles are exact for integer degrees of freedom (the closed forms of Abramowitz & Stegun
-26.7.3-4, inverted by bisection), so nothing beyond the standard library is needed."""
+Student's t quantiles are exact for integer degrees of freedom (the closed forms of Abramowitz &
+Stegun 26.7.3-4, inverted by bisection), so nothing beyond the standard library is needed."""
 from __future__ import annotations
 
 import math
@@ -48,7 +49,8 @@ def t_quantile(p: float, df: int) -> float:
 
 @dataclass
 class Change:
-    delta: float               # mean of b minus mean of a (or the mean per-seed difference when paired)
+    # mean of b minus mean of a (or the mean per-seed difference when paired)
+    delta: float
     low: float | None          # 95% interval, None with a single run on either side
     high: float | None
     method: str                # "paired" (n seeds), "welch", or "single run"
@@ -98,7 +100,8 @@ def ranks(values: list[float]) -> list[float]:
 
 
 def spearman(x: list[float], y: list[float]) -> float | None:
-    """Spearman's rank correlation (Pearson's on ranks); None for fewer than 3 pairs or a constant side."""
+    """Spearman's rank correlation (Pearson's on ranks); None for fewer than 3 pairs or a constant
+    side."""
     if len(x) < 3:
         return None
     rx, ry = ranks(x), ranks(y)
@@ -138,26 +141,31 @@ def bootstrap_replicates(diffs, replicates: int = 4000, seed: int = 0, chunk: in
     if d.ndim != 2 or d.size == 0:
         raise ValueError(f"diffs must be a non-empty (seeds, images) array, not shape {d.shape}")
     k, n = d.shape
-    # Images with the same column of differences are interchangeable: drawing images is drawing these patterns
-    # (at most 3^seeds of them) with their frequencies, the same distribution for a fraction of the work.
+    # Images with the same column of differences are interchangeable: drawing images is drawing
+    # these patterns (at most 3^seeds of them) with their frequencies, the same distribution for a
+    # fraction of the work.
     patterns, counts = np.unique(d.T, axis=0, return_counts=True)  # (patterns, seeds), (patterns,)
     rng = np.random.default_rng(seed)
     out = np.empty(replicates)
     for start in range(0, replicates, chunk):
         r = min(chunk, replicates - start)
-        weights = rng.multinomial(n, counts / n, size=r)  # (r, patterns): how many drawn images have each
+        # (r, patterns): how many drawn images have each
+        weights = rng.multinomial(n, counts / n, size=r)
         per_seed = patterns.T @ weights.T / n              # (seeds, r)
         picks = rng.integers(0, k, size=(r, k))            # the seeds drawn in each replicate
         out[start:start + r] = per_seed[picks, np.arange(r)[:, None]].mean(1)
     return out
 
 
-def paired_bootstrap(diffs, level: float = 0.95, replicates: int = 4000, seed: int = 0) -> Bootstrap:
-    """The change in top-1 (points) between two steps, from `diffs` (seeds, images): correct_b - correct_a per seed
-    and test image (-1, 0 or 1; the same images in every run). Each replicate draws seeds with replacement and,
-    once for all seeds, test images with replacement (the test set is shared, so its sampling error is too); the
-    replicate's change is the mean over the drawn seeds of the mean difference over the drawn images. Percentile
-    interval. Deterministic for a given `seed`, so a report made twice is the same."""
+def paired_bootstrap(
+    diffs, level: float = 0.95, replicates: int = 4000, seed: int = 0
+) -> Bootstrap:
+    """The change in top-1 (points) between two steps, from `diffs` (seeds, images): correct_b -
+    correct_a per seed and test image (-1, 0 or 1; the same images in every run). Each replicate
+    draws seeds with replacement and, once for all seeds, test images with replacement (the test set
+    is shared, so its sampling error is too); the replicate's change is the mean over the drawn
+    seeds of the mean difference over the drawn images. Percentile interval. Deterministic for a
+    given `seed`, so a report made twice is the same."""
     import numpy as np
     d = np.asarray(diffs, dtype=np.float64)
     out = bootstrap_replicates(d, replicates, seed)

@@ -1,6 +1,6 @@
-"""What run.py checks before Hydra writes anything: the config files (each is YAML), the command line alone (each
-override parses, no setting given twice, no empty output directory, every group choice exists), then a single run's
-whole config and its run directory (preflight)."""
+"""What run.py checks before Hydra writes anything: the config files (each is YAML), the command
+line alone (each override parses, no setting given twice, no empty output directory, every group
+choice exists), then a single run's whole config and its run directory (preflight)."""
 from __future__ import annotations
 
 import os
@@ -30,15 +30,18 @@ def hydra_overrides(argv: Sequence[str]) -> list[str]:
         if skip:
             skip = False
         elif a.startswith("-"):
-            skip = a in VALUED_FLAGS or (a in ("--info", "-i") and i + 1 < len(argv) and argv[i + 1] in INFO_TOPICS)
+            skip = a in VALUED_FLAGS or (
+                a in ("--info", "-i") and i + 1 < len(argv) and argv[i + 1] in INFO_TOPICS
+            )
         else:
             out.append(a)
     return out
 
 
 def check_command_line(argv: Sequence[str]) -> None:
-    """Everything that can be told from the command line alone, before Hydra writes anything: each override
-    parses, no setting is given twice, no output directory is empty, and every group choice exists."""
+    """Everything that can be told from the command line alone, before Hydra writes anything: each
+    override parses, no setting is given twice, no output directory is empty, and every group choice
+    exists."""
     check_files()
     overrides = hydra_overrides(argv)
     parser, seen = OverridesParser.create(), {}
@@ -46,25 +49,36 @@ def check_command_line(argv: Sequence[str]) -> None:
         try:
             parsed = parser.parse_override(item)
         except (OverrideParseException, HydraException) as e:
-            hint = " (only ASCII letters, digits and _-./ outside quotes)" if not item.isascii() else ""
-            raise ValueError(f"{item!r} is not an override Hydra can read{hint}: "
-                             f"{str(e).splitlines()[0].split(': ', 1)[-1]}; write key=value") from None
+            hint = (
+                " (only ASCII letters, digits and _-./ outside quotes)"
+                if not item.isascii()
+                else ""
+            )
+            raise ValueError(
+                f"{item!r} is not an override Hydra can read{hint}: "
+                f"{str(e).splitlines()[0].split(': ', 1)[-1]}; write key=value"
+            ) from None
         key = parsed.get_key_element().lstrip("+~")
         if key in seen:
-            raise ValueError(f"{key} is given twice ({seen[key]!r} and {item!r}); give it once (a sweep takes "
-                             f"a list: {key}=a,b)")
+            raise ValueError(
+                f"{key} is given twice ({seen[key]!r} and {item!r}); give it once (a sweep takes "
+                f"a list: {key}=a,b)"
+            )
         seen[key] = item
         if key in DIRECTORIES and not (parsed.value() or "").strip():
-            raise ValueError(f"{key}='' is not allowed: an empty directory would put the run's files into the "
-                             "current directory; give a directory, or leave the setting out")
+            raise ValueError(
+                f"{key}='' is not allowed: an empty directory would put the run's files into the "
+                "current directory; give a directory, or leave the setting out"
+            )
     check_choices(overrides)
 
 
 def preflight(argv: Sequence[str], checks: Sequence = ()) -> RunConfig | None:
-    """Check a single run's command line before Hydra creates its directory: compose and validate the config,
-    and create the run directory. Returns the run's config, which the run then uses (None for a command Hydra
-    handles: -m, --cfg, --help). Raises ValueError with one line naming the setting. A multirun's (-m) jobs are
-    checked one by one as they start, and counted by the sweep's summary."""
+    """Check a single run's command line before Hydra creates its directory: compose and validate
+    the config, and create the run directory. Returns the run's config, which the run then uses
+    (None for a command Hydra handles: -m, --cfg, --help). Raises ValueError with one line naming
+    the setting. A multirun's (-m) jobs are checked one by one as they start, and counted by the
+    sweep's summary."""
     if any(a.startswith("-") for a in argv):  # -m, --cfg, --help: Hydra's to handle
         return None
     cfg = compose_dict(None, argv, hydra=True)
@@ -79,9 +93,11 @@ def preflight(argv: Sequence[str], checks: Sequence = ()) -> RunConfig | None:
     probe = run_dir / f".write-test-{os.getpid()}"
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"x")  # a full disk or a read-only mount fails here, not in Hydra's log handler
+        # a full disk or a read-only mount fails here, not in Hydra's log handler
+        probe.write_bytes(b"x")
         probe.unlink()
-    except BaseException as e:  # a write that failed, or a signal meanwhile: nothing of this check is left
+    # a write that failed, or a signal meanwhile: nothing of this check is left
+    except BaseException as e:
         try:
             probe.unlink(missing_ok=True)
         except OSError:

@@ -1,4 +1,5 @@
-"""Compose `configs/` into a typed, checked `RunConfig`, from notebooks, tests, scripts and run.py's preflight."""
+"""Compose `configs/` into a typed, checked `RunConfig`, from notebooks, tests, scripts and run.py's
+preflight."""
 from __future__ import annotations
 
 import difflib
@@ -30,24 +31,30 @@ def unknown_setting(key: str) -> str:
     leaves = {k.rsplit(".", 1)[-1]: k for k in sorted(SETTINGS)}
     close = difflib.get_close_matches(key, SETTINGS, n=1) or \
         [leaves[m] for m in difflib.get_close_matches(key.rsplit(".", 1)[-1], leaves, n=1)]
-    fields = ", ".join(sorted({k[len(section):].split(".")[0] for k in SETTINGS if k.startswith(section)}))
+    fields = ", ".join(
+        sorted({k[len(section) :].split(".")[0] for k in SETTINGS if k.startswith(section)})
+    )
     return (f"{key} is not a setting{f' (did you mean {close[0]}?)' if close else ''}; "
             f"the settings{f' of {section[:-1]}' if section else ''} are: {fields}")
 
 
 def check_keys(cfg: DictConfig) -> None:
-    """Every key is a field of RunConfig (`+model.kernal_size=5` would add one), and every `???` was given."""
+    """Every key is a field of RunConfig (`+model.kernal_size=5` would add one), and every `???` was
+    given."""
     given = flatten(OmegaConf.to_container(cfg))  # unresolved: ${...} and ??? as written
     for key in given:
-        if key.startswith("regime.paper."):  # a table: rows by step name, each with PaperRow's fields
+        # a table: rows by step name, each with PaperRow's fields
+        if key.startswith("regime.paper."):
             if key.rsplit(".", 1)[-1] not in PAPER_ROW:
                 raise ValueError(f"{key}: a paper row's fields are {', '.join(sorted(PAPER_ROW))}")
         elif key not in SETTINGS:
             raise ValueError(unknown_setting(key))
     missing = sorted(k for k, v in given.items() if v == "???")
     if missing:
-        raise ValueError(f"{' and '.join(missing)} must be set: the chosen configs leave them open (???). Add "
-                         f"{' '.join(k + '=...' for k in missing)} to the command line")
+        raise ValueError(
+            f"{' and '.join(missing)} must be set: the chosen configs leave them open (???). Add "
+            f"{' '.join(k + '=...' for k in missing)} to the command line"
+        )
 
 
 def to_run_config(cfg: DictConfig) -> RunConfig:
@@ -64,7 +71,8 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
                          "from the chain of step files (configs/step/)")
     run.step.order = step_order(run.step.name)
     check_input_size(run.model, run.data.resolution)
-    if run.train.auto_augment:  # here, not in TrainConfig: checking it imports timm, which a schema must not need
+    # here, not in TrainConfig: checking it imports timm, which a schema must not need
+    if run.train.auto_augment:
         check_auto_augment(run.train.auto_augment)
     return run
 
@@ -75,21 +83,28 @@ def check_choices(overrides: Sequence[str]) -> None:
     Hydra's own message lists only the top level of nested groups such as step/."""
     for item in overrides:
         key, sep, value = item.lstrip("+~").partition("=")
-        if not sep or key not in GROUPS or "(" in value or "$" in value:  # sweep functions: Hydra checks those
+        # sweep functions: Hydra checks those
+        if not sep or key not in GROUPS or "(" in value or "$" in value:
             continue
         for choice in value.split(","):  # a multirun list
             valid = options(key)
             if choice not in valid:
                 leaves = {v.rsplit("/", 1)[-1]: v for v in valid}  # step=gelu: micro/gelu
-                close = difflib.get_close_matches(choice, valid, n=1) or \
-                    [leaves[m] for m in difflib.get_close_matches(choice.rsplit("/", 1)[-1], leaves, n=1)]
-                raise ValueError(f"unknown {key} {choice!r}{f' (did you mean {close[0]}?)' if close else ''}; "
-                                 f"valid {key} choices: {', '.join(valid)}")
+                close = difflib.get_close_matches(choice, valid, n=1) or [
+                    leaves[m]
+                    for m in difflib.get_close_matches(choice.rsplit("/", 1)[-1], leaves, n=1)
+                ]
+                raise ValueError(
+                    f"unknown {key} {choice!r}{f' (did you mean {close[0]}?)' if close else ''}; "
+                    f"valid {key} choices: {', '.join(valid)}"
+                )
 
 
-def compose_dict(step: str | None = None, overrides: Sequence[str] = (), hydra: bool = False) -> DictConfig:
-    """The composed config (with Hydra's own node if `hydra`); a composition error becomes a one-line
-    ValueError that names the setting."""
+def compose_dict(
+    step: str | None = None, overrides: Sequence[str] = (), hydra: bool = False
+) -> DictConfig:
+    """The composed config (with Hydra's own node if `hydra`); a composition error becomes a
+    one-line ValueError that names the setting."""
     overrides = ([f"step={step}"] if step else []) + list(overrides)
     check_choices(overrides)
     register()
@@ -105,7 +120,9 @@ def compose_dict(step: str | None = None, overrides: Sequence[str] = (), hydra: 
             if key is not None and key not in SETTINGS and "not in" in cause:
                 raise ValueError(unknown_setting(key)) from e
             lines = str(e).splitlines() + cause.split("\n    full_key")[0].splitlines()
-            raise ValueError(": ".join(line.strip().rstrip(".") for line in lines if line.strip())) from e
+            raise ValueError(
+                ": ".join(line.strip().rstrip(".") for line in lines if line.strip())
+            ) from e
 
 
 def load_config(step: str | None = None, overrides: Sequence[str] = ()) -> RunConfig:

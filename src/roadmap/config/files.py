@@ -19,7 +19,8 @@ def config_dir() -> Path:
 
 
 def check_files() -> None:
-    """ValueError naming the first config file that is not valid YAML, with its line (before Hydra reads them)."""
+    """ValueError naming the first config file that is not valid YAML, with its line (before Hydra
+    reads them)."""
     from omegaconf import OmegaConf
     for path in sorted(config_dir().rglob("*.yaml")):
         try:
@@ -28,7 +29,9 @@ def check_files() -> None:
             where = getattr(e, "problem_mark", None)
             line = f" (line {where.line + 1})" if where is not None else ""
             problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-            raise ValueError(f"{path} is not valid YAML{line}: {problem}; fix or restore it") from None
+            raise ValueError(
+                f"{path} is not valid YAML{line}: {problem}; fix or restore it"
+            ) from None
 
 
 GROUPS = ("step", "regime", "recipe", "data", "budget", "wandb", "sweep", "experiment")

@@ -29,7 +29,9 @@ class StepFile:
 def read_step_file(path: Path, root: Path) -> StepFile:
     raw = OmegaConf.load(path)
     name = path.relative_to(root).with_suffix("").as_posix()
-    parents = [d for d in raw.get("defaults", []) if isinstance(d, str) and d.startswith(STEP_PREFIX)]
+    parents = [
+        d for d in raw.get("defaults", []) if isinstance(d, str) and d.startswith(STEP_PREFIX)
+    ]
     parent = parents[0][len(STEP_PREFIX):] if parents else None
     own = raw.get("step")
     meta = StepMeta(**OmegaConf.to_container(own)) if own is not None else None
@@ -45,8 +47,9 @@ def step_files() -> list[StepFile]:
 
 
 def ordered(files: list[StepFile]) -> list[StepFile]:
-    """The files with their steps' places: a step comes after the one it builds on (its chain of `/step/` defaults
-    is the one record of the order), and steps over the same step by their names (k5, k7, k9, k11)."""
+    """The files with their steps' places: a step comes after the one it builds on (its chain of
+    `/step/` defaults is the one record of the order), and steps over the same step by their names
+    (k5, k7, k9, k11)."""
     by_name = {f.name: f for f in files}
 
     def depth(f: StepFile) -> int:
@@ -73,7 +76,8 @@ def load_regime(name: str = "r50") -> RegimeConfig:
         raise ValueError(f"unknown regime {name!r}; valid regime choices: {', '.join(valid)}")
     regime = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RegimeConfig),
                                                  OmegaConf.load(root / f"{name}.yaml")))
-    if regime.compare_with:  # the other regime's numbers with this one's labels (the other's name its networks)
+    # the other regime's numbers with this one's labels (the other's name its networks)
+    if regime.compare_with:
         own = regime.paper
         regime.paper = {step: replace(row, label=own[step].label if step in own else None,
                                       note=own[step].note if step in own else "")
@@ -89,7 +93,8 @@ def roadmap_steps(regime: str = "r50") -> list[StepFile]:
 
 
 def file_values(path: Path) -> dict:
-    """What a config file sets itself (not through its defaults), by dotted key, as written (interpolations kept)."""
+    """What a config file sets itself (not through its defaults), by dotted key, as written
+    (interpolations kept)."""
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
     raw.pop("defaults", None)
     return flatten(raw)

@@ -1,6 +1,7 @@
-"""What Hydra needs registered before it composes `configs/`: the typed schema (`run_schema`) and the resolvers
-that the configs use. run.py calls `register()` before Hydra starts; job processes that a launcher starts
-(submitit, joblib) get it through roadmap.sweep, which Hydra imports for the sweep's callback."""
+"""What Hydra needs registered before it composes `configs/`: the typed schema (`run_schema`) and
+the resolvers that the configs use. run.py calls `register()` before Hydra starts; job processes
+that a launcher starts (submitit, joblib) get it through roadmap.sweep, which Hydra imports for the
+sweep's callback."""
 from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
@@ -16,17 +17,19 @@ from .variants import variant_dir
 def register_schema() -> None:
     """`run_schema`: RunConfig, with `schedule` resolved from the train and budget settings."""
     schema = OmegaConf.structured(RunConfig)
-    for name in vars(ScheduleConfig()):  # what runs, in `--cfg job` too (run.py resolves what it prints)
+    # what runs, in `--cfg job` too (run.py resolves what it prints)
+    for name in vars(ScheduleConfig()):
         schema.schedule[name] = f"${{roadmap_schedule:{name}}}"
     ConfigStore.instance().store(name="run_schema", node=schema)
 
 
 def register_resolvers() -> None:
     """`${roadmap_steps:}`: every step in paper order, from the step configs' metadata;
-    `${roadmap_full_step:}` and `${roadmap_leave_one_out:}`: the leave-one-out study's model and undo list;
-    `${roadmap_variant:${hydra:overrides.task}}`: the run directory's variant part (variants.py);
-    `${roadmap_undo:${undo}}`: its `without/<step>/` part in the leave-one-out study;
-    `${roadmap_schedule:epochs}` (and the other fields of ScheduleConfig): what runs, from train.* and budget.*."""
+    `${roadmap_full_step:}` and `${roadmap_leave_one_out:}`: the leave-one-out study's model and
+    undo list; `${roadmap_variant:${hydra:overrides.task}}`: the run directory's variant part
+    (variants.py); `${roadmap_undo:${undo}}`: its `without/<step>/` part in the leave-one-out study;
+    `${roadmap_schedule:epochs}` (and the other fields of ScheduleConfig): what runs, from train.*
+    and budget.*."""
     resolvers = {"roadmap_steps": lambda: ",".join(s.name for s in roadmap_steps()),
                  "roadmap_full_step": full_model, "roadmap_leave_one_out": sweep_values,
                  "roadmap_variant": lambda overrides: variant_dir(list(overrides)),
@@ -38,8 +41,8 @@ def register_resolvers() -> None:
 
 
 def schedule_value(name: str, _root_):
-    """One field of what runs (ScheduleConfig), from the composed train and budget; None where they are invalid
-    (the run's own checks then name the bad setting)."""
+    """One field of what runs (ScheduleConfig), from the composed train and budget; None where they
+    are invalid (the run's own checks then name the bad setting)."""
     try:
         train, budget = OmegaConf.to_object(_root_.train), OmegaConf.to_object(_root_.budget)
     except Exception:  # noqa: BLE001 - reported by the checks of RunConfig, in one line

@@ -1,18 +1,19 @@
-"""The leave-one-out study: the full model with one adopted step's own changes undone (`undo=<step>`).
+"""The leave-one-out study: the full model with one adopted step's own changes undone
+(`undo=<step>`).
 
-Undoing step S sets each field that S's file sets (its own fields, not its metadata) back to the value it had just
-before S, taken from the step files of S's ancestors, so it follows the regime (`${regime.depths}` stays an
-interpolation). A field that a later step of the chain sets again keeps the later value: undoing the stage-ratio
-step restores the baseline's depths but keeps the width that the width step chose. Where every field of S is set
-again later (`inverted_bottleneck/invert` sets `layout: inverted`, then `large_kernel/move_up` sets
-`depthwise_first`), there is no network "with S undone and the later change kept" (a depthwise-first block cannot be
-un-inverted), so undoing S returns those fields to their value before S, and takes the later change of them with it:
+Undoing step S sets each field that S's file sets (its own fields, not its metadata) back to the
+value it had just before S, taken from the step files of S's ancestors, so it follows the regime
+(`${regime.depths}` stays an interpolation). A field that a later step of the chain sets again keeps
+the later value: undoing the stage-ratio step restores the baseline's depths but keeps the width
+that the width step chose. Where every field of S is set again later (`inverted_bottleneck/invert`
+sets `layout: inverted`, then `large_kernel/move_up` sets `depthwise_first`), there is no network
+"with S undone and the later change kept" (a depthwise-first block cannot be un-inverted), so
+undoing S returns those fields to their value before S, and takes the later change of them with it:
 undoing the inversion gives the bottleneck layout.
 
-Steps that set no field of their own are not undone: `baseline/enhanced_recipe` changes the recipe group, so its
-reverse is a plain run (`step=convnext_t recipe=classic`). `+sweep=leave_one_out` runs the full model (the last
-adopted step) and one run per undoable step, all from the step files.
-"""
+Steps that set no field of their own are not undone: `baseline/enhanced_recipe` changes the recipe
+group, so its reverse is a plain run (`step=convnext_t recipe=classic`). `+sweep=leave_one_out` runs
+the full model (the last adopted step) and one run per undoable step, all from the step files."""
 from __future__ import annotations
 
 from typing import Any
@@ -36,13 +37,16 @@ def chain(step: str) -> list[StepFile]:
 
 
 def step_changes(s: StepFile) -> dict[str, Any]:
-    """What a step file sets itself, as written (interpolations kept), its metadata and defaults left out."""
+    """What a step file sets itself, as written (interpolations kept), its metadata and defaults
+    left out."""
     return {k: v for k, v in file_values(s.path).items() if not k.startswith("step.")}
 
 
 def undoable(step: str) -> list[str]:
     """The adopted steps of `step`'s chain that set fields of their own, in paper order."""
-    return [s.name for s in chain(step)[1:] if s.meta.adopted and not s.is_alias and step_changes(s)]
+    return [
+        s.name for s in chain(step)[1:] if s.meta.adopted and not s.is_alias and step_changes(s)
+    ]
 
 
 def full_model() -> str:
@@ -51,14 +55,17 @@ def full_model() -> str:
 
 
 def undo_changes(step: str, undo: str) -> dict[str, Any]:
-    """The fields and values that undo step `undo` in step `step`'s network (see the module's docstring)."""
+    """The fields and values that undo step `undo` in step `step`'s network (see the module's
+    docstring)."""
     valid = undoable(step)
     if undo not in valid:
         raise ValueError(f"undo={undo!r} is not a step to undo in {step}: valid undo choices: {', '.join(valid)} "
                          "(adopted steps before it that set fields of their own)")
     steps = chain(step)
     i = [s.name for s in steps].index(undo)
-    before: dict[str, Any] = flatten(OmegaConf.to_container(OmegaConf.structured(RunConfig), resolve=False))
+    before: dict[str, Any] = flatten(
+        OmegaConf.to_container(OmegaConf.structured(RunConfig), resolve=False)
+    )
     for s in steps[:i]:
         before.update(step_changes(s))
     own = step_changes(steps[i])
@@ -77,5 +84,6 @@ def apply_undo(cfg: DictConfig) -> DictConfig:
 
 
 def sweep_values() -> str:
-    """`${roadmap_leave_one_out:}`: the full model (null) and every undoable step, for the sweeper."""
+    """`${roadmap_leave_one_out:}`: the full model (null) and every undoable step, for the
+    sweeper."""
     return ",".join(["null", *undoable(full_model())])

@@ -1,9 +1,10 @@
 """Run directories: one per combination of the overrides that change what a run computes.
 
-`python run.py step=micro/gelu model.kernel_size=5` runs in `.../micro/gelu/model.kernel_size=5/seed0`, beside
-`.../micro/gelu/seed0`. The step, seed, data and budget have their own parts of the path; where and how a run
-executes (system.*, wandb.*, data.num_workers, data.root, data.download) does not change its numbers and is left
-out, so such a change resumes the same run. A variant too long or odd for a file name becomes `v-<hash>`; the
+`python run.py step=micro/gelu model.kernel_size=5` runs in
+`.../micro/gelu/model.kernel_size=5/seed0`, beside `.../micro/gelu/seed0`. The step, seed, data and
+budget have their own parts of the path; where and how a run executes (system.*, wandb.*,
+data.num_workers, data.root, data.download) does not change its numbers and is left out, so such a
+change resumes the same run. A variant too long or odd for a file name becomes `v-<hash>`; the
 overrides are kept in full in the run's metrics.json (`variant`) and overrides.yaml."""
 from __future__ import annotations
 
@@ -21,10 +22,15 @@ SAFE = re.compile(r"[\w.=,+~\-\[\]:]{1,96}")
 
 
 def variant_name(overrides: Sequence[str]) -> str:
-    """The overrides that define this variant, as given, comma-separated ("" for the step as it is)."""
+    """The overrides that define this variant, as given, comma-separated ("" for the step as it
+    is)."""
     parsed = OverridesParser.create().parse_overrides(list(overrides))
-    keep = [o.input_line for o in parsed
-            if o.key_or_group not in IN_PATH and not o.key_or_group.startswith((*RESUMABLE_CHANGES, "hydra."))]
+    keep = [
+        o.input_line
+        for o in parsed
+        if o.key_or_group not in IN_PATH
+        and not o.key_or_group.startswith((*RESUMABLE_CHANGES, "hydra."))
+    ]
     return ",".join(keep)
 
 

@@ -1,18 +1,19 @@
-"""timm's training and eval transforms on batches of uint8 images, per sample, on any device (`data.pipeline=device`).
+"""timm's training and eval transforms on batches of uint8 images, per sample, on any device
+(`data.pipeline=device`).
 
-timm applies, image by image in PIL: RandomResizedCrop (scale, ratio, interpolation) or, with train.crop=pad,
-torchvision's RandomCrop(resolution, padding) on the image at the resolution, a horizontal flip,
-RandAugment as the recipe's string parses it, ToTensor + Normalize, and random erasing in `pixel` mode. Here
-every sample of a batch draws its own parameters from the same distributions (from a torch.Generator, so a batch
-depends only on its seed), and the ops run batched with torch. The RandAugment string is parsed by timm itself
-(`rand_augment_transform`), so the op list, layer count, probability and magnitude noise are timm's; each op
-follows the PIL function timm calls, with PIL's integer rounding, so images stay uint8-valued between ops.
-Differences that remain (tests/test_data_augment.py states them): geometric ops and the crop's resize interpolate with
-torch's bicubic (a = -0.75; PIL's affine transform uses a = -1, its resize a = -0.5 with antialiasing), so they
-differ from PIL by about one level on average; the eval resize is torch's antialiased one, as PIL's.
-Supported: RandAugment strings (`rand-...`) whose ops are all batched here, bicubic or bilinear interpolation.
-Mixup/CutMix stay timm's, applied after this.
-"""
+timm applies, image by image in PIL: RandomResizedCrop (scale, ratio, interpolation) or, with
+train.crop=pad, torchvision's RandomCrop(resolution, padding) on the image at the resolution, a
+horizontal flip, RandAugment as the recipe's string parses it, ToTensor + Normalize, and random
+erasing in `pixel` mode. Here every sample of a batch draws its own parameters from the same
+distributions (from a torch.Generator, so a batch depends only on its seed), and the ops run batched
+with torch. The RandAugment string is parsed by timm itself (`rand_augment_transform`), so the op
+list, layer count, probability and magnitude noise are timm's; each op follows the PIL function timm
+calls, with PIL's integer rounding, so images stay uint8-valued between ops. Differences that remain
+(tests/test_data_augment.py states them): geometric ops and the crop's resize interpolate with
+torch's bicubic (a = -0.75; PIL's affine transform uses a = -1, its resize a = -0.5 with
+antialiasing), so they differ from PIL by about one level on average; the eval resize is torch's
+antialiased one, as PIL's. Supported: RandAugment strings (`rand-...`) whose ops are all batched
+here, bicubic or bilinear interpolation. Mixup/CutMix stay timm's, applied after this."""
 from __future__ import annotations
 
 import math
@@ -29,8 +30,11 @@ GEOMETRIC = {"Rotate", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel"}
 SIGNED = GEOMETRIC | {"ColorIncreasing", "ContrastIncreasing", "BrightnessIncreasing", "SharpnessIncreasing"}
 
 
-def level(name: str, m: torch.Tensor, sign: torch.Tensor, translate_pct: float = 0.45) -> torch.Tensor:
-    """timm's level-to-argument functions (auto_augment.py), for magnitudes `m` and signs (+1/-1)."""
+def level(
+    name: str, m: torch.Tensor, sign: torch.Tensor, translate_pct: float = 0.45
+) -> torch.Tensor:
+    """timm's level-to-argument functions (auto_augment.py), for magnitudes `m` and signs
+    (+1/-1)."""
     f = m / LEVEL_DENOM
     if name == "Rotate":
         return f * 30.0 * sign
@@ -48,8 +52,10 @@ def level(name: str, m: torch.Tensor, sign: torch.Tensor, translate_pct: float =
         return (f * 110).floor().clamp(max=128)
     if name in ("AutoContrast", "Equalize", "Invert"):
         return torch.zeros_like(m)
-    raise ValueError(f"RandAugment op {name} has no batched version here; the device pipeline supports: "
-                     f"{', '.join(sorted(OPS))}. Use data.pipeline=workers for this recipe")
+    raise ValueError(
+        f"RandAugment op {name} has no batched version here; the device pipeline supports: "
+        f"{', '.join(sorted(OPS))}. Use data.pipeline=workers for this recipe"
+    )
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
@@ -80,10 +86,13 @@ def auto_contrast(x, _):
 def equalize(x, _):
     n, c = x.shape[:2]
     hist = torch.zeros(n, c, 256, device=x.device, dtype=torch.long)
-    hist.scatter_add_(2, x.long().view(n, c, -1), torch.ones_like(x, dtype=torch.long).view(n, c, -1))
+    hist.scatter_add_(
+        2, x.long().view(n, c, -1), torch.ones_like(x, dtype=torch.long).view(n, c, -1)
+    )
     idx = torch.arange(256, device=x.device)
     last = torch.where(hist > 0, idx, -1).amax(2, keepdim=True)
-    step = (hist.sum(2, keepdim=True) - hist.gather(2, last)) // 255  # Pillow 12: (sum(histo) - histo[-1]) // 255
+    # Pillow 12: (sum(histo) - histo[-1]) // 255
+    step = (hist.sum(2, keepdim=True) - hist.gather(2, last)) // 255
     before = hist.cumsum(2) - hist
     table = ((step // 2 + before) // step.clamp(min=1)).clamp(max=255)
     return _lut(x, torch.where(step > 0, table, idx.expand_as(table)))
@@ -111,7 +120,8 @@ def color(x, f):
 
 
 def contrast(x, f):
-    mean = torch.floor(_gray(x).double().mean((1, 2, 3)) + 0.5).to(x.dtype)  # ImageStat of L, rounded
+    # ImageStat of L, rounded
+    mean = torch.floor(_gray(x).double().mean((1, 2, 3)) + 0.5).to(x.dtype)
     return _blend(mean.view(-1, 1, 1, 1).expand_as(x), x, f)
 
 
@@ -120,7 +130,8 @@ def brightness(x, f):
 
 
 def sharpness(x, f):
-    kernel = torch.tensor([[1, 1, 1], [1, 5, 1], [1, 1, 1]], dtype=x.dtype, device=x.device) / 13  # SMOOTH
+    # SMOOTH
+    kernel = torch.tensor([[1, 1, 1], [1, 5, 1], [1, 1, 1]], dtype=x.dtype, device=x.device) / 13
     n, c, h, w = x.shape
     smooth = F.conv2d(x.reshape(n * c, 1, h, w), kernel.view(1, 1, 3, 3)).view(n, c, h - 2, w - 2)
     degenerate = x.clone()  # PIL's 3x3 filter leaves the border pixels as they are
@@ -129,7 +140,8 @@ def sharpness(x, f):
 
 
 def _affine(name: str, arg: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """PIL's affine matrix (n, 2, 3) for each geometric op: output pixel centre (X, Y) -> input point."""
+    """PIL's affine matrix (n, 2, 3) for each geometric op: output pixel centre (X, Y) -> input
+    point."""
     n = arg.shape[0]
     m = torch.zeros(n, 2, 3, device=arg.device, dtype=torch.float32)
     m[:, 0, 0] = m[:, 1, 1] = 1
@@ -152,13 +164,16 @@ def _affine(name: str, arg: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 def warp(x: torch.Tensor, m: torch.Tensor, out_hw: tuple[int, int], fill: torch.Tensor | None,
          mode: str = "bicubic") -> torch.Tensor:
-    """Sample x at m @ (X, Y, 1) for every output pixel centre (bicubic or bilinear), rounded to integers; points
-    outside the image take `fill` (per channel) as in PIL's transform, or the border when `fill` is None."""
+    """Sample x at m @ (X, Y, 1) for every output pixel centre (bicubic or bilinear), rounded to
+    integers; points outside the image take `fill` (per channel) as in PIL's transform, or the
+    border when `fill` is None."""
     h, w = x.shape[-2:]
     oh, ow = out_hw
     ys = torch.arange(oh, device=x.device, dtype=torch.float32) + 0.5
     xs = torch.arange(ow, device=x.device, dtype=torch.float32) + 0.5
-    pts = torch.stack([xs.expand(oh, ow), ys[:, None].expand(oh, ow), torch.ones(oh, ow, device=x.device)], -1)
+    pts = torch.stack(
+        [xs.expand(oh, ow), ys[:, None].expand(oh, ow), torch.ones(oh, ow, device=x.device)], -1
+    )
     uv = torch.einsum("nij,hwj->nhwi", m, pts)
     grid = torch.stack([uv[..., 0] * (2 / w) - 1, uv[..., 1] * (2 / h) - 1], -1)
     out = F.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False)
@@ -176,18 +191,24 @@ OPS = {"AutoContrast": auto_contrast, "Equalize": equalize, "Invert": invert, "P
 
 
 def pad_crop(x: torch.Tensor, offsets: torch.Tensor, padding: int) -> torch.Tensor:
-    """torchvision's RandomCrop(size, padding) per sample: (n, C, R, R) zero-padded by `padding` on each side, then
-    the R x R window at each sample's (top, left) `offsets` (n, 2) of the padded image."""
+    """torchvision's RandomCrop(size, padding) per sample: (n, C, R, R) zero-padded by `padding` on
+    each side, then the R x R window at each sample's (top, left) `offsets` (n, 2) of the padded
+    image."""
     n, _, h, w = x.shape
     padded = F.pad(x, (padding,) * 4).permute(0, 2, 3, 1)
     rows = offsets[:, :1] + torch.arange(h, device=x.device)
     cols = offsets[:, 1:] + torch.arange(w, device=x.device)
-    picked = padded[torch.arange(n, device=x.device)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    picked = padded[
+        torch.arange(n, device=x.device)[:, None, None], rows[:, :, None], cols[:, None, :]
+    ]
     return picked.permute(0, 3, 1, 2)
 
 
-def apply_op(name: str, x: torch.Tensor, arg: torch.Tensor, fill: torch.Tensor, mode: str = "bicubic") -> torch.Tensor:
-    """One RandAugment op on integer-valued float images (n, 3, H, W) with per-sample arguments `arg`."""
+def apply_op(
+    name: str, x: torch.Tensor, arg: torch.Tensor, fill: torch.Tensor, mode: str = "bicubic"
+) -> torch.Tensor:
+    """One RandAugment op on integer-valued float images (n, 3, H, W) with per-sample arguments
+    `arg`."""
     if name in GEOMETRIC:
         return warp(x, _affine(name, arg, *x.shape[-2:]), tuple(x.shape[-2:]), fill, mode)
     return OPS[name](x, arg)
@@ -207,17 +228,23 @@ class BatchAugment:
         if interpolation not in ("bicubic", "bilinear"):
             raise ValueError(f"train.interpolation={interpolation!r}: the device pipeline does bicubic or bilinear")
         self.mean, self.std = torch.tensor(mean) * 255, torch.tensor(std) * 255
-        self.fill = torch.tensor([min(255, round(255 * v)) for v in mean], dtype=torch.float32)  # timm's img_mean
+        # timm's img_mean
+        self.fill = torch.tensor([min(255, round(255 * v)) for v in mean], dtype=torch.float32)
         self.ops, self.layers, self.weights, self.prob = [], 0, None, 0.0
         if auto_augment:
             if not device_augments(auto_augment):
-                raise ValueError(f"train.auto_augment={auto_augment!r}: the device pipeline does RandAugment "
-                                 "('rand-...') only; use data.pipeline=workers for other policies")
-            hparams = dict(translate_const=int(resolution * 0.45), img_mean=tuple(self.fill.int().tolist()))
+                raise ValueError(
+                    f"train.auto_augment={auto_augment!r}: the device pipeline does RandAugment "
+                    "('rand-...') only; use data.pipeline=workers for other policies"
+                )
+            hparams = dict(
+                translate_const=int(resolution * 0.45), img_mean=tuple(self.fill.int().tolist())
+            )
             ra = rand_augment_transform(auto_augment, hparams)
             self.ops = [op.name for op in ra.ops]
             for name in self.ops:
-                level(name, torch.zeros(1), torch.ones(1))  # fails now, naming the op, if it has no batched version
+                # fails now, naming the op, if it has no batched version
+                level(name, torch.zeros(1), torch.ones(1))
             first = ra.ops[0]
             self.layers, self.weights, self.prob = ra.num_layers, ra.choice_weights, first.prob
             self.magnitude, self.mstd = float(first.magnitude), float(first.magnitude_std)
@@ -233,7 +260,8 @@ class BatchAugment:
 
     # -- parameters: every draw from `g`, so a batch depends only on the generator's seed --------------------
     def crop_boxes(self, n: int, h: int, w: int, g: torch.Generator, device) -> torch.Tensor:
-        """timm's RandomResizedCrop.get_params per sample: (top, left, height, width), 10 tries, then centre."""
+        """timm's RandomResizedCrop.get_params per sample: (top, left, height, width), 10 tries,
+        then centre."""
         u = torch.rand(n, 10, 4, generator=g, device=device, dtype=torch.float64)
         area = (self.scale[0] + u[..., 0] * (self.scale[1] - self.scale[0])) * h * w
         lr = (math.log(self.ratio[0]), math.log(self.ratio[1]))
@@ -251,12 +279,17 @@ class BatchAugment:
             fh = round(w / min(self.ratio))
         elif w / h > max(self.ratio):
             fw = round(h * max(self.ratio))
-        fallback = torch.tensor([(h - fh) // 2, (w - fw) // 2, fh, fw], device=device, dtype=torch.float64)
+        fallback = torch.tensor(
+            [(h - fh) // 2, (w - fw) // 2, fh, fw], device=device, dtype=torch.float64
+        )
         boxes = torch.stack([top, left, th, tw], 1)
         return torch.where((first < 0)[:, None], fallback, boxes)
 
-    def op_params(self, n: int, g: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(op index, applied, argument), each (layers, n): timm's RandAugment and AugmentOp draws."""
+    def op_params(
+        self, n: int, g: torch.Generator, device
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(op index, applied, argument), each (layers, n): timm's RandAugment and AugmentOp
+        draws."""
         shape = (self.layers, n)
         if self.weights is None:  # uniform, with replacement
             idx = torch.randint(len(self.ops), shape, generator=g, device=device)
@@ -303,15 +336,20 @@ class BatchAugment:
         top = torch.floor(u[..., 2].gather(1, k) * (h - eh + 1))
         left = torch.floor(u[..., 3].gather(1, k) * (w - ew + 1))
         rows, cols = torch.arange(h, device=dev)[None], torch.arange(w, device=dev)[None]
-        inside = ((rows >= top) & (rows < top + eh))[:, :, None] & ((cols >= left) & (cols < left + ew))[:, None, :]
+        inside = ((rows >= top) & (rows < top + eh))[:, :, None] & (
+            (cols >= left) & (cols < left + ew)
+        )[:, None, :]
         noise = torch.randn(x.shape, generator=g, device=dev, dtype=x.dtype)
         return torch.where((inside & go[:, None, None])[:, None], noise, x)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean.to(x.device).view(1, -1, 1, 1)) / self.std.to(x.device).view(1, -1, 1, 1)
+        return (x - self.mean.to(x.device).view(1, -1, 1, 1)) / self.std.to(x.device).view(
+            1, -1, 1, 1
+        )
 
     def crop_offsets(self, n: int, g: torch.Generator, device) -> torch.Tensor:
-        """torchvision's RandomCrop.get_params per sample on the padded image: (top, left), each in [0, 2 padding]."""
+        """torchvision's RandomCrop.get_params per sample on the padded image: (top, left), each in
+        [0, 2 padding]."""
         return torch.randint(0, 2 * self.padding + 1, (n, 2), generator=g, device=device)
 
     def train(self, images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -335,7 +373,8 @@ class BatchAugment:
         return self.erase(x, g) if self.re_prob > 0 else x
 
     def resize(self, images: torch.Tensor, r: int, crop_pct: float = 1.0) -> torch.Tensor:
-        """Resize the shorter side to r / crop_pct (antialiased, as PIL), rounded to integers; centre crop r."""
+        """Resize the shorter side to r / crop_pct (antialiased, as PIL), rounded to integers;
+        centre crop r."""
         h, w = images.shape[-2:]
         size = math.floor(r / crop_pct)
         oh, ow = (size, max(1, int(size * w / h))) if h <= w else (max(1, int(size * h / w)), size)
@@ -347,5 +386,6 @@ class BatchAugment:
         return x[..., top:top + r, left:left + r]
 
     def eval(self, images: torch.Tensor) -> torch.Tensor:
-        """timm's eval transform: resize the shorter side to R / crop_pct (antialiased), centre crop R."""
+        """timm's eval transform: resize the shorter side to R / crop_pct (antialiased), centre crop
+        R."""
         return self.normalize(self.resize(images, self.resolution, self.eval_crop_pct))

@@ -1,5 +1,6 @@
-"""The workers pipeline's loaders: each process's share of the data, each sample's augmentation seeded by its
-position (seeds.py), so that the batches do not depend on the worker count or on a resumption."""
+"""The workers pipeline's loaders: each process's share of the data, each sample's augmentation
+seeded by its position (seeds.py), so that the batches do not depend on the worker count or on a
+resumption."""
 from __future__ import annotations
 
 import signal
@@ -16,21 +17,26 @@ PREFETCH = 4  # batches each loader worker makes ahead
 
 
 def worker_context():
-    """The start method of loader workers, named rather than inherited: the platform's own (fork on Linux, spawn
-    elsewhere). Inside a job of Hydra's joblib launcher (a loky worker process) the inherited default is loky's,
-    whose processes a DataLoader cannot start ("'Process' object has no attribute 'env'")."""
-    return torch.multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    """The start method of loader workers, named rather than inherited: the platform's own (fork on
+    Linux, spawn elsewhere). Inside a job of Hydra's joblib launcher (a loky worker process) the
+    inherited default is loky's, whose processes a DataLoader cannot start ("'Process' object has no
+    attribute 'env'")."""
+    return torch.multiprocessing.get_context(
+        "fork" if sys.platform.startswith("linux") else "spawn"
+    )
 
 
 def check_batch(batch_size: int, images: int, world: int = 1, source: str = "") -> None:
-    """DataError unless each of `world` processes gets at least one training batch of `batch_size` images."""
+    """DataError unless each of `world` processes gets at least one training batch of `batch_size`
+    images."""
     if batch_size > images // world:
         raise DataError(f"train.batch_size={batch_size} is not allowed: larger than the {images // world} training "
                         f"images each of {world} process(es) gets{' from ' + source if source else ''}; lower it")
 
 
 class EpochSampler(Sampler):
-    """A DistributedSampler that yields (index, epoch), so that a sample knows which epoch draws it."""
+    """A DistributedSampler that yields (index, epoch), so that a sample knows which epoch draws
+    it."""
 
     def __init__(self, sampler: DistributedSampler):
         self.sampler = sampler
@@ -47,7 +53,8 @@ class EpochSampler(Sampler):
 
 
 class Forever(Sampler):
-    """(index, epoch) keys of a shuffled dataset, epoch after epoch: one loader pass that never ends, for timing."""
+    """(index, epoch) keys of a shuffled dataset, epoch after epoch: one loader pass that never
+    ends, for timing."""
 
     def __init__(self, n: int, seed: int = 0):
         self.n, self.seed = n, seed
@@ -55,14 +62,16 @@ class Forever(Sampler):
     def __iter__(self):
         epoch = 0
         while True:
-            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch))
+            order = torch.randperm(
+                self.n, generator=torch.Generator().manual_seed(self.seed + epoch)
+            )
             yield from ((int(i), epoch) for i in order)
             epoch += 1
 
 
 class SeededSamples(Dataset):
-    """Each sample's augmentation is seeded by (seed, epoch, index): the same in every run, whatever the
-    number of loader workers, whether they persist, and whether the run was resumed."""
+    """Each sample's augmentation is seeded by (seed, epoch, index): the same in every run, whatever
+    the number of loader workers, whether they persist, and whether the run was resumed."""
 
     def __init__(self, dataset: Dataset, seed: int):
         self.dataset, self.seed = dataset, seed
@@ -78,28 +87,35 @@ class SeededSamples(Dataset):
 
 
 def _ignore_stop_signals(_: int) -> None:
-    """Loader workers leave SIGINT and SIGTERM to the main process, which records the interruption and shuts
-    them down; a worker that died of the signal first would add a traceback to the one line the user gets."""
+    """Loader workers leave SIGINT and SIGTERM to the main process, which records the interruption
+    and shuts them down; a worker that died of the signal first would add a traceback to the one
+    line the user gets."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def build_loaders(cfg: RunConfig, train: Dataset, val: Dataset, rank: int, world: int, pin: bool):
-    """Each process sees 1/world of the data; validation is split without padding, so counts add up exactly."""
+    """Each process sees 1/world of the data; validation is split without padding, so counts add up
+    exactly."""
     workers = cfg.data.num_workers
-    # Each loader draws its workers' base seed from a generator of its own: from the global stream, a fresh
-    # iterator would draw where a persistent one does not, and the model's randomness (stochastic depth) would
-    # then depend on the worker count and on whether the run was resumed.
+    # Each loader draws its workers' base seed from a generator of its own: from the global stream,
+    # a fresh iterator would draw where a persistent one does not, and the model's randomness
+    # (stochastic depth) would then depend on the worker count and on whether the run was resumed.
     extra = dict(num_workers=workers, pin_memory=pin, prefetch_factor=PREFETCH if workers else None,
                  persistent_workers=workers > 0, multiprocessing_context=worker_context() if workers else None,
                  generator=torch.Generator().manual_seed(cfg.seed),
                  worker_init_fn=_ignore_stop_signals if workers else None)
-    sampler = EpochSampler(DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,
-                                              drop_last=True))
+    sampler = EpochSampler(
+        DistributedSampler(
+            train, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True
+        )
+    )
     train_loader = DataLoader(SeededSamples(train, cfg.seed), batch_size=cfg.train.batch_size, sampler=sampler,
                               drop_last=True, **extra)
     check_batch(cfg.train.batch_size, len(train), world)
-    val_loader = DataLoader(Subset(val, range(rank, len(val), world)), batch_size=cfg.eval_batch_size, **extra)
+    val_loader = DataLoader(
+        Subset(val, range(rank, len(val), world)), batch_size=cfg.eval_batch_size, **extra
+    )
     return train_loader, val_loader
 
 

@@ -1,5 +1,6 @@
-"""The two data pipelines behind one interface (`Batches`): `set_epoch(epoch)`, `len()`, and iteration over
-batches that are already on the training device. The training loop does not know which one made them.
+"""The two data pipelines behind one interface (`Batches`): `set_epoch(epoch)`, `len()`, and
+iteration over batches that are already on the training device. The training loop does not know
+which one made them.
 
 - `workers` (LoaderBatches): timm's PIL transforms in DataLoader worker processes, then copied to the device.
 - `device` (DeviceBatches): the uint8 dataset held on the device; each batch cropped, flipped, RandAugmented,
@@ -67,19 +68,23 @@ class LoaderBatches:
 
 
 def images_nchw(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 (N, H, W) or (N, H, W, 3) -> (N, 3, H, W) on the device; grayscale repeated, as PIL's convert('RGB')."""
+    """uint8 (N, H, W) or (N, H, W, 3) -> (N, 3, H, W) on the device; grayscale repeated, as PIL's
+    convert('RGB')."""
     x = torch.from_numpy(np.ascontiguousarray(images))
     x = x[:, None].expand(-1, 3, -1, -1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
     return x.contiguous().to(device)
 
 
 class DeviceBatches:
-    """Training (shuffled, drop_last, this rank's share) or eval batches of a uint8 array dataset, made on the
-    device."""
+    """Training (shuffled, drop_last, this rank's share) or eval batches of a uint8 array dataset,
+    made on the device."""
 
     def __init__(self, data: ArrayDataset, cfg: RunConfig, rank: int, world: int, device: torch.device,
                  channels_last: bool, train: bool):
-        self.images, self.labels = images_nchw(data.images, device), torch.from_numpy(data.labels).to(device)
+        self.images, self.labels = (
+            images_nchw(data.images, device),
+            torch.from_numpy(data.labels).to(device),
+        )
         self.aug, self.train = BatchAugment.from_config(cfg), train
         self.batch = cfg.train.batch_size if train else cfg.eval_batch_size
         self.seed, self.rank, self.epoch, self.device, self.channels_last = cfg.seed, rank, 0, device, channels_last
@@ -99,7 +104,11 @@ class DeviceBatches:
         pass  # no process of its own
 
     def __len__(self) -> int:
-        return len(self.sampler) // self.batch if self.train else math.ceil(len(self.eval_indices) / self.batch)
+        return (
+            len(self.sampler) // self.batch
+            if self.train
+            else math.ceil(len(self.eval_indices) / self.batch)
+        )
 
     def _out(self, x: torch.Tensor, y: torch.Tensor):
         return (x.contiguous(memory_format=torch.channels_last) if self.channels_last else x), y
@@ -113,16 +122,19 @@ class DeviceBatches:
         order = torch.tensor(list(self.sampler), device=self.device)
         for i in range(len(self)):
             idx = order[i * self.batch:(i + 1) * self.batch]
-            g = torch.Generator(device=self.device).manual_seed(batch_seed(self.seed, self.epoch, i, self.rank))
+            g = torch.Generator(device=self.device).manual_seed(
+                batch_seed(self.seed, self.epoch, i, self.rank)
+            )
             yield self._out(self.aug.train(self.images[idx], g), self.labels[idx])
 
 
 def workers_rate(dataset, batch_size: int, workers: int, timed: int = 3, seed: int = 0) -> float:
-    """Images/s that `workers` loader processes (0: the calling process) make of `dataset` (keyed (index, epoch), as
-    SeededSamples is) in steady state. Each worker runs up to PREFETCH batches ahead of the reader and finishes up
-    to one ahead of the others, so the first 2 x workers x PREFETCH batches, made while the reader waited, are not
-    timed, and at least 10 per worker are (a batch made ahead then errs by a tenth at most). The workers are shut
-    down before this returns."""
+    """Images/s that `workers` loader processes (0: the calling process) make of `dataset` (keyed
+    (index, epoch), as SeededSamples is) in steady state. Each worker runs up to PREFETCH batches
+    ahead of the reader and finishes up to one ahead of the others, so the first 2 x workers x
+    PREFETCH batches, made while the reader waited, are not timed, and at least 10 per worker are (a
+    batch made ahead then errs by a tenth at most). The workers are shut down before this
+    returns."""
     loader = DataLoader(dataset, batch_size=batch_size, sampler=Forever(len(dataset), seed), num_workers=workers,
                         prefetch_factor=PREFETCH if workers else None,
                         multiprocessing_context=worker_context() if workers else None,
@@ -139,8 +151,8 @@ def workers_rate(dataset, batch_size: int, workers: int, timed: int = 3, seed: i
 
 
 def endless(batches):
-    """Batches epoch after epoch: a probe or benchmark can take more than one epoch has (a batch near the data's
-    size leaves only a few)."""
+    """Batches epoch after epoch: a probe or benchmark can take more than one epoch has (a batch
+    near the data's size leaves only a few)."""
     while True:
         yield from batches
 
@@ -157,26 +169,34 @@ def device_rate(batches: "DeviceBatches", timed: int = 3) -> float:
 
 
 def probe_pipelines(cfg: RunConfig, train_set: ArrayDataset, device: torch.device) -> dict:
-    """Training batches made each way, each pipeline timed while the other is idle: images/s per core used (the
-    loader workers, or torch's threads; never more than the cores that exist). The workers make batches of at most
-    16 (their cost per image does not depend on the batch) so that the probe stays short. The run's own random
-    streams are left as they were."""
+    """Training batches made each way, each pipeline timed while the other is idle: images/s per
+    core used (the loader workers, or torch's threads; never more than the cores that exist). The
+    workers make batches of at most 16 (their cost per image does not depend on the batch) so that
+    the probe stays short. The run's own random streams are left as they were."""
     here, workers = os.cpu_count() or 1, cfg.data.num_workers
     with kept_random_state():
         threads = 1 if device.type == "cuda" else min(torch.get_num_threads(), here)
-        rate = {"device": device_rate(DeviceBatches(train_set, cfg, 0, 1, device, False, train=True)) / threads}
-        rate["workers"] = workers_rate(SeededSamples(train_set, cfg.seed), min(cfg.train.batch_size, 16), workers,
-                                       seed=cfg.seed) / max(1, min(workers, here))
+        rate = {
+            "device": device_rate(DeviceBatches(train_set, cfg, 0, 1, device, False, train=True))
+            / threads
+        }
+        rate["workers"] = workers_rate(
+            SeededSamples(train_set, cfg.seed),
+            min(cfg.train.batch_size, 16),
+            workers,
+            seed=cfg.seed,
+        ) / max(1, min(workers, here))
     return {k: round(v, 1) for k, v in rate.items()}
 
 
 def resolve_pipeline(cfg: RunConfig, train_set, device: torch.device = torch.device("cpu"), world: int = 1,
                      resumed: str | None = None) -> tuple[Pipeline, dict | None]:
-    """(the pipeline, the probe's figures where `auto` chose by them). `auto`: for in-memory arrays whose recipe the
-    device pipeline can make (RandAugment), on the CPU the pipeline that makes batches faster per core on this
-    machine (`kept_choice`: the device pipeline wins at 32x32, the workers at 224x224, docs/benchmarks.md); on CUDA,
-    or with several processes (which must agree), the device pipeline; workers otherwise. A resumed run keeps the
-    pipeline it began with (`resumed`), so its batches stay those it would have had."""
+    """(the pipeline, the probe's figures where `auto` chose by them). `auto`: for in-memory arrays
+    whose recipe the device pipeline can make (RandAugment), on the CPU the pipeline that makes
+    batches faster per core on this machine (`kept_choice`: the device pipeline wins at 32x32, the
+    workers at 224x224, docs/benchmarks.md); on CUDA, or with several processes (which must agree),
+    the device pipeline; workers otherwise. A resumed run keeps the pipeline it began with
+    (`resumed`), so its batches stay those it would have had."""
     p = cfg.data.pipeline
     if p == Pipeline.auto:
         if not (isinstance(train_set, ArrayDataset) and device_augments(cfg.train.auto_augment)):
@@ -195,7 +215,8 @@ def resolve_pipeline(cfg: RunConfig, train_set, device: torch.device = torch.dev
 
 
 def choice_key(cfg: RunConfig) -> str:
-    """What the automatic choice depends on: this machine and its threads, the data, and how batches are made."""
+    """What the automatic choice depends on: this machine and its threads, the data, and how batches
+    are made."""
     t = cfg.train
     return " | ".join(str(v) for v in (
         platform.node(), platform.processor() or platform.machine(), f"{os.cpu_count()} cores",
@@ -204,9 +225,10 @@ def choice_key(cfg: RunConfig) -> str:
 
 
 def kept_choice(cfg: RunConfig, train_set: ArrayDataset, device: torch.device) -> dict:
-    """{pipeline, probe, measured}: `auto`'s choice on this machine for this data, measured by the first run that
-    needs it (probe_pipelines) and kept in <paths.output_dir>/pipeline_choices.json, so that later runs build only
-    the pipeline they use. Delete the file (or its entry) to measure again."""
+    """{pipeline, probe, measured}: `auto`'s choice on this machine for this data, measured by the
+    first run that needs it (probe_pipelines) and kept in <paths.output_dir>/pipeline_choices.json,
+    so that later runs build only the pipeline they use. Delete the file (or its entry) to measure
+    again."""
     path, key = Path(cfg.paths.output_dir) / CHOICES, choice_key(cfg)
     kept = kept_choices(path).get(key)
     if kept is not None:
@@ -215,8 +237,12 @@ def kept_choice(cfg: RunConfig, train_set: ArrayDataset, device: torch.device) -
     probe = probe_pipelines(cfg, train_set, device)
     kept = {"pipeline": (Pipeline.device if probe["device"] >= probe["workers"] else Pipeline.workers).value,
             "probe": probe, "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    log.info("data.pipeline=auto chose %s (images/s per core, measured: %s); kept in %s", kept["pipeline"], probe,
-             path)
+    log.info(
+        "data.pipeline=auto chose %s (images/s per core, measured: %s); kept in %s",
+        kept["pipeline"],
+        probe,
+        path,
+    )
     try:  # read again: another run may have kept a choice of its own meanwhile
         path.parent.mkdir(parents=True, exist_ok=True)
         choices = {**kept_choices(path), key: kept}
@@ -227,7 +253,8 @@ def kept_choice(cfg: RunConfig, train_set: ArrayDataset, device: torch.device) -
 
 
 def kept_choices(path: Path) -> dict:
-    """The choices kept in `path`; none if it is missing or unreadable (then they are measured again)."""
+    """The choices kept in `path`; none if it is missing or unreadable (then they are measured
+    again)."""
     try:
         choices = read_json(path)
     except (OSError, ValueError):
@@ -237,11 +264,15 @@ def kept_choices(path: Path) -> dict:
 
 def build_batches(cfg: RunConfig, train_set, val_set, rank: int, world: int, device: torch.device,
                   channels_last: bool, resumed: str | None = None):
-    """(train batches, eval batches, the pipeline used, the probe's figures or None); `resumed`: the pipeline a
-    resumed run began with."""
+    """(train batches, eval batches, the pipeline used, the probe's figures or None); `resumed`: the
+    pipeline a resumed run began with."""
     pipeline, probe = resolve_pipeline(cfg, train_set, device, world, resumed)
     if pipeline == Pipeline.device:
-        return (DeviceBatches(train_set, cfg, rank, world, device, channels_last, train=True),
-                DeviceBatches(val_set, cfg, rank, world, device, channels_last, train=False), pipeline, probe)
+        return (
+            DeviceBatches(train_set, cfg, rank, world, device, channels_last, train=True),
+            DeviceBatches(val_set, cfg, rank, world, device, channels_last, train=False),
+            pipeline,
+            probe,
+        )
     train, val = build_loaders(cfg, train_set, val_set, rank, world, pin=device.type == "cuda")
     return LoaderBatches(train, device, channels_last), LoaderBatches(val, device, channels_last), pipeline, probe

@@ -1,6 +1,7 @@
-"""Every seed a run derives from its own (`seed`), in one place: each epoch's, each training sample's (workers
-pipeline) and each training batch's (device pipeline). A number depends only on the seed and its position, so a
-resumed run, or one with another worker count, draws exactly what an uninterrupted run draws."""
+"""Every seed a run derives from its own (`seed`), in one place: each epoch's, each training
+sample's (workers pipeline) and each training batch's (device pipeline). A number depends only on
+the seed and its position, so a resumed run, or one with another worker count, draws exactly what an
+uninterrupted run draws."""
 from __future__ import annotations
 
 import random

@@ -1,7 +1,8 @@
-"""Datasets: the shipped Fashion-MNIST subset, Fashion-MNIST, CIFAR and image folders, with timm's transforms
-(RandomResizedCrop or pad-and-crop, flip, RandAugment, random erasing) for the workers pipeline; a validation split
-held out of the training images (data.val_split); images fitted to the resolution by padding (data.fit=pad). Missing
-data is a DataError that says where it looked and what to do, raised before a run writes anything (check_data)."""
+"""Datasets: the shipped Fashion-MNIST subset, Fashion-MNIST, CIFAR and image folders, with timm's
+transforms (RandomResizedCrop or pad-and-crop, flip, RandAugment, random erasing) for the workers
+pipeline; a validation split held out of the training images (data.val_split); images fitted to the
+resolution by padding (data.fit=pad). Missing data is a DataError that says where it looked and what
+to do, raised before a run writes anything (check_data)."""
 from __future__ import annotations
 
 import gzip
@@ -28,7 +29,11 @@ class ArrayDataset(Dataset):
     """Images held in memory as uint8 arrays (N, H, W) or (N, H, W, 3)."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, transform):
-        self.images, self.labels, self.transform = images, np.asarray(labels, dtype=np.int64), transform
+        self.images, self.labels, self.transform = (
+            images,
+            np.asarray(labels, dtype=np.int64),
+            transform,
+        )
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -52,19 +57,24 @@ def read_fashion_mnist(root: str, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_idx(path: Path, dims: int) -> np.ndarray:
-    """A gzipped idx file of unsigned bytes (magic 0x0000080N, N sizes, the data), checked against its header:
-    DataError naming the file when it is not one (truncated, not gzip, garbage, sizes that do not match)."""
+    """A gzipped idx file of unsigned bytes (magic 0x0000080N, N sizes, the data), checked against
+    its header: DataError naming the file when it is not one (truncated, not gzip, garbage, sizes
+    that do not match)."""
     fix = "restore it (Debian: apt install --reinstall dataset-fashion-mnist) or set data.root to a good copy"
     try:
         with gzip.open(path) as f:
             raw = f.read()
     except (OSError, EOFError, ValueError) as e:  # not gzip, truncated
-        raise DataError(f"{path} is not a readable gzip file ({type(e).__name__}: {str(e)[:80]}); {fix}") from None
+        raise DataError(
+            f"{path} is not a readable gzip file ({type(e).__name__}: {str(e)[:80]}); {fix}"
+        ) from None
     head = 4 * (1 + dims)
     magic = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
     if magic != 0x800 + dims or len(raw) < head:
-        raise DataError(f"{path} is not an idx file of {dims}-dimensional unsigned bytes (its header says "
-                        f"{magic if magic is None else hex(magic)}, expected {hex(0x800 + dims)}); {fix}")
+        raise DataError(
+            f"{path} is not an idx file of {dims}-dimensional unsigned bytes (its header says "
+            f"{magic if magic is None else hex(magic)}, expected {hex(0x800 + dims)}); {fix}"
+        )
     sizes = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
     if len(raw) - head != int(np.prod(sizes)):
         raise DataError(f"{path} holds {len(raw) - head} bytes of data where its header announces "
@@ -119,8 +129,9 @@ def _cifar(cfg, cls, folder: str, url: str):
 
 
 def _folders(cfg) -> list[Path]:
-    """train/ and val/ under data.root, each with one folder per class holding at least one image, as many classes
-    in both as data.num_classes: DataError naming what is not so (a scan of the folder names, not of every file)."""
+    """train/ and val/ under data.root, each with one folder per class holding at least one image,
+    as many classes in both as data.num_classes: DataError naming what is not so (a scan of the
+    folder names, not of every file)."""
     from torchvision.datasets.folder import IMG_EXTENSIONS
     dirs = [Path(cfg.root) / s for s in ("train", "val")]
     missing = [str(d) for d in dirs if not d.is_dir()]
@@ -141,7 +152,8 @@ def _folders(cfg) -> list[Path]:
 
 
 def load_image(path: str) -> Image.Image:
-    """An image file as RGB (torchvision's loader), or DataError naming the file when it cannot be read."""
+    """An image file as RGB (torchvision's loader), or DataError naming the file when it cannot be
+    read."""
     try:
         with open(path, "rb") as f:
             return Image.open(f).convert("RGB")
@@ -153,8 +165,9 @@ def load_image(path: str) -> Image.Image:
 def _image_folder(cfg, train_tf, eval_tf):
     from torchvision.datasets import ImageFolder
     dirs = _folders(cfg)
-    return ImageFolder(str(dirs[0]), train_tf, loader=load_image), ImageFolder(str(dirs[1]), eval_tf,
-                                                                                 loader=load_image)
+    return ImageFolder(str(dirs[0]), train_tf, loader=load_image), ImageFolder(
+        str(dirs[1]), eval_tf, loader=load_image
+    )
 
 
 def _cifar10(cfg):
@@ -171,7 +184,8 @@ ARRAYS = {"fashion_mnist_small": _shipped, "fashion_mnist": _fashion_mnist, "cif
 FOLDERS = {"imagenet", "image_folder"}
 
 
-_LAST: dict = {}  # the last arrays loaded, by (name, root): a run's data check and its training read them once
+# the last arrays loaded, by (name, root): a run's data check and its training read them once
+_LAST: dict = {}
 
 
 def load_arrays(cfg) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
@@ -185,11 +199,14 @@ def load_arrays(cfg) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, n
 
 
 def fit_arrays(images: np.ndarray, size: int) -> np.ndarray:
-    """uint8 (N, H, W[, 3]) centred in a size x size frame: padded with zeros where smaller, centre-cropped where
-    larger, every other pixel as it was (torchvision's CenterCrop, image by image)."""
+    """uint8 (N, H, W[, 3]) centred in a size x size frame: padded with zeros where smaller,
+    centre-cropped where larger, every other pixel as it was (torchvision's CenterCrop, image by
+    image)."""
     h, w = images.shape[1:3]
     top, left = [(size - n) // 2 if size > n else 0 for n in (h, w)]
-    pad = [(0, 0), (top, max(0, size - h) - top), (left, max(0, size - w) - left)] + [(0, 0)] * (images.ndim - 3)
+    pad = [(0, 0), (top, max(0, size - h) - top), (left, max(0, size - w) - left)] + [(0, 0)] * (
+        images.ndim - 3
+    )
     framed = np.pad(images, pad) if size > min(h, w) else images
     h, w = framed.shape[1:3]
     top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
@@ -197,21 +214,24 @@ def fit_arrays(images: np.ndarray, size: int) -> np.ndarray:
 
 
 def split_validation(labels: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(kept, held out): indices of `labels`, `n` held out stratified by class (each class's share of n, by largest
-    remainder), chosen by `seed` alone; both sorted."""
+    """(kept, held out): indices of `labels`, `n` held out stratified by class (each class's share
+    of n, by largest remainder), chosen by `seed` alone; both sorted."""
     classes, counts = np.unique(labels, return_counts=True)
     quota = n * counts / counts.sum()
     take = np.floor(quota).astype(int)
     take[np.argsort(-(quota - take), kind="stable")[:n - take.sum()]] += 1
     rng = np.random.default_rng(seed)
-    held = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)])
+    held = np.concatenate(
+        [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
+    )
     held = np.sort(held)
     return np.setdiff1d(np.arange(len(labels)), held), held
 
 
 def crop_transform(cfg: RunConfig):
-    """The workers pipeline's pad-and-crop (train.crop=pad): the image at data.resolution (resized, unless data.fit
-    =pad framed it already), then torchvision's RandomCrop(resolution, padding=train.crop_padding)."""
+    """The workers pipeline's pad-and-crop (train.crop=pad): the image at data.resolution (resized,
+    unless data.fit =pad framed it already), then torchvision's RandomCrop(resolution,
+    padding=train.crop_padding)."""
     r, mode = cfg.data.resolution, transforms.InterpolationMode(cfg.train.interpolation)
     return transforms.Compose([transforms.Resize(r, interpolation=mode), transforms.CenterCrop(r),
                                transforms.RandomCrop(r, padding=cfg.train.crop_padding)])
@@ -223,43 +243,58 @@ def build_transforms(cfg: RunConfig):
     parts = transforms_imagenet_train(d.resolution, scale=tuple(t.crop_scale), ratio=tuple(t.crop_ratio),
                                       hflip=t.hflip, color_jitter=None, auto_augment=t.auto_augment,
                                       re_prob=t.re_prob, re_mode="pixel", separate=True, **common)
-    if t.crop == Crop.pad:  # timm's RandomResizedCrop (the first of its primary transforms) made pad-and-crop
+    # timm's RandomResizedCrop (the first of its primary transforms) made pad-and-crop
+    if t.crop == Crop.pad:
         parts[0].transforms[0] = crop_transform(cfg)
     train_tf = transforms.Compose(list(parts))
     eval_tf = create_transform(d.resolution, is_training=False, crop_pct=d.eval_crop_pct, **common)
     if d.fit == Fit.pad and d.name in FOLDERS:  # arrays are framed once, in memory (build_datasets)
         frame = transforms.CenterCrop(d.resolution)
-        train_tf, eval_tf = transforms.Compose([frame, train_tf]), transforms.Compose([frame, eval_tf])
+        train_tf, eval_tf = (
+            transforms.Compose([frame, train_tf]),
+            transforms.Compose([frame, eval_tf]),
+        )
     return train_tf, eval_tf
 
 
-def training_arrays(cfg: RunConfig) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """((x, y) trained on, (x, y) evaluated): the dataset's training and test arrays, or with data.val_split the
-    training arrays less the held-out images, and those images; each fitted to the resolution if data.fit=pad."""
+def training_arrays(
+    cfg: RunConfig,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """((x, y) trained on, (x, y) evaluated): the dataset's training and test arrays, or with
+    data.val_split the training arrays less the held-out images, and those images; each fitted to
+    the resolution if data.fit=pad."""
     d = cfg.data
     (x_train, y_train), (x_val, y_val) = load_arrays(d)
     if d.val_split:
-        check_split(d.val_split, d.name, len(x_train))  # a sweep's job meets it here, not in check_data
+        # a sweep's job meets it here, not in check_data
+        check_split(d.val_split, d.name, len(x_train))
         kept, held = split_validation(y_train, d.val_split, d.val_split_seed)
-        (x_train, y_train), (x_val, y_val) = (x_train[kept], y_train[kept]), (x_train[held], y_train[held])
+        (x_train, y_train), (x_val, y_val) = (
+            (x_train[kept], y_train[kept]),
+            (x_train[held], y_train[held]),
+        )
     if d.fit == Fit.pad:
         x_train, x_val = fit_arrays(x_train, d.resolution), fit_arrays(x_val, d.resolution)
     return (x_train, y_train), (x_val, y_val)
 
 
 def build_datasets(cfg: RunConfig) -> tuple[Dataset, Dataset]:
-    """Train and validation sets (the test set, or the held-out split of data.val_split); raises DataError before
-    any training if the files are not there."""
+    """Train and validation sets (the test set, or the held-out split of data.val_split); raises
+    DataError before any training if the files are not there."""
     train_tf, eval_tf = build_transforms(cfg)
     name = cfg.data.name
     if name in FOLDERS:
         return _image_folder(cfg.data, train_tf, eval_tf)
     if name not in ARRAYS:
-        raise DataError(f"data.name={name!r} is unknown; valid: {', '.join(sorted(ARRAYS) + sorted(FOLDERS))}")
+        raise DataError(
+            f"data.name={name!r} is unknown; valid: {', '.join(sorted(ARRAYS) + sorted(FOLDERS))}"
+        )
     (x_train, y_train), (x_val, y_val) = training_arrays(cfg)
     top = max(int(y_train.max()), int(y_val.max())) + 1
     if top > cfg.data.num_classes:
-        raise DataError(f"{name} has labels up to {top - 1} but data.num_classes={cfg.data.num_classes}")
+        raise DataError(
+            f"{name} has labels up to {top - 1} but data.num_classes={cfg.data.num_classes}"
+        )
     return ArrayDataset(x_train, y_train, train_tf), ArrayDataset(x_val, y_val, eval_tf)
 
 
@@ -269,9 +304,9 @@ def check_split(split: int, name: str, images: int) -> None:
 
 
 def check_data(cfg: RunConfig) -> int | None:
-    """Raise DataError now, before a run writes anything, if the dataset cannot be had (CIFAR is downloaded here
-    when it is missing and data.download allows it). Returns the number of training images (None for image
-    folders, which are not counted here)."""
+    """Raise DataError now, before a run writes anything, if the dataset cannot be had (CIFAR is
+    downloaded here when it is missing and data.download allows it). Returns the number of training
+    images (None for image folders, which are not counted here)."""
     name, split = cfg.data.name, cfg.data.val_split
     if name in FOLDERS:
         if split:
@@ -284,8 +319,12 @@ def check_data(cfg: RunConfig) -> int | None:
         (x_train, y_train), (_, y_val) = load_arrays(cfg.data)
         top = max(int(y_train.max()), int(y_val.max())) + 1
         if top > cfg.data.num_classes:
-            raise DataError(f"data.num_classes={cfg.data.num_classes} is not allowed: {name} has labels up to "
-                            f"{top - 1}; set it to at least {top}")
+            raise DataError(
+                f"data.num_classes={cfg.data.num_classes} is not allowed: {name} has labels up to "
+                f"{top - 1}; set it to at least {top}"
+            )
         check_split(split, name, len(x_train))
         return len(x_train) - split
-    raise DataError(f"data.name={name!r} is unknown; valid: {', '.join(sorted(ARRAYS) + sorted(FOLDERS))}")
+    raise DataError(
+        f"data.name={name!r} is unknown; valid: {', '.join(sorted(ARRAYS) + sorted(FOLDERS))}"
+    )

@@ -25,8 +25,9 @@ def _meta_model(model_cfg, num_classes: int | None) -> torch.nn.Module:
 
 
 class _BatchNormKeepsShape(TorchFunctionMode):
-    """BatchNorm as the identity: on the meta device its decomposition runs op by op in Python, 15 times the cost of
-    the rest of a ResNet's forward; it keeps the shape, counts no MACs and runs on any map, so measuring skips it."""
+    """BatchNorm as the identity: on the meta device its decomposition runs op by op in Python, 15
+    times the cost of the rest of a ResNet's forward; it keeps the shape, counts no MACs and runs on
+    any map, so measuring skips it."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         return args[0] if func is F.batch_norm else func(*args, **(kwargs or {}))
@@ -44,7 +45,8 @@ def _gmacs(model: torch.nn.Module, resolution: int) -> float:
 
 
 def count_gmacs(model_cfg, resolution: int = 224, num_classes: int | None = None) -> float:
-    """GMACs of one image at `resolution`: FlopCounterMode counts 2 per MAC (convs and matmuls), halved."""
+    """GMACs of one image at `resolution`: FlopCounterMode counts 2 per MAC (convs and matmuls),
+    halved."""
     return _gmacs(_meta_model(model_cfg, num_classes), resolution)
 
 
@@ -65,8 +67,8 @@ def feature_sizes(model_cfg, resolution: int) -> list[int]:
 
 
 def check_input_size(model_cfg, resolution: int) -> None:
-    """Raise ValueError if some layer cannot run on a `resolution` input (a 2x2/2 conv on a 1x1 map, say),
-    naming the layer, the map it gets and the smallest resolution that runs."""
+    """Raise ValueError if some layer cannot run on a `resolution` input (a 2x2/2 conv on a 1x1 map,
+    say), naming the layer, the map it gets and the smallest resolution that runs."""
     model = _meta_model(model_cfg, None)
     names = {m: n for n, m in model.named_modules()}
     seen: dict = {}
@@ -86,6 +88,8 @@ def check_input_size(model_cfg, resolution: int) -> None:
     for h in hooks:
         h.remove()
     smallest = next((r for r in range(resolution + 1, 513) if runs(r)), None)
-    raise ValueError(f"data.resolution={resolution} is too small for this network: {names[module]} "
-                     f"({type(module).__name__}) gets a {shape[-2]}x{shape[-1]} map and cannot run; "
-                     + (f"use data.resolution={smallest} or more" if smallest else "no size up to 512 runs"))
+    raise ValueError(
+        f"data.resolution={resolution} is too small for this network: {names[module]} "
+        f"({type(module).__name__}) gets a {shape[-2]}x{shape[-1]} map and cannot run; "
+        + (f"use data.resolution={smallest} or more" if smallest else "no size up to 512 runs")
+    )

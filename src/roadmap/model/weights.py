@@ -1,10 +1,12 @@
-"""Copy weights from reference implementations into ours: torchvision's ResNets, timm's ResNets and ConvNeXts, and
-the official facebookresearch ConvNeXt (its modules, or its checkpoints' state dicts).
+"""Copy weights from reference implementations into ours: torchvision's ResNets, timm's ResNets and
+ConvNeXts, and the official facebookresearch ConvNeXt (its modules, or its checkpoints' state
+dicts).
 
-Our modules are registered in timm's and torchvision's order, so the two state dicts pair up one to one; a 1x1
-conv and a Linear of the same size are the same weights. The official ConvNeXt registers all four downsampling
-layers (the stem first) before the stages, so its tensors are first put in stage order: downsampling layer i, then
-stage i. Anything else that differs is an error that names the first tensor where the two disagree."""
+Our modules are registered in timm's and torchvision's order, so the two state dicts pair up one to
+one; a 1x1 conv and a Linear of the same size are the same weights. The official ConvNeXt registers
+all four downsampling layers (the stem first) before the stages, so its tensors are first put in
+stage order: downsampling layer i, then stage i. Anything else that differs is an error that names
+the first tensor where the two disagree."""
 from __future__ import annotations
 
 import re
@@ -24,7 +26,8 @@ def _same_weights(ours: torch.Tensor, theirs: torch.Tensor) -> bool:
 
 
 def _stage_order(state: list[tuple[str, torch.Tensor]]) -> list[tuple[str, torch.Tensor]]:
-    """The official ConvNeXt's tensors in timm's order: downsample_layers.i before stages.i, the rest after."""
+    """The official ConvNeXt's tensors in timm's order: downsample_layers.i before stages.i, the
+    rest after."""
     def key(item: tuple[int, tuple[str, torch.Tensor]]) -> tuple:
         i, (name, _) = item
         m = re.match(r"(downsample_layers|stages)\.(\d+)\.", name)
@@ -34,12 +37,15 @@ def _stage_order(state: list[tuple[str, torch.Tensor]]) -> list[tuple[str, torch
     return [t for _, t in sorted(enumerate(state), key=key)]
 
 
-def _tensors(reference: nn.Module | Mapping[str, torch.Tensor]) -> tuple[list[tuple[str, torch.Tensor]], str]:
+def _tensors(
+    reference: nn.Module | Mapping[str, torch.Tensor],
+) -> tuple[list[tuple[str, torch.Tensor]], str]:
     if isinstance(reference, nn.Module):
         state, kind = reference.state_dict(), type(reference).__name__
     else:
         state, kind = reference, "state dict"
-        if "model" in state and isinstance(state["model"], Mapping):  # an official checkpoint: {"model": ...}
+        # an official checkpoint: {"model": ...}
+        if "model" in state and isinstance(state["model"], Mapping):
             state = state["model"]
     items = list(state.items())
     if any(name.startswith("downsample_layers.") for name, _ in items):
@@ -49,9 +55,10 @@ def _tensors(reference: nn.Module | Mapping[str, torch.Tensor]) -> tuple[list[tu
 
 def copy_weights_from(model: nn.Module, reference: nn.Module | Mapping[str, torch.Tensor],
                       classifier: bool = True) -> None:
-    """Load `reference`'s parameters and buffers (a module, a state dict, or an official checkpoint) into `model`,
-    or raise ValueError saying where they differ. With `classifier=False` the last Linear (weight and bias) is left
-    out on both sides, so that a network with another number of classes keeps its own, for fine-tuning."""
+    """Load `reference`'s parameters and buffers (a module, a state dict, or an official checkpoint)
+    into `model`, or raise ValueError saying where they differ. With `classifier=False` the last
+    Linear (weight and bias) is left out on both sides, so that a network with another number of
+    classes keeps its own, for fine-tuning."""
     ours, (theirs, kind) = list(model.state_dict().items()), _tensors(reference)
     if not classifier:
         for side, who in ((ours, "this network"), (theirs, f"the {kind}")):
@@ -76,15 +83,25 @@ def copy_weights_from(model: nn.Module, reference: nn.Module | Mapping[str, torc
     model.load_state_dict(state, strict=classifier)
 
 
-def upgrade_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A state dict of `model` written before its blocks' layers had names (each block's `branch.N.` keys, by
-    position in an nn.Sequential) with today's names (`conv1.`, `dwconv.`, ...); today's state dicts unchanged.
-    Keys may carry a prefix (an EMA's `module.`)."""
-    blocks = {name: block.legacy_names() for name, block in model.named_modules() if isinstance(block, Block)}
+def upgrade_state_dict(
+    model: nn.Module, state: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """A state dict of `model` written before its blocks' layers had names (each block's `branch.N.`
+    keys, by position in an nn.Sequential) with today's names (`conv1.`, `dwconv.`, ...); today's
+    state dicts unchanged. Keys may carry a prefix (an EMA's `module.`)."""
+    blocks = {
+        name: block.legacy_names()
+        for name, block in model.named_modules()
+        if isinstance(block, Block)
+    }
     out = {}
     for key, value in state.items():
         head, found, tail = key.partition(".branch.")
-        block = next((b for b in blocks if head == b or head.endswith("." + b)), None) if found else None
+        block = (
+            next((b for b in blocks if head == b or head.endswith("." + b)), None)
+            if found
+            else None
+        )
         if block is None:
             out[key] = value
             continue

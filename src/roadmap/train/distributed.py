@@ -29,7 +29,8 @@ class Context:
         return t.tolist()
 
     def gather_strided(self, part: torch.Tensor) -> torch.Tensor:
-        """The whole of a dataset split as `range(rank, n, world)`, from each process's part (rows in order)."""
+        """The whole of a dataset split as `range(rank, n, world)`, from each process's part (rows
+        in order)."""
         if self.world == 1:
             return part
         parts: list = [None] * self.world
@@ -41,7 +42,8 @@ class Context:
 
 
 def _export_slurm_tasks() -> None:
-    """A submitit job of several tasks (hydra/launcher=slurm): set what torchrun would set, from SLURM's."""
+    """A submitit job of several tasks (hydra/launcher=slurm): set what torchrun would set, from
+    SLURM's."""
     if "RANK" not in os.environ and os.environ.get("SUBMITIT_EXECUTOR") == "slurm" \
             and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
         from submitit.helpers import TorchDistributedEnvironment
@@ -50,17 +52,24 @@ def _export_slurm_tasks() -> None:
 
 def check_device(system: SystemConfig) -> bool:
     """Whether the run uses CUDA; RoadmapError if it asks for CUDA where there is none."""
-    cuda = system.device.startswith("cuda") or (system.device == "auto" and torch.cuda.is_available())
+    cuda = system.device.startswith("cuda") or (
+        system.device == "auto" and torch.cuda.is_available()
+    )
     if cuda and not torch.cuda.is_available():
-        raise RoadmapError(f"system.device={system.device!r} is not allowed here: no CUDA device is available "
-                           "(torch.cuda.is_available() is False); use system.device=auto or cpu")
+        raise RoadmapError(
+            f"system.device={system.device!r} is not allowed here: no CUDA device is available "
+            "(torch.cuda.is_available() is False); use system.device=auto or cpu"
+        )
     return cuda
 
 
 def setup(system: SystemConfig, jobs_side_by_side: int = 1) -> Context:
     _export_slurm_tasks()
-    # processes on this machine at once: a launcher's jobs side by side, each with torchrun's local processes
-    torch.set_num_threads(system.resolve_threads(jobs_side_by_side * int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
+    # processes on this machine at once: a launcher's jobs side by side, each with torchrun's local
+    # processes
+    torch.set_num_threads(
+        system.resolve_threads(jobs_side_by_side * int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+    )
     world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
     local = int(os.environ.get("LOCAL_RANK", 0))
     cuda = check_device(system)
@@ -73,7 +82,8 @@ def setup(system: SystemConfig, jobs_side_by_side: int = 1) -> Context:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
-    if "MASTER_ADDR" in os.environ and not dist.is_initialized():  # launched by torchrun, any world size
+    # launched by torchrun, any world size
+    if "MASTER_ADDR" in os.environ and not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo")
     return Context(rank, world, device, jobs_side_by_side)
 

@@ -1,7 +1,8 @@
-"""A run's life in its directory: the lock, resuming from the checkpoint, the record (metrics.json) written as the
-run goes, the checkpoint after every epoch, and how the run ended, in its record and in one line for the user.
-Resumable and exact: every epoch ends in an atomic checkpoint that carries the run's record, and each epoch's
-randomness depends only on (seed, epoch), so a resumed run repeats the numbers of one never interrupted."""
+"""A run's life in its directory: the lock, resuming from the checkpoint, the record (metrics.json)
+written as the run goes, the checkpoint after every epoch, and how the run ended, in its record and
+in one line for the user. Resumable and exact: every epoch ends in an atomic checkpoint that carries
+the run's record, and each epoch's randomness depends only on (seed, epoch), so a resumed run
+repeats the numbers of one never interrupted."""
 from __future__ import annotations
 
 import logging
@@ -42,20 +43,23 @@ log = logging.getLogger(__name__)
 
 
 def can_start(cfg: RunConfig) -> None:
-    """What a single run checks before its directory is made: the device, and the data with the batch size
-    (ValueError, one line; nothing written)."""
+    """What a single run checks before its directory is made: the device, and the data with the
+    batch size (ValueError, one line; nothing written)."""
     try:
         check_device(cfg.system)
         images = check_data(cfg)
         if images is not None:
-            check_batch(cfg.train.batch_size, images, int(os.environ.get("WORLD_SIZE", 1)), cfg.data.name)
+            check_batch(
+                cfg.train.batch_size, images, int(os.environ.get("WORLD_SIZE", 1)), cfg.data.name
+            )
     except RoadmapError as e:
         raise ValueError(str(e)) from None
 
 
 def completed_without_checkpoint(cfg: RunConfig, run_dir: Path) -> RunRecord | None:
-    """A completed record whose run kept no checkpoint (committed results copied back into a sweep folder): the
-    record, if its config.yaml is this config; None otherwise (then the run trains as usual)."""
+    """A completed record whose run kept no checkpoint (committed results copied back into a sweep
+    folder): the record, if its config.yaml is this config; None otherwise (then the run trains as
+    usual)."""
     record = RunRecord.read(run_dir / "metrics.json")
     if record is None or record.status != "completed" or not (run_dir / "config.yaml").is_file():
         return None
@@ -67,14 +71,18 @@ def completed_without_checkpoint(cfg: RunConfig, run_dir: Path) -> RunRecord | N
     return record
 
 
-def start_record(cfg: RunConfig, run_dir: Path, state: dict | None, epochs: int, variant: str) -> RunRecord:
-    """The run's record, derived from its last complete checkpoint whenever there is one: a metrics.json that is
-    missing, unreadable or behind the checkpoint is rebuilt from it. Another config's checkpoint: ConfigMismatch."""
+def start_record(
+    cfg: RunConfig, run_dir: Path, state: dict | None, epochs: int, variant: str
+) -> RunRecord:
+    """The run's record, derived from its last complete checkpoint whenever there is one: a
+    metrics.json that is missing, unreadable or behind the checkpoint is rebuilt from it. Another
+    config's checkpoint: ConfigMismatch."""
     if state is not None:
         check_same_config(state["config"], config_dict(cfg), run_dir)
         record = RunRecord.from_checkpoint(state["record"], epochs)
     else:
-        before = RunRecord.read(run_dir / "metrics.json")  # a run that never finished an epoch: its W&B run
+        # a run that never finished an epoch: its W&B run
+        before = RunRecord.read(run_dir / "metrics.json")
         record = RunRecord.new(wandb_id=before.wandb_id if before else None)
     params, gmacs = describe(cfg.model, cfg.data.resolution)
     record.step, record.label, record.seed, record.variant = cfg.step.name, cfg.step.label, cfg.seed, variant
@@ -86,13 +94,24 @@ def start_record(cfg: RunConfig, run_dir: Path, state: dict | None, epochs: int,
 
 def record_ending(record: RunRecord, e: BaseException, ckpt: Path) -> str:
     """Record how the run ended; returns the one line to tell the user."""
-    kept = f"the last good checkpoint ({ckpt}, epoch {record.epochs_done}) was kept" if record.epochs_done \
+    kept = (
+        f"the last good checkpoint ({ckpt}, epoch {record.epochs_done}) was kept"
+        if record.epochs_done
         else "no checkpoint was written yet"
+    )
     if isinstance(e, Interrupted):
-        record.status, record.signal, record.reason = "interrupted", e.signal_name, f"interrupted by {e.signal_name}"
+        record.status, record.signal, record.reason = (
+            "interrupted",
+            e.signal_name,
+            f"interrupted by {e.signal_name}",
+        )
         return f"interrupted by {e.signal_name}; {kept}. Run the same command again to resume."
-    if isinstance(e, SystemExit):  # a launcher's own signal handler (submitit's requeue on SLURM) ended the run
-        record.status, record.reason = "interrupted", f"stopped by SystemExit({e.code}), e.g. a requeue"
+    # a launcher's own signal handler (submitit's requeue on SLURM) ended the run
+    if isinstance(e, SystemExit):
+        record.status, record.reason = (
+            "interrupted",
+            f"stopped by SystemExit({e.code}), e.g. a requeue",
+        )
         return f"stopped by SystemExit({e.code}); {kept}. The same command (or the requeued job) resumes it."
     record.status, record.reason = "failed", f"{type(e).__name__}: {e}"
     if isinstance(e, NonFiniteLoss):
@@ -104,8 +123,8 @@ def record_ending(record: RunRecord, e: BaseException, ckpt: Path) -> str:
 
 @dataclass
 class Run:
-    """The run's record as it stands (the last epoch saved), its W&B run once started, and whether training began
-    (from then on, however the run ends, its record says how)."""
+    """The run's record as it stands (the last epoch saved), its W&B run once started, and whether
+    training began (from then on, however the run ends, its record says how)."""
     record: RunRecord
     tracker: Tracker | None = None
     started: bool = False
@@ -113,9 +132,10 @@ class Run:
 
 def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Sequence[str] = (),
           jobs_side_by_side: int = 1) -> RunRecord:
-    """Train `cfg` in `run_dir`, resuming from its checkpoint; returns the run's record (metrics.json).
-    `jobs_side_by_side`: how many runs share this machine's cores (system.threads=0 divides them). `overrides`,
-    the command line's, are written to overrides.yaml; those that change what the run computes name its variant."""
+    """Train `cfg` in `run_dir`, resuming from its checkpoint; returns the run's record
+    (metrics.json). `jobs_side_by_side`: how many runs share this machine's cores (system.threads=0
+    divides them). `overrides`, the command line's, are written to overrides.yaml; those that change
+    what the run computes name its variant."""
     ctx = setup(cfg.system, jobs_side_by_side)
     run_dir.mkdir(parents=True, exist_ok=True)
     run = Run(RunRecord.new())
@@ -125,8 +145,10 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Se
             if done is not None:
                 return done
             train_epochs(cfg, ctx, run_dir, run, state, overrides, group)
-        except BaseException as e:  # recorded with the lock held and signals still ours (a second one waits)
-            if not run.started:  # refused before training began (another run's directory, a lock): nothing written
+        # recorded with the lock held and signals still ours (a second one waits)
+        except BaseException as e:
+            # refused before training began (another run's directory, a lock): nothing written
+            if not run.started:
                 raise
             raise record_end(e, ctx, run, run_dir) from None
     record = run.record
@@ -139,18 +161,25 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Se
 
 def resume_or_done(cfg: RunConfig, ctx: Context, run_dir: Path, run: Run,
                    overrides: Sequence[str]) -> tuple[dict | None, RunRecord | None]:
-    """(the checkpoint to resume from or None, None), or (None, the record) of a run already completed."""
+    """(the checkpoint to resume from or None, None), or (None, the record) of a run already
+    completed."""
     record_path, ckpt_path = run_dir / "metrics.json", run_dir / "checkpoint.pt"
     if ctx.main:
         remove_stale_temporaries(run_dir)
-    state = load_checkpoint(ckpt_path) if ckpt_path.exists() else None  # a corrupt one is left as it is
+    # a corrupt one is left as it is
+    state = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
     restored = completed_without_checkpoint(cfg, run_dir) if state is None else None
-    if restored is not None:  # e.g. restored from docs/results/ on another machine: nothing to train
-        log.info("%s already completed (%s, config.yaml the same; no checkpoint kept): nothing to do",
-                 run_dir, record_path.name)
+    # e.g. restored from docs/results/ on another machine: nothing to train
+    if restored is not None:
+        log.info(
+            "%s already completed (%s, config.yaml the same; no checkpoint kept): nothing to do",
+            run_dir,
+            record_path.name,
+        )
         return None, restored
     epochs = cfg.schedule.epochs
-    record = run.record = start_record(cfg, run_dir, state, epochs, variant_name(overrides))  # or refused
+    # or refused
+    record = run.record = start_record(cfg, run_dir, state, epochs, variant_name(overrides))
     if record.status == "completed":
         written = RunRecord.read(record_path)
         if ctx.main and (written is None or written.to_dict() != record.to_dict()):
@@ -159,13 +188,16 @@ def resume_or_done(cfg: RunConfig, ctx: Context, run_dir: Path, run: Run,
         log.info("%s already completed (%d epochs): nothing to do", run_dir, epochs)
         return None, record
     if state is not None:
-        log.info("resuming %s from its checkpoint after epoch %d of %d", run_dir, state["epoch"], epochs)
+        log.info(
+            "resuming %s from its checkpoint after epoch %d of %d", run_dir, state["epoch"], epochs
+        )
     describe_start(cfg, ctx, record)
     return state, None
 
 
 def describe_start(cfg: RunConfig, ctx: Context, record: RunRecord) -> None:
-    """What the record says of this part of the run: the machine, the code, the learning rate, the evaluated set."""
+    """What the record says of this part of the run: the machine, the code, the learning rate, the
+    evaluated set."""
     machine, commit = hardware(ctx.device, ctx.world), git_commit()
     if record.epochs_done and (record.hardware, record.git_commit) != (machine, commit):
         # epochs trained by other code, or on another machine, stay theirs in the record
@@ -183,9 +215,11 @@ def describe_start(cfg: RunConfig, ctx: Context, record: RunRecord) -> None:
 
 def train_epochs(cfg: RunConfig, ctx: Context, run_dir: Path, run: Run, state: dict | None,
                  overrides: Sequence[str], group: str | None) -> None:
-    """Build the trainer and train the epochs not done yet, a checkpoint and the record after each."""
+    """Build the trainer and train the epochs not done yet, a checkpoint and the record after
+    each."""
     run.started = True
-    if ctx.main:  # before the data and the pipeline: a run that fails there is in the dashboard, failed, with why
+    # before the data and the pipeline: a run that fails there is in the dashboard, failed, with why
+    if ctx.main:
         run.record.write(run_dir / "metrics.json")
         write_config(cfg, run_dir / "config.yaml", overrides)
         run.tracker = start_tracker(cfg, run_dir, run.record, overrides, group)
@@ -205,14 +239,17 @@ def train_epochs(cfg: RunConfig, ctx: Context, run_dir: Path, run: Run, state: d
         run.record.status = "completed"
         if ctx.main:
             run.record.write(run_dir / "metrics.json")
-            if not cfg.system.keep_checkpoint:  # the record says completed first: a rerun finds it so either way
+            # the record says completed first: a rerun finds it so either way
+            if not cfg.system.keep_checkpoint:
                 (run_dir / "checkpoint.pt").unlink(missing_ok=True)
 
 
 def start_tracker(cfg: RunConfig, run_dir: Path, record: RunRecord, overrides: Sequence[str],
                   group: str | None) -> Tracker:
     name, keys, tags = run_identity(cfg, record.variant, record, overrides, run_dir)
-    tracker = Tracker(cfg.wandb, run_dir, name, group, config_dict(cfg) | keys, record.wandb_id, tags=tags)
+    tracker = Tracker(
+        cfg.wandb, run_dir, name, group, config_dict(cfg) | keys, record.wandb_id, tags=tags
+    )
     record.wandb_id, record.wandb_group = tracker.id, group
     record.write(run_dir / "metrics.json")
     return tracker
@@ -220,7 +257,8 @@ def start_tracker(cfg: RunConfig, run_dir: Path, record: RunRecord, overrides: S
 
 def note_pipeline(trainer: Trainer, ctx: Context, record: RunRecord, run_dir: Path) -> None:
     record.pipeline = trainer.pipeline
-    if trainer.pipeline_probe is not None:  # what data.pipeline=auto chose by (data/pipelines.py: kept_choice)
+    # what data.pipeline=auto chose by (data/pipelines.py: kept_choice)
+    if trainer.pipeline_probe is not None:
         record.pipeline_probe = trainer.pipeline_probe
     if ctx.main:
         record.write(run_dir / "metrics.json")  # the trainer is set up: its pipeline in the record
@@ -228,11 +266,14 @@ def note_pipeline(trainer: Trainer, ctx: Context, record: RunRecord, run_dir: Pa
 
 def save_epoch(cfg: RunConfig, trainer: Trainer, run: Run, run_dir: Path, row: EpochRow, step: int,
                predictions) -> None:
-    """The epoch's checkpoint, then its record (a signal waits until both are written), then W&B and the log."""
+    """The epoch's checkpoint, then its record (a signal waits until both are written), then W&B and
+    the log."""
     ckpt_path, record = run_dir / "checkpoint.pt", run.record
     with held():
         if predictions is not None:  # before the checkpoint that completes the run
-            save_predictions(predictions[:, 0].numpy(), predictions[:, 1].numpy(), run_dir / PREDICTIONS)
+            save_predictions(
+                predictions[:, 0].numpy(), predictions[:, 1].numpy(), run_dir / PREDICTIONS
+            )
             record.predictions = PREDICTIONS
         after = record.with_epoch(row)
         save_checkpoint({"model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict(),
@@ -249,7 +290,8 @@ def save_epoch(cfg: RunConfig, trainer: Trainer, run: Run, run_dir: Path, row: E
 
 
 def record_end(e: BaseException, ctx: Context, run: Run, run_dir: Path) -> BaseException:
-    """Record how the run ended; returns what to raise: ours with the one line for the user, others as they are."""
+    """Record how the run ended; returns what to raise: ours with the one line for the user, others
+    as they are."""
     if isinstance(e, KeyboardInterrupt):  # SIGINT under a handler other than ours
         e = Interrupted("SIGINT", 2)
     message = record_ending(run.record, e, run_dir / "checkpoint.pt")
@@ -265,7 +307,8 @@ def record_end(e: BaseException, ctx: Context, run: Run, run_dir: Path) -> BaseE
 
 @contextmanager
 def finishing(run: Run):
-    """On the way out, however the run ended: its W&B run's summary and exit code, and the process group's end."""
+    """On the way out, however the run ended: its W&B run's summary and exit code, and the process
+    group's end."""
     try:
         yield
     finally:

@@ -1,9 +1,10 @@
 """One writer per run directory: an advisory lock on `<run_dir>/.lock` that names its holder.
 
-The kernel drops a `flock` when its process dies, however it dies (SIGKILL included), so a lock left by a
-dead process never blocks a rerun; the file itself stays, holding the last holder's description. Forked children
-(DataLoader workers, any fork) share the lock's open file: each closes its copy as it is forked, or a child
-outliving a killed run for its few seconds would hold the directory."""
+The kernel drops a `flock` when its process dies, however it dies (SIGKILL included), so a lock left
+by a dead process never blocks a rerun; the file itself stays, holding the last holder's
+description. Forked children (DataLoader workers, any fork) share the lock's open file: each closes
+its copy as it is forked, or a child outliving a killed run for its few seconds would hold the
+directory."""
 from __future__ import annotations
 
 import fcntl
@@ -42,8 +43,10 @@ class RunLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            raise WriteFailed(f"could not create the run lock {self.path} ({e.strerror}); nothing was written. "
-                              "Free space (or make the directory writable) and run the same command again.") from None
+            raise WriteFailed(
+                f"could not create the run lock {self.path} ({e.strerror}); nothing was written. "
+                "Free space (or make the directory writable) and run the same command again."
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -79,8 +82,8 @@ class RunLock:
 
 
 def is_held(run_dir: Path) -> bool | None:
-    """Whether a live process holds the run directory's lock now: True, False (its holder died, e.g. killed), or
-    None where there is no lock file (the run never started here)."""
+    """Whether a live process holds the run directory's lock now: True, False (its holder died, e.g.
+    killed), or None where there is no lock file (the run never started here)."""
     path = Path(run_dir) / ".lock"
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -97,6 +100,6 @@ def is_held(run_dir: Path) -> bool | None:
 
 
 def status_now(status: str | None, run_dir: Path) -> str | None:
-    """A record's status as things stand: `killed` where it says running but no process holds the run (its process
-    died: SIGKILL, out of memory, power), else the status as written."""
+    """A record's status as things stand: `killed` where it says running but no process holds the
+    run (its process died: SIGKILL, out of memory, power), else the status as written."""
     return "killed" if status == "running" and is_held(run_dir) is False else status

@@ -1,6 +1,7 @@
-"""The training loop: one epoch (`train_steps`), evaluation (`evaluate`), and the two together (`train_epoch`).
-Each epoch's randomness depends only on (seed, epoch, rank), so a resumed run repeats an uninterrupted one. The meter
-(meter.py) shows progress, logs to W&B and checks the loss and signals; the loop below only trains."""
+"""The training loop: one epoch (`train_steps`), evaluation (`evaluate`), and the two together
+(`train_epoch`). Each epoch's randomness depends only on (seed, epoch, rank), so a resumed run
+repeats an uninterrupted one. The meter (meter.py) shows progress, logs to W&B and checks the loss
+and signals; the loop below only trains."""
 from __future__ import annotations
 
 import time
@@ -42,11 +43,14 @@ def train_steps(cfg: RunConfig, ctx: Context, trainer: Trainer, meter: Meter, ep
 
 
 def gradient_norm(cfg: RunConfig, model: torch.nn.Module, wanted: bool) -> torch.Tensor | None:
-    """Clips the gradients to `train.grad_clip` if set, returning their norm before; measures it if `wanted`."""
+    """Clips the gradients to `train.grad_clip` if set, returning their norm before; measures it if
+    `wanted`."""
     if cfg.train.grad_clip:
         return torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
     if wanted:
-        return torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
+        return torch.nn.utils.get_total_norm(
+            [p.grad for p in model.parameters() if p.grad is not None]
+        )
     return None
 
 
@@ -57,21 +61,24 @@ class Evaluation:
     images: int
     images_per_s: float
     loss: float          # plain cross-entropy (no label smoothing), per image
-    predictions: torch.Tensor | None = None  # (images, 2): predicted and true class by validation index, if asked
+    # (images, 2): predicted and true class by validation index, if asked
+    predictions: torch.Tensor | None = None
 
 
 @torch.inference_mode()
 def evaluate(model, batches, ctx: Context, autocast: AbstractContextManager, max_iters: int | None,
              predictions: bool = False, label: str = "") -> Evaluation:
-    """Top-1/top-5 and loss over every process's share of the validation set, and optionally each image's
-    prediction."""
+    """Top-1/top-5 and loss over every process's share of the validation set, and optionally each
+    image's prediction."""
     model.eval()
     correct1 = correct5 = seen = 0
     loss_sum = torch.zeros((), dtype=torch.float64, device=ctx.device)
     preds: list[torch.Tensor] = []
     started = time.perf_counter()
     total = len(batches) if max_iters is None else min(len(batches), max_iters)
-    for x, y in watched(batches, total, f"  evaluation of {label}" if label else "  evaluation", ctx, leave=False):
+    for x, y in watched(
+        batches, total, f"  evaluation of {label}" if label else "  evaluation", ctx, leave=False
+    ):
         with autocast:
             out = model(x).float()
         loss_sum += torch.nn.functional.cross_entropy(out, y, reduction="sum").double()
@@ -90,8 +97,8 @@ def evaluate(model, batches, ctx: Context, autocast: AbstractContextManager, max
 
 def train_epoch(cfg: RunConfig, ctx: Context, trainer: Trainer, meter: Meter, epoch: int, step: int,
                 last: bool = False) -> tuple[EpochRow, int, torch.Tensor | None]:
-    """One epoch of training and its evaluation: (its row, the global step after it, and after the `last` epoch
-    each validation image's predicted and true class)."""
+    """One epoch of training and its evaluation: (its row, the global step after it, and after the
+    `last` epoch each validation image's predicted and true class)."""
     started, label = time.perf_counter(), meter.label(epoch)
     trained, step = train_steps(cfg, ctx, trainer, meter, epoch, step)
     ev = evaluate(trainer.eval_net, trainer.val_batches, ctx, trainer.autocast, cfg.budget.max_eval_iters,

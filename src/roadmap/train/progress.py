@@ -1,7 +1,7 @@
-"""What a run shows while it trains: tqdm's bar, redrawn in place for a lone run on a terminal; whole lines, one
-every `LINE_EVERY_S` seconds, where runs share a terminal (a sweep's jobs side by side) or the output is a file or a
-pipe (a log), so that bars from several processes never garble each other. Side by side, each log line also names
-its job (`named_job`)."""
+"""What a run shows while it trains: tqdm's bar, redrawn in place for a lone run on a terminal;
+whole lines, one every `LINE_EVERY_S` seconds, where runs share a terminal (a sweep's jobs side by
+side) or the output is a file or a pipe (a log), so that bars from several processes never garble
+each other. Side by side, each log line also names its job (`named_job`)."""
 from __future__ import annotations
 
 import io
@@ -13,12 +13,15 @@ from contextlib import contextmanager
 from tqdm import tqdm
 
 LINE_EVERY_S = 30.0
-LINE_FORMAT = "{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
+LINE_FORMAT = (
+    "{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
+)
 _CONTROL = re.compile(r"\r|\x1b\[[0-9;]*[A-Za-z]")
 
 
 class Lines(io.TextIOBase):
-    """A stream for tqdm that writes each redraw as a line of its own (each line one write: whole, never cut)."""
+    """A stream for tqdm that writes each redraw as a line of its own (each line one write: whole,
+    never cut)."""
 
     def __init__(self, stream):
         self.stream = stream
@@ -58,7 +61,8 @@ def named_job(name: str | None):
 
     def factory(*args, **kwargs):
         record = previous(*args, **kwargs)
-        if isinstance(record.msg, str):  # with arguments the message is a %-format: its % signs are doubled
+        # with arguments the message is a %-format: its % signs are doubled
+        if isinstance(record.msg, str):
             record.msg = (name.replace("%", "%%") if record.args else name) + ": " + record.msg
         return record
 

@@ -1,4 +1,5 @@
-"""The training recipe from timm's parts: optimizer, per-iteration schedule, Mixup/CutMix, loss, EMA."""
+"""The training recipe from timm's parts: optimizer, per-iteration schedule, Mixup/CutMix, loss,
+EMA."""
 from __future__ import annotations
 
 import torch
@@ -12,13 +13,17 @@ from ..schema import RunConfig
 
 
 def scaled_lr(cfg: RunConfig, global_batch: int) -> float:
-    """The recipe's learning rate is per `ref_batch` images, scaled to the global batch by train.lr_scaling."""
+    """The recipe's learning rate is per `ref_batch` images, scaled to the global batch by
+    train.lr_scaling."""
     return cfg.train.lr_for(global_batch)
 
 
-def build_optimizer(cfg: RunConfig, model: torch.nn.Module, lr: float, fused: bool) -> torch.optim.Optimizer:
+def build_optimizer(
+    cfg: RunConfig, model: torch.nn.Module, lr: float, fused: bool
+) -> torch.optim.Optimizer:
     t = cfg.train
-    # timm's "sgd" is Nesterov; torchvision's recipe uses plain momentum, which timm calls "momentum"
+    # timm's "sgd" is Nesterov; torchvision's recipe uses plain momentum, which timm calls
+    # "momentum"
     name = "momentum" if t.opt == Optimizer.sgd else "adamw"
     kwargs = dict(betas=tuple(t.betas)) if t.opt == Optimizer.adamw else dict(momentum=t.momentum)
     if fused:
@@ -30,7 +35,11 @@ def build_optimizer(cfg: RunConfig, model: torch.nn.Module, lr: float, fused: bo
 def build_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer, iters_per_epoch: int):
     """Stepped every iteration with `scheduler.step_update(global_step)`."""
     t = cfg.train
-    epochs, warmup, milestones = cfg.schedule.epochs, cfg.schedule.warmup_epochs, cfg.schedule.decay_milestones
+    epochs, warmup, milestones = (
+        cfg.schedule.epochs,
+        cfg.schedule.warmup_epochs,
+        cfg.schedule.decay_milestones,
+    )
     # warm-up comes before the cosine, as in the official ConvNeXt code
     num_epochs = epochs - warmup if t.sched == Schedule.cosine else epochs
     scheduler, _ = create_scheduler_v2(

@@ -1,12 +1,14 @@
-"""SIGINT (Ctrl-C) and SIGTERM (SLURM preemption, `timeout`, `kill`) become `Interrupted`, so that a run
-records `interrupted` with the signal's name and exits with 128 + its number, in time for a requeue.
+"""SIGINT (Ctrl-C) and SIGTERM (SLURM preemption, `timeout`, `kill`) become `Interrupted`, so that a
+run records `interrupted` with the signal's name and exits with 128 + its number, in time for a
+requeue.
 
-Inside the training and evaluation loops (`deferred()`) a signal is held until the next iteration begins
-(`raise_pending()`), so that no batch is left half received from a loader worker; a second signal raises at once.
-Once `Interrupted` is raised the run is ending: a further signal (a sweep's launcher forwarding the one its jobs
-already got) is ignored, so that it cannot cut short the record that says how the run ended.
-While a checkpoint is written (`held()`) every signal waits until it is complete: torch.save would turn the exception
-into a RuntimeError, which would read as a failed write."""
+Inside the training and evaluation loops (`deferred()`) a signal is held until the next iteration
+begins (`raise_pending()`), so that no batch is left half received from a loader worker; a second
+signal raises at once. Once `Interrupted` is raised the run is ending: a further signal (a sweep's
+launcher forwarding the one its jobs already got) is ignored, so that it cannot cut short the record
+that says how the run ended. While a checkpoint is written (`held()`) every signal waits until it is
+complete: torch.save would turn the exception into a RuntimeError, which would read as a failed
+write."""
 from __future__ import annotations
 
 import signal
@@ -65,13 +67,14 @@ def held():
 
 @contextmanager
 def interruptible():
-    """Within: SIGINT and SIGTERM raise `Interrupted` in the main thread. A handler another library installed
-    (submitit's for SLURM requeues) is left in place; ours are undone on exit."""
+    """Within: SIGINT and SIGTERM raise `Interrupted` in the main thread. A handler another library
+    installed (submitit's for SLURM requeues) is left in place; ours are undone on exit."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    # A process may start with these signals blocked: joblib's loky workers inherit the mask under which they were
-    # spawned, so a SIGTERM would wait unseen until the parent killed them. This run wants them delivered.
+    # A process may start with these signals blocked: joblib's loky workers inherit the mask under
+    # which they were spawned, so a SIGTERM would wait unseen until the parent killed them. This run
+    # wants them delivered.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
     previous = {s: signal.getsignal(s) for s in SIGNALS}
     for s, handler in previous.items():
