@@ -63,6 +63,10 @@ def test_changes_are_paired_by_seed_with_intervals_and_marked_real_only_when_the
     # the mean's own interval: move_up 70, 71: mean 70.5, se 0.5, half-width 6.3531
     assert by["large_kernel/move_up"].ci_low == pytest.approx(70.5 - 6.3531, abs=1e-3)
     assert by["large_kernel/move_up"].images_per_s == 900.5 and by["large_kernel/move_up"].gmacs == 0.25
+
+
+def test_the_csv_and_markdown_tables_carry_the_same_changes_and_intervals(sweep, tmp_path):
+    chart_roadmap(records_from_dirs([sweep]), tmp_path / "out")
     csv_rows = {r["step"]: r for r in csv.DictReader(open(tmp_path / "out/roadmap.csv"))}
     assert list(csv_rows) == STEPS
     assert (csv_rows["large_kernel/k7"]["real"], csv_rows["micro/gelu"]["real"], csv_rows["baseline/resnet50"]["real"]) \
