@@ -70,8 +70,8 @@ def undo_changes(step: str, undo: str) -> dict[str, Any]:
         before.update(step_changes(s))
     own = step_changes(steps[i])
     later = set().union(*(step_changes(s) for s in steps[i + 1:]))
-    kept = {k: before[k] for k in own if k not in later}
-    return kept or {k: before[k] for k in own}
+    restored = {k: before[k] for k in own if k not in later}
+    return restored or {k: before[k] for k in own}
 
 
 def apply_undo(cfg: DictConfig) -> DictConfig:

@@ -61,9 +61,9 @@ def copy_weights_from(model: nn.Module, reference: nn.Module | Mapping[str, torc
     classes keeps its own, for fine-tuning."""
     ours, (theirs, kind) = list(model.state_dict().items()), _tensors(reference)
     if not classifier:
-        for side, who in ((ours, "this network"), (theirs, f"the {kind}")):
+        for side, network in ((ours, "this network"), (theirs, f"the {kind}")):
             if len(side) < 2 or side[-2][1].dim() != 2 or side[-1][1].dim() != 1:
-                raise ValueError(f"classifier=False leaves out the last Linear layer, but {who} does not end with "
+                raise ValueError(f"classifier=False leaves out the last Linear layer, but {network} does not end with "
                                  f"one ({', '.join(n for n, _ in side[-2:])})")
         ours, theirs = ours[:-2], theirs[:-2]
     for i, ((name, mine), (ref_name, ref)) in enumerate(zip(ours, theirs)):

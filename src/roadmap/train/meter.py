@@ -89,10 +89,10 @@ class Meter:
         self.loss_sum += loss.detach()
         self.seen += images
         if self.log_every and self.step % self.log_every == 0:
-            point = {"train/loss": loss.item(), "train/lr": lr}
+            values = {"train/loss": loss.item(), "train/lr": lr}
             if self.cfg.wandb.grad_norm and grad_norm is not None:
-                point["train/grad_norm"] = grad_norm.item()
-            self.tracker.log(point, step=self.step)
+                values["train/grad_norm"] = grad_norm.item()
+            self.tracker.log(values, step=self.step)
         # on a GPU, a sync: not every step
         if self.index % 10 == 0 or self.index + 1 == self.iters or not self.cuda:
             self._check(loss, lr)
