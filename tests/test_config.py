@@ -393,3 +393,18 @@ def test_every_value_has_one_home_the_yaml_or_the_schema():
                 assert any(files and all(g) for files, g in zip(sets, gives)), f"{key}: MISSING and not always given"
             else:
                 assert not any(map(any, gives)), f"{key}: a default in the schema, and given in {homes}"
+
+
+def test_a_data_config_without_a_value_the_schema_leaves_open_is_named_with_its_folder(tmp_path, monkeypatch):
+    import shutil
+    configs = tmp_path / "configs"
+    shutil.copytree(ROOT / "configs", configs)
+    cifar = (configs / "data/cifar10.yaml").read_text()
+    (configs / "data/mine.yaml").write_text("\n".join(ln for ln in cifar.splitlines()
+                                                     if not ln.startswith(("grayscale", "mean"))))
+    monkeypatch.setenv("ROADMAP_CONFIG_DIR", str(configs))
+    with pytest.raises(ValueError) as e:
+        load_config("micro/gelu", ["data=mine"])
+    assert str(e.value) == ("data.grayscale and data.mean must be set: the chosen configs leave them open (???). "
+                            "Add data.grayscale=... data.mean=... to the command line, or give them in the chosen "
+                            "file of configs/data/")

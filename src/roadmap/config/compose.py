@@ -21,6 +21,10 @@ from .store import register
 from .undo import apply_undo
 
 SETTINGS = set(flatten(OmegaConf.to_container(OmegaConf.structured(RunConfig)))) | {"undo"}
+# where a section's values without a default live (tests/test_config.py: HOMES)
+HOMES = {"data": "configs/data/", "budget": "configs/budget/", "regime": "configs/regime/",
+         "wandb": "configs/wandb/", "paths": "configs/paths/", "train": "configs/recipe/",
+         "model": "configs/step/ (or configs/recipe/)", "step": "configs/step/"}
 PAPER_ROW = set(OmegaConf.to_container(OmegaConf.structured(PaperRow)))
 
 
@@ -51,9 +55,11 @@ def check_keys(cfg: DictConfig) -> None:
             raise ValueError(unknown_setting(key))
     missing = sorted(k for k, v in given.items() if v == "???")
     if missing:
+        homes = sorted({HOMES.get(k.split(".")[0], "configs/") for k in missing})
         raise ValueError(
             f"{' and '.join(missing)} must be set: the chosen configs leave them open (???). Add "
-            f"{' '.join(k + '=...' for k in missing)} to the command line"
+            f"{' '.join(k + '=...' for k in missing)} to the command line, or give them in the chosen "
+            f"file of {' and '.join(homes)}"
         )
 
 
