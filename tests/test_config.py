@@ -346,6 +346,7 @@ def beyond(bound, length: int) -> list:
     first, second = (low + 1, low + 2) if bound.whole else (low + (high - low) / 4, low + (high - low) / 2)
     n = bound.items or length  # a list of any length: as long as the one it replaces (one depth per width)
     lists = [[first] * (n - 1) + [end] for end in ends] + ([[first] * (n + 1)] if bound.items else [])
+    lists += [[]] if bound.items == 0 and not bound.empty else []  # a list that must hold something
     return lists + ([[second, first] + [second] * (n - 2)] if bound.ordered else [])
 
 

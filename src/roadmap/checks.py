@@ -40,6 +40,7 @@ class Bound(NamedTuple):
     whole: bool = False        # an integer (not a bool)
     optional: bool = False     # null allowed too
     items: int | None = None   # a list of this many numbers (0: any number, at least one)
+    empty: bool = False        # ... or none
     ordered: bool = False      # a list in increasing order (strictly, of whole numbers)
     choices: tuple = ()        # the only values allowed
 
@@ -61,8 +62,10 @@ def allows(b: Bound, value) -> bool:
         return not isinstance(value, bool) and value in b.choices
     if b.items is None:
         return _number(value, b)
-    if not isinstance(value, (list, tuple)) or len(value) != b.items and (b.items or not value):
+    if not isinstance(value, (list, tuple)) or (b.items and len(value) != b.items):
         return False
+    if not value:
+        return b.empty
     steps = zip(value, value[1:])
     return all(_number(v, b) for v in value) and not (b.ordered and any(x >= y if b.whole else x > y
                                                                          for x, y in steps))
@@ -94,7 +97,7 @@ BOUNDS = {
     "train.betas": Bound(0, 1, "two numbers in [0, 1), e.g. [0.9, 0.999]", high_open=True, items=2),
     "train.weight_decay": Bound(0, 1, "a finite decay in [0, 1] (0.05 AdamW, 1e-4 SGD)"),
     "train.decay_milestones": Bound(1, None, "increasing positive epochs, e.g. [30, 60], or []", whole=True,
-                                    items=0, ordered=True),
+                                    items=0, empty=True, ordered=True),
     "train.decay_rate": Bound(0, None, "a finite factor > 0 at each milestone, e.g. 0.1 (above 1 raises the rate)",
                               low_open=True),
     "train.crop_scale": Bound(0, 1, "[min, max] with 0 < min <= max <= 1", low_open=True, items=2, ordered=True),

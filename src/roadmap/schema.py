@@ -75,11 +75,11 @@ class ModelConfig:
             self.widths = [scale * self.base_width * 2 ** i for i in range(len(self.depths))]
         if self.stem_width is None:
             self.stem_width = self.base_width
+        check_bounds(self, "model")
         if len(self.depths) != len(self.widths):
             fail("model.depths", list(self.depths),
                   f"it has {len(self.depths)} stages but model.widths={list(self.widths)} has "
                   f"{len(self.widths)}; give one depth per width")
-        check_bounds(self, "model")
         if self.layout == enums.Layout.bottleneck and any(w % self.expansion for w in self.widths):
             fail("model.widths", list(self.widths), "with layout=bottleneck every width must be "
                  f"divisible by model.expansion={self.expansion}")
