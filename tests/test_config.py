@@ -15,7 +15,7 @@ from roadmap import load_config, roadmap_steps
 from roadmap.config.completion import nested_completions
 from roadmap.config.compose import compose_dict
 from roadmap.config.files import options
-from roadmap.config.steps import file_fields, step_files
+from roadmap.config.steps import file_fields, file_values, step_files
 from roadmap.config.store import register
 from roadmap.config.undo import apply_undo, full_model, undo_changes, undoable
 from roadmap.config.variants import variant_dir, variant_name
@@ -379,10 +379,8 @@ def test_every_value_has_one_home_the_yaml_or_the_schema():
     from roadmap.schema import RunConfig
 
     def given(path) -> set:
-        raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-        raw.pop("defaults", None)
         packaged = path.parent.name in ("regime", "data", "budget", "wandb", "paths")
-        return set(flatten({path.parent.name: raw} if packaged else raw))
+        return {f"{path.parent.name}.{k}" if packaged else k for k in file_values(path)}
 
     schema = flatten(OmegaConf.to_container(OmegaConf.structured(RunConfig)))
     assert {k.split(".")[0] for k in schema} - {"seed", "undo", "schedule"} == set(HOMES)

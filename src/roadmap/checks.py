@@ -14,21 +14,6 @@ def fail(field_name: str, value, allowed: str) -> None:
     raise ValueError(f"{field_name}={value!r} is not allowed: {allowed}")
 
 
-def in_range(field_name: str, value, low: float | None = None, high: float | None = None, *, low_open: bool = False,
-              high_open: bool = False, allowed: str | None = None) -> None:
-    """Fail unless `value` is a finite number within [low, high] (an end left open excludes
-    itself)."""
-    ok = isinstance(value, (int, float)) and math.isfinite(value)
-    ok = ok and (low is None or (value > low if low_open else value >= low))
-    ok = ok and (high is None or (value < high if high_open else value <= high))
-    if not ok:
-        if allowed is None:
-            left = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
-            right = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
-            allowed = "a finite number " + " and ".join(x for x in (left, right) if x)
-        fail(field_name, value, allowed)
-
-
 class Bound(NamedTuple):
     """A setting's range: [low, high], an end left open excluding itself, None unbounded; or, for a
     list, each item's range, with the list's length and order."""
@@ -128,18 +113,19 @@ BOUNDS = {
 }
 
 
+def check(key: str, value, b: Bound) -> None:
+    """Fail in one line unless `value` lies within the bound."""
+    if not allows(b, value):
+        fail(key, list(value) if isinstance(value, (list, tuple)) else value, b.allowed)
+
+
 def check_bounds(config, section: str, names: tuple[str, ...] | None = None) -> None:
     """Fail in one line on the first setting of `section` ("" for the top level) outside its
     BOUNDS."""
     for key, b in BOUNDS.items():
         where, _, name = key.rpartition(".")
-        if (
-            where == section
-            and (names is None or name in names)
-            and not allows(b, getattr(config, name))
-        ):
-            value = getattr(config, name)
-            fail(key, list(value) if isinstance(value, (list, tuple)) else value, b.allowed)
+        if where == section and (names is None or name in names):
+            check(key, getattr(config, name), b)
 
 
 def check_auto_augment(policy: str) -> None:

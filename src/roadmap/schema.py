@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from . import enums
-from .checks import MISSING, check_bounds, fail, in_range
+from .checks import MISSING, Bound, check, check_bounds, fail
 from .regime import RegimeConfig, StepMeta
 from .schedule import ScheduleConfig, derive_schedule
 
@@ -132,8 +132,8 @@ class TrainConfig:
         if self.base_lr > 10:
             fail("train.base_lr", self.base_lr, "a learning rate per train.ref_batch images of at "
                  "most 10 (the recipes use 4e-3 per 4096 and 0.1 per 256)")
-        in_range("train.warmup_epochs", self.warmup_epochs, 0, self.epochs, high_open=True,
-                  allowed=f"0 <= warmup < train.epochs={self.epochs}")
+        check("train.warmup_epochs", self.warmup_epochs,
+              Bound(0, self.epochs, f"0 <= warmup < train.epochs={self.epochs}", high_open=True))
 
     def lr_for(self, global_batch: int) -> float:
         """The learning rate at this global batch: base_lr per ref_batch images, scaled by

@@ -6,7 +6,6 @@ repeats the numbers of one never interrupted."""
 from __future__ import annotations
 
 import logging
-import os
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from ..data.sources import check_data
 from ..errors import Interrupted, NonFiniteLoss, RoadmapError, WriteFailed
 from ..model import describe
 from ..record import PREDICTIONS, EpochRow, RunRecord, clock, save_predictions
+from ..schedule import world_size
 from ..schema import RunConfig
 from .checkpoint import (
     check_same_config,
@@ -49,9 +49,7 @@ def can_start(cfg: RunConfig) -> None:
         check_device(cfg.system)
         images = check_data(cfg)
         if images is not None:
-            check_batch(
-                cfg.train.batch_size, images, int(os.environ.get("WORLD_SIZE", 1)), cfg.data.name
-            )
+            check_batch(cfg.train.batch_size, images, world_size(), cfg.data.name)
     except RoadmapError as e:
         raise ValueError(str(e)) from None
 
