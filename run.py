@@ -91,6 +91,13 @@ def printed_config(argv: list[str]) -> str | None:
     return None
 
 
+def runs_the_job(argv: list[str]) -> bool:
+    """False for what Hydra answers without running the job (--help, --hydra-help, --cfg, --info,
+    --version): those need neither torch nor timm."""
+    return printed_config(argv) is None and not any(
+        a in ("--help", "-h", "--hydra-help", "--info", "-i", "--version") for a in argv)
+
+
 class StoppedBeforeRun(BaseException):
     def __init__(self, signum: int):
         super().__init__(signum)
@@ -112,13 +119,17 @@ if __name__ == "__main__":
     if any(a in QUERY_FLAGS for a in sys.argv[1:]):  # another completion query (or the script's install): Hydra's
         main()
         sys.exit(0)
-    from roadmap.config.command_line import check_command_line, preflight
-    from roadmap.train.lifecycle import can_start
-    for _signal in (signal.SIGINT, signal.SIGTERM):  # loaded: from here a signal unwinds what is being checked
-        signal.signal(_signal, _stop_before_run)
+    from roadmap.config.command_line import check_command_line, compose_single, prepare_single
     try:
+        # the command line and the typed config, which refuse a mistyped command before torch and timm load
         check_command_line(sys.argv[1:])
-        CHECKED["run"] = preflight(sys.argv[1:], checks=(can_start,))
+        single = compose_single(sys.argv[1:])
+        if runs_the_job(sys.argv[1:]):  # torch, timm and W&B load here, where a signal still ends it in one line
+            from roadmap.train.lifecycle import can_start
+        for _signal in (signal.SIGINT, signal.SIGTERM):  # loaded: from here a signal unwinds what is being checked
+            signal.signal(_signal, _stop_before_run)
+        if single is not None:
+            CHECKED["run"] = prepare_single(*single, checks=(can_start,))
         signal.signal(signal.SIGINT, signal.default_int_handler)  # from here the run handles its signals
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         main()

@@ -68,6 +68,28 @@ def test_a_completion_query_imports_neither_torch_nor_timm_nor_wandb(line):
     assert len(proc.stdout.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("args, rc, says", [
+    (["model.kernel_size=4"], 1, "model.kernel_size=4 is not allowed"),  # a bad value
+    (["model.kernal_size=5"], 1, "did you mean model.kernel_size"),  # a typo
+    (["step=micro/gelux"], 1, "unknown step 'micro/gelux'"),  # a group choice that does not exist
+    (["--help"], 0, "python run.py step=micro/gelu"),
+    (["step=micro/gelu", "--cfg", "job"], 0, "name: micro/gelu"),
+])
+def test_a_refusal_help_and_the_printed_config_import_neither_torch_nor_timm_nor_wandb(args, rc, says, tmp_path):
+    """A mistyped command is answered in about a second (the config alone says what is wrong; torch, timm and W&B
+    load only for a command that runs), and so are --help and --cfg: checked by what Python imported."""
+    run_dir = [] if any(a.startswith("-") for a in args) else [f"hydra.run.dir={tmp_path}/run"]
+    proc = subprocess.run([sys.executable, "-X", "importtime", "run.py", *args, *run_dir], cwd=ROOT, env=clean_env(),
+                          capture_output=True, text=True, timeout=120)
+    imported = {row.split("|")[-1].strip() for row in proc.stderr.splitlines() if row.startswith("import time:")}
+    assert proc.returncode == rc and says in proc.stdout + proc.stderr, proc.stderr[-2000:]
+    assert "hydra" in imported and not imported & {"torch", "timm", "wandb", "torchvision"}
+    assert not (tmp_path / "run").exists()
+    if rc:  # the refusal's one line (beside Python's import timings)
+        assert [line for line in proc.stderr.splitlines() if not line.startswith("import time:")] == [
+            line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+
+
 def test_nested_group_paths_are_not_offered_and_other_shells_get_their_format():
     env = {"COMP_LINE": "python run.py step/micro="}
     assert nested_completions(["-sc", "query=bash"], env) == ""  # `step/micro=gelu` would fail: nothing offered

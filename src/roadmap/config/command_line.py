@@ -13,7 +13,7 @@ from hydra.errors import HydraException, OverrideParseException
 from omegaconf import open_dict
 
 from ..schema import RunConfig
-from .compose import check_choices, compose_dict, to_run_config
+from .compose import check_choices, check_network, compose_dict, typed_config
 from .files import check_files
 
 DIRECTORIES = ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir")
@@ -78,7 +78,14 @@ def preflight(argv: Sequence[str], checks: Sequence = ()) -> RunConfig | None:
     the config, and create the run directory. Returns the run's config, which the run then uses
     (None for a command Hydra handles: -m, --cfg, --help). Raises ValueError with one line naming
     the setting. A multirun's (-m) jobs are checked one by one as they start, and counted by the
-    sweep's summary."""
+    sweep's summary. run.py calls its two halves apart, to load torch between them."""
+    single = compose_single(argv)
+    return None if single is None else prepare_single(*single, checks=checks)
+
+
+def compose_single(argv: Sequence[str]) -> tuple[RunConfig, Path] | None:
+    """A single run's typed config and run directory, with every check that needs neither torch nor
+    timm; None for a command Hydra handles (-m, --cfg, --help). Writes nothing."""
     if any(a.startswith("-") for a in argv):  # -m, --cfg, --help: Hydra's to handle
         return None
     cfg = compose_dict(None, argv, hydra=True)
@@ -86,8 +93,14 @@ def preflight(argv: Sequence[str], checks: Sequence = ()) -> RunConfig | None:
     run_dir = Path(cfg.hydra.run.dir)
     with open_dict(cfg):
         del cfg["hydra"]
-    run = to_run_config(cfg)
-    for check in checks:  # the entry point's: the device and the data, before anything is written
+    return typed_config(cfg), run_dir
+
+
+def prepare_single(run: RunConfig, run_dir: Path, checks: Sequence = ()) -> RunConfig:
+    """The checks that need the network (torch, timm), then the entry point's (the device and the
+    data), then the run directory: made, and written to once, before Hydra opens its log there."""
+    check_network(run)
+    for check in checks:
         check(run)
     made = [d for d in (run_dir, *run_dir.parents) if not d.exists()]
     probe = run_dir / f".write-test-{os.getpid()}"

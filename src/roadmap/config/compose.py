@@ -12,7 +12,6 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 
 from ..checks import check_auto_augment
-from ..model.measure import check_input_size
 from ..regime import PaperRow
 from ..schema import RunConfig, flatten
 from .files import GROUPS, config_dir, options
@@ -65,6 +64,14 @@ def check_keys(cfg: DictConfig) -> None:
 
 def to_run_config(cfg: DictConfig) -> RunConfig:
     """Typed, validated config. Raises ValueError naming the bad field and what is allowed."""
+    run = typed_config(cfg)
+    check_network(run)
+    return run
+
+
+def typed_config(cfg: DictConfig) -> RunConfig:
+    """The typed config with every check that needs neither torch nor timm (what a mistyped command
+    meets first, answered before they load); `check_network` does the rest."""
     check_keys(cfg)
     cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), apply_undo(cfg.copy()))
     try:
@@ -76,11 +83,17 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
         raise ValueError(f"step.order={run.step.order} is not allowed: no value of its own: a step's place follows "
                          "from the chain of step files (configs/step/)")
     run.step.order = step_order(run.step.name)
-    check_input_size(run.model, run.data.resolution)
-    # here, not in TrainConfig: checking it imports timm, which a schema must not need
-    if run.train.auto_augment:
-        check_auto_augment(run.train.auto_augment)
     return run
+
+
+def check_network(run: RunConfig) -> None:
+    """The checks that build the network (on the meta device) or ask timm: each layer runs at
+    data.resolution, and timm reads train.auto_augment. Imports torch and timm."""
+    from ..model.measure import check_input_size
+
+    check_input_size(run.model, run.data.resolution)
+    if run.train.auto_augment:  # here, not in TrainConfig: a schema must not need timm
+        check_auto_augment(run.train.auto_augment)
 
 
 def check_choices(overrides: Sequence[str]) -> None:
