@@ -1,4 +1,6 @@
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # runs and sweeps of the tests, and data.pipeline=auto's kept choices, go to a folder of their own (configs/paths/),
 # never to the checkout's outputs/, whose choices, kept from a user's runs, would change what a test measures;
 # subprocesses inherit it (clean_env). Tests that need the automatic choice measured set paths.output_dir.
+# Removed when the process that made it ends: a whole suite's runs hold several GB (each pytest -n process makes its own).
 os.environ["ROADMAP_OUTPUT_DIR"] = tempfile.mkdtemp(prefix="roadmap-tests-")
+atexit.register(shutil.rmtree, os.environ["ROADMAP_OUTPUT_DIR"], ignore_errors=True)
 
 # one thread per test process, as the subprocesses get (clean_env): the suite runs on every core at once
 # (pytest -n auto), and two processes with two OpenMP threads each on two cores spin against each other
