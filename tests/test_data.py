@@ -53,3 +53,17 @@ def test_holding_out_every_training_image_is_refused_in_one_line_where_a_sweeps_
         build_datasets(cfg)
     assert str(e.value) == ("data.val_split=5000 is not allowed: fashion_mnist_small has 5000 training images; "
                             "hold out fewer")
+
+
+def test_a_read_only_image_array_becomes_device_images_without_a_warning():
+    """A dataset read from a file can be a read-only array: torch warns on such an array (writing to the tensor would
+    be undefined); the pipeline copies it instead."""
+    import warnings
+
+    from roadmap.data.pipelines import images_nchw
+    gray = np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4)
+    gray.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = images_nchw(gray, torch.device("cpu"))
+    assert x.shape == (2, 3, 4, 4) and all((x[:, c].numpy() == gray).all() for c in range(3))

@@ -70,7 +70,7 @@ class LoaderBatches:
 def images_nchw(images: np.ndarray, device: torch.device) -> torch.Tensor:
     """uint8 (N, H, W) or (N, H, W, 3) -> (N, 3, H, W) on the device; grayscale repeated, as PIL's
     convert('RGB')."""
-    x = torch.from_numpy(np.ascontiguousarray(images))
+    x = torch.from_numpy(np.require(images, requirements="CW"))  # a read-only array (a loaded file) copied
     x = x[:, None].expand(-1, 3, -1, -1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
     return x.contiguous().to(device)
 
