@@ -429,3 +429,20 @@ def test_a_data_config_without_a_value_the_schema_leaves_open_is_named_with_its_
     assert str(e.value) == ("data.grayscale and data.mean must be set: the chosen configs leave them open (???). "
                             "Add data.grayscale=... data.mean=... to the command line, or give them in the chosen "
                             "file of configs/data/")
+
+
+def test_a_step_file_added_between_two_compositions_takes_its_place_in_the_second(tmp_path, monkeypatch):
+    """The steps' places are kept between compositions (reading every step file is a tenth of one), and read again
+    once a step file is added or changed: a user's own step over micro/gelu comes after micro/fewer_acts (the other
+    step over micro/gelu, first by name), and the steps after it move one place on."""
+    import shutil
+    configs = tmp_path / "configs"
+    shutil.copytree(ROOT / "configs", configs)
+    monkeypatch.setenv("ROADMAP_CONFIG_DIR", str(configs))
+    gelu = load_config("micro/gelu").step.order
+    assert load_config("micro/layer_norm").step.order == gelu + 3  # fewer_acts, fewer_norms between
+    (configs / "step/micro/mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - /step/micro/gelu\n  - _self_\n\n"
+        "step:\n  name: micro/mine\n  label: mine\n  adopted: false\n")
+    assert load_config("micro/mine").step.order == gelu + 2
+    assert load_config("micro/layer_norm").step.order == gelu + 4
