@@ -48,8 +48,9 @@ def test_femto_baseline_is_the_bottleneck_resnet_at_half_width_and_two_thirds_de
 
 
 def test_femto_follows_the_roadmap_widths_and_depths():
-    depths = {s.name: list(load_config(s.name, ["regime=femto"]).model.depths) for s in roadmap_steps("femto")}
-    widths = {s.name: load_config(s.name, ["regime=femto"]).model.base_width for s in roadmap_steps("femto")}
+    models = {s.name: load_config(s.name, ["regime=femto"]).model for s in roadmap_steps("femto")}
+    depths = {name: list(model.depths) for name, model in models.items()}
+    widths = {name: model.base_width for name, model in models.items()}
     assert depths["baseline/enhanced_recipe"] == [2, 3, 4, 2] and depths["macro/stage_ratio"] == [2, 2, 6, 2]
     assert widths["macro/patchify"] == widths["resnextify/depthwise"] == 32 and widths["resnextify/width"] == 48
     assert len(depths) == 17

@@ -246,11 +246,11 @@ def test_both_stems_train_at_32_at_each_stride(step, stride):
 
 
 def test_the_resnet_stem_drops_its_max_pool_then_its_stride():
-    kinds = {s: [type(m).__name__ for m in build_model(load_config("baseline/resnet50", [f"model.stem_stride={s}"]))
-                 .stem] for s in (1, 2, 4)}
+    stems = {s: build_model(load_config("baseline/resnet50", [f"model.stem_stride={s}"])).stem for s in (1, 2, 4)}
+    kinds = {s: [type(m).__name__ for m in stem] for s, stem in stems.items()}
     assert kinds[4] == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"] and kinds[2] == kinds[1] == kinds[4][:3]
-    stems = {s: build_model(load_config("baseline/resnet50", [f"model.stem_stride={s}"])).stem[0] for s in (1, 2, 4)}
-    assert [(c.kernel_size, c.stride) for c in stems.values()] == [((3, 3), (1, 1)), ((7, 7), (2, 2)), ((7, 7), (2, 2))]
+    assert [(stem[0].kernel_size, stem[0].stride) for stem in stems.values()] == [((3, 3), (1, 1)), ((7, 7), (2, 2)),
+                                                                                   ((7, 7), (2, 2))]
     patch = build_model(load_config("convnext_t", ["model.stem_stride=2"])).stem[0]
     assert (patch.kernel_size, patch.stride) == ((2, 2), (2, 2))
 
