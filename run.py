@@ -126,6 +126,8 @@ if __name__ == "__main__":
         single = compose_single(sys.argv[1:])
         if runs_the_job(sys.argv[1:]):  # torch, timm and W&B load here, where a signal still ends it in one line
             from roadmap.train.lifecycle import can_start
+        else:  # --help, --cfg: output read by another program (`| head`) ends it quietly once the reader has gone
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         for _signal in (signal.SIGINT, signal.SIGTERM):  # loaded: from here a signal unwinds what is being checked
             signal.signal(_signal, _stop_before_run)
         if single is not None:

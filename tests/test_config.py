@@ -2,6 +2,7 @@
 checking a config, undoing a step (the leave-one-out study), run-directory names, and tab completion."""
 import json
 import shlex
+import signal
 import subprocess
 import sys
 
@@ -89,6 +90,21 @@ def test_a_refusal_help_and_the_printed_config_import_neither_torch_nor_timm_nor
         assert [line for line in proc.stderr.splitlines() if not line.startswith("import time:")] == [
             line for line in proc.stderr.splitlines() if line.startswith("error: ")]
 
+
+
+@pytest.mark.parametrize("args", [["--help"], ["step=micro/gelu", "--cfg", "job"]])
+def test_help_and_the_printed_config_end_quietly_when_their_reader_has_gone(args):
+    """`python run.py --help | head -3`: once head has gone, the rest is not wanted; the program ends as Unix tools
+    do on SIGPIPE (status 141 in the shell), with no traceback. Here the pipe's reading end is closed at once."""
+    import os
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, env=clean_env(), stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert proc.returncode == -signal.SIGPIPE and proc.stderr == ""
 
 def test_nested_group_paths_are_not_offered_and_other_shells_get_their_format():
     env = {"COMP_LINE": "python run.py step/micro="}
