@@ -70,7 +70,7 @@ def step_order(name: str) -> int:
     """A step's place in the roadmap (-1: a step of no file). Every composition asks: the places are
     read again only when a step file changed (reading them costs 10 % of a composition)."""
     paths = sorted((config_dir() / "step").rglob("*.yaml"))
-    key = tuple((p, p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+    key = tuple((p, st.st_mtime_ns, st.st_size) for p in paths for st in [p.stat()])
     if key not in _ORDERS:
         _ORDERS.clear()
         _ORDERS[key] = {f.name: f.meta.order for f in step_files()}
