@@ -8,6 +8,7 @@ import csv
 import gzip
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -271,6 +272,22 @@ def test_a_config_file_that_is_not_yaml_is_named_in_one_line(tmp_path):
             f"error: {configs / 'step/micro/gelu.yaml'} is not valid YAML (line {line}): expected ',' or ']', but got "
             "'<stream end>'; fix or restore it"], proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_config_file_broken_after_a_check_is_named_by_the_next(tmp_path, monkeypatch):
+    """The files read as valid are kept between checks, by time and size: a file spoiled in place, its size
+    unchanged, is read again and named."""
+    from roadmap.config.command_line import check_command_line
+    configs = tmp_path / "configs"
+    shutil.copytree(ROOT / "configs", configs)
+    monkeypatch.setenv("ROADMAP_CONFIG_DIR", str(configs))
+    check_command_line(["step=micro/gelu"])
+    gelu = configs / "step/micro/gelu.yaml"
+    text = gelu.read_text()
+    gelu.write_text("[" + text[1:])  # as long as before: a list that never closes
+    assert gelu.stat().st_size == len(text)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(gelu))} is not valid YAML"):
+        check_command_line(["step=micro/gelu"])
 
 
 def test_a_config_dir_that_is_not_one_is_named_in_one_line(tmp_path):
