@@ -295,7 +295,8 @@ def test_the_nhwc_convnext_block_computes_the_conv_formulation(step, scale, monk
     gamma * (1x1 conv(GELU(1x1 conv(LayerNorm2d(dwconv(x)))))) + x, with the same weights."""
     torch.manual_seed(0)
     blocks = lambda m: [b for b in m.stages[1] if isinstance(b, Block)]  # noqa: E731
-    block = blocks(build_model(load_config(step, [f"model.layer_scale={scale}"])))[1].eval()
+    shallow = "model.depths=[1,2,1,1]"  # the block under test is the second of stage 2: the rest need not be built
+    block = blocks(build_model(load_config(step, [f"model.layer_scale={scale}", shallow])))[1].eval()
     dw, ln, fc1, act, fc2 = block.dwconv, block.norm, block.pwconv1, block.act, block.pwconv2
     assert isinstance(fc1, nn.Linear) and isinstance(ln, nn.LayerNorm) and (block.gamma is None) == (scale == 0)
     for p in block.parameters():
@@ -312,7 +313,8 @@ def test_the_nhwc_convnext_block_computes_the_conv_formulation(step, scale, monk
     monkeypatch.setattr(F, "conv2d", lambda *a, **k: convs.append(1) or conv2d(*a, **k))
     block.double()  # in float64, so that the two orders of summation agree far below any real difference
     small = torch.randn(2, dw.in_channels, 9, 9, dtype=torch.float64)
-    big = torch.randn(64, dw.in_channels, 9, 9, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    n = -(-CONV_POINTWISE_WORK // (dw.in_channels * 81))  # the fewest 9x9 maps that take the conv path
+    big = torch.randn(n, dw.in_channels, 9, 9, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
     assert big.numel() >= CONV_POINTWISE_WORK and pointwise_as_convs(Pointwise.auto, big)
     assert not pointwise_as_convs(Pointwise.auto, small)
     cases = [(small, Pointwise.auto, 0), (big, Pointwise.auto, 2), (big, Pointwise.linear, 0), (small, Pointwise.conv, 2)]
@@ -329,7 +331,7 @@ def test_the_nhwc_convnext_block_computes_the_conv_formulation(step, scale, monk
             assert torch.allclose(a, b, rtol=1e-9, atol=1e-9 * b.abs().max().item()), (name, path)
         with torch.no_grad():
             assert torch.allclose(block(x), reference(x), rtol=1e-9, atol=1e-9)
-    plain = blocks(build_model(load_config(step, ["model.norm_placement=every_conv"])))[1]
+    plain = blocks(build_model(load_config(step, ["model.norm_placement=every_conv", shallow])))[1]
     assert not any(isinstance(m, nn.Linear) for m in plain.modules())  # other placements keep 1x1 convs
 
 
