@@ -75,6 +75,7 @@ def test_a_completion_query_imports_neither_torch_nor_timm_nor_wandb(line):
     (["step=micro/gelux"], 1, "unknown step 'micro/gelux'"),  # a group choice that does not exist
     (["--help"], 0, "python run.py step=micro/gelu"),
     (["step=micro/gelu", "--cfg", "job"], 0, "name: micro/gelu"),
+    (["--cfg", "job", "schedule.epochs=5"], 1, "schedule.epochs=5 is not allowed"),  # printed only if it would run
 ])
 def test_a_refusal_help_and_the_printed_config_import_neither_torch_nor_timm_nor_wandb(args, rc, says, tmp_path):
     """A mistyped command is answered in about a second (the config alone says what is wrong; torch, timm and W&B

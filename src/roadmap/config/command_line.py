@@ -85,8 +85,12 @@ def preflight(argv: Sequence[str], checks: Sequence = ()) -> RunConfig | None:
 
 def compose_single(argv: Sequence[str]) -> tuple[RunConfig, Path] | None:
     """A single run's typed config and run directory, with every check that needs neither torch nor
-    timm; None for a command Hydra handles (-m, --cfg, --help). Writes nothing."""
+    timm; None for a command Hydra handles (-m, --cfg, --help). Writes nothing. The config that `--cfg`
+    prints is what would run: one that a run would refuse is refused here too."""
     if any(a.startswith("-") for a in argv):  # -m, --cfg, --help: Hydra's to handle
+        printing = any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in argv)
+        if printing and not any(a in ("-m", "--multirun") for a in argv):
+            typed_config(compose_dict(None, hydra_overrides(argv)))
         return None
     cfg = compose_dict(None, argv, hydra=True)
     HydraConfig.instance().set_config(cfg)  # for ${hydra:...} in the run directory's name
