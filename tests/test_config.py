@@ -1,10 +1,12 @@
 """The configuration: the paper's tables in the regimes, the step files and what each sets, composing and
 checking a config, undoing a step (the leave-one-out study), run-directory names, and tab completion."""
+import functools
 import json
 import shlex
 import signal
 import subprocess
 import sys
+from types import MappingProxyType
 
 import pytest
 from conftest import CHAIN, FAST, FULL, ROOT, clean_env, last_wins, run_cli, run_script
@@ -28,6 +30,12 @@ from roadmap.train.tracking import run_identity
 
 def _resolved(cfg) -> dict:
     return flatten(OmegaConf.to_container(cfg, resolve=True))
+
+
+@functools.cache
+def _step_in_regime(step: str, regime: str) -> MappingProxyType:
+    """A step's resolved fields in a regime, composed once per test process (read-only: tests share it)."""
+    return MappingProxyType(_resolved(compose_dict(step, [f"regime={regime}"])))
 
 STEP_OPTIONS = options("step")
 STEPS = [s.name for s in roadmap_steps()]
@@ -181,7 +189,7 @@ def test_a_step_differs_from_its_parent_only_in_the_fields_it_sets(step):
             recipe_keys |= file_fields(r)
     changed = set()  # in some regime: r50's stage-ratio step keeps the width that r200's widens
     for regime in REGIMES:
-        mine, parent = (_resolved(compose_dict(s, [f"regime={regime}"])) for s in (step.name, step.parent))
+        mine, parent = (_step_in_regime(s, regime) for s in (step.name, step.parent))
         in_regime = {k for k in mine if mine[k] != parent[k] and not k.startswith("schedule.")}  # derived
         assert in_regime <= own | recipe_keys, (regime, in_regime - own - recipe_keys)
         changed |= in_regime
@@ -264,9 +272,8 @@ def test_the_full_model_is_the_last_adopted_step_and_every_adopted_step_with_cha
 @pytest.mark.parametrize("regime", ["r50", "r200"])
 @pytest.mark.parametrize("undo", CHAIN)
 def test_each_variant_differs_from_the_full_model_in_exactly_the_fields_its_step_sets(regime, undo):
-    full = compose_dict(FULL, [f"regime={regime}"])
     variant = compose_dict(FULL, [f"regime={regime}", f"undo={undo}"])
-    a, b = _resolved(full), _resolved(apply_undo(variant))
+    a, b = _step_in_regime(FULL, regime), _resolved(apply_undo(variant))
     differ = {k for k in a if k != "undo" and a[k] != b[k]}
     own = {k for k in file_fields(next(s.path for s in step_files() if s.name == undo)) if not k.startswith("step.")}
     changes = set(undo_changes(FULL, undo))
