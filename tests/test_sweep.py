@@ -283,6 +283,7 @@ def test_a_signal_to_a_sweep_still_prints_its_line(tmp_path, launcher, target):
     assert json.loads((run / "metrics.json").read_text())["status"] == "interrupted"
     line = [ln for ln in err.splitlines() if ln.startswith("sweep of ")]
     assert len(line) == 1 and line[0].startswith("sweep of 2 job(s), stopped by SIGTERM: "), err[-2000:]
+    assert err.strip().splitlines()[-1] == line[0], err[-2000:]  # nothing after it (a leaked-semaphore warning)
     counts = dict(reversed(part.split(" ", 1)) for part in line[0].split(": ", 1)[1].split(". Not")[0].split(", "))
     if launcher == "basic":
         assert counts == {"interrupted": "1", "never started": "1"}, line

@@ -8,9 +8,15 @@ import io
 import logging
 import re
 import sys
+import threading
 from contextlib import contextmanager
 
 from tqdm import tqdm
+
+# A thread lock for the bars, not tqdm's default multiprocessing one: each process draws its own bars (a sweep's
+# jobs theirs), and a multiprocessing lock is a named semaphore that a job stopped by a signal leaves behind, which
+# the sweep's resource tracker then reports as leaked after the sweep's last line.
+tqdm.set_lock(threading.RLock())
 
 LINE_EVERY_S = 30.0
 LINE_FORMAT = (
