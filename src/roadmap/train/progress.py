@@ -13,10 +13,14 @@ from contextlib import contextmanager
 
 from tqdm import tqdm
 
-# A thread lock for the bars, not tqdm's default multiprocessing one: each process draws its own bars (a sweep's
-# jobs theirs), and a multiprocessing lock is a named semaphore that a job stopped by a signal leaves behind, which
-# the sweep's resource tracker then reports as leaked after the sweep's last line.
-tqdm.set_lock(threading.RLock())
+
+class Bar(tqdm):
+    """tqdm with a thread lock, not its default multiprocessing one: each process draws its own bars (a sweep's
+    jobs theirs), and a multiprocessing lock is a named semaphore that a job stopped by a signal leaves behind,
+    which the sweep's resource tracker then reports as leaked after the sweep's last line. Other tqdm bars in
+    the process keep tqdm's own lock."""
+    _lock = threading.RLock()
+
 
 LINE_EVERY_S = 30.0
 LINE_FORMAT = (
@@ -50,11 +54,11 @@ def in_lines(side_by_side: int, stream=None) -> bool:
 
 
 def progress_bar(total: int, desc: str, *, side_by_side: int = 1, disable: bool = False, leave: bool = True,
-                 iterable=None) -> tqdm:
+                 iterable=None) -> Bar:
     if in_lines(side_by_side):
-        return tqdm(iterable, total=total, desc=desc.strip(), disable=disable, leave=leave, unit="it",
+        return Bar(iterable, total=total, desc=desc.strip(), disable=disable, leave=leave, unit="it",
                     file=Lines(sys.stderr), mininterval=LINE_EVERY_S, bar_format=LINE_FORMAT)
-    return tqdm(iterable, total=total, desc=desc, disable=disable, leave=leave, unit="it", dynamic_ncols=True)
+    return Bar(iterable, total=total, desc=desc, disable=disable, leave=leave, unit="it", dynamic_ncols=True)
 
 
 @contextmanager
