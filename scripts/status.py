@@ -3,6 +3,7 @@ statuses), then what is running (epochs done, time left), what failed or was kil
 
     python scripts/status.py outputs/sweeps/fashion_mnist-femto_converged-femto
     python scripts/status.py SWEEP_DIR --csv table.csv        # the table as CSV too
+    python scripts/status.py SWEEP_DIR --epochs               # and each completed run's top-1 after every epoch
 
 Reads every metrics.json below the folders (a damaged one is named); a run whose record says running
 while no process holds it is shown as killed. The time left of a running run is its mean epoch time
@@ -32,6 +33,8 @@ def main() -> None:
     )
     ap.add_argument("paths", nargs="+", type=Path, help="sweep (or run) directories")
     ap.add_argument("--csv", type=Path, help="also write the table here")
+    ap.add_argument("--epochs", action="store_true",
+                    help="also each completed run's top-1 after every epoch and its wall time, one line a run")
     args = ap.parse_args()
     try:
         records = records_from_dirs(args.paths)
@@ -50,6 +53,11 @@ def main() -> None:
     for r in records:
         if r.status in ("failed", "killed", "interrupted", "unreadable"):
             print(f"{r.status}: {r.path}: {r.reason or ''}")
+    if args.epochs:
+        done = sorted((r for r in records if r.status == "completed"), key=lambda r: (str(r.step), r.seed or 0))
+        for r in done:
+            top1 = ", ".join(f"{h.val_top1:.2f}" for h in r.history)
+            print(f"{r.step} seed {r.seed}: top-1 after each epoch {top1}; {round((r.wall_time_s or 0) / 60)} min")
     total = sum(1 for r in records if r.status == "completed")
     print(f"{len(records)} run(s): {total} completed, {len(running)} running, {len(records) - total - len(running)} "
           "other")

@@ -368,3 +368,27 @@ def test_every_documented_command_runs_in_its_documented_form(tmp_path, page):
             if first[shown] == page and shown not in ran:
                 ran.add(shown)
                 runner.run(where, argv)
+
+
+def test_the_converged_studys_status_tables_copy_its_committed_records():
+    """docs/femto_converged.md's status: seed 0's top-1 after every epoch and each later seed's last, with wall times
+    in minutes, as `scripts/status.py docs/results/femto_converged/runs --epochs` prints them from the records."""
+    from roadmap.analysis.read import records_from_dirs
+    runs = {(r.step, r.seed): r for r in records_from_dirs([ROOT / "docs/results/femto_converged/runs"])
+            if r.status == "completed"}
+    status = (ROOT / "docs/femto_converged.md").read_text().split("\n## Status\n", 1)[1]
+    shown = {}
+    for cells in ([c.strip() for c in line.strip("|").split("|")] for line in status.splitlines()
+                  if line.startswith("| ") and "/" in line.split("|")[1]):
+        if len(cells) == 4:  # step, recipe, top-1 after each epoch, wall time (seed 0)
+            shown[(cells[0], 0)] = ([float(v.strip("* ")) for v in cells[2].split(",")], cells[3])
+        else:  # step, then the last top-1 and the wall time of seeds 1 and 2 (blank until they are in)
+            for seed, (top1, wall) in enumerate(zip(cells[1::2], cells[2::2]), start=1):
+                if top1:
+                    shown[(cells[0], seed)] = ([float(top1)], wall)
+    assert len(shown) == len(runs) and set(shown) == set(runs), set(shown) ^ set(runs)
+    for key, (top1, wall) in shown.items():
+        record = runs[key]
+        epochs = [round(h.val_top1, 2) for h in record.history]
+        assert top1 == (epochs if key[1] == 0 else epochs[-1:]), (key, top1, epochs)
+        assert wall.split(" min")[0] == str(round(record.wall_time_s / 60)), (key, wall, record.wall_time_s)
