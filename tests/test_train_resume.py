@@ -25,6 +25,7 @@ from conftest import (
 )
 
 from roadmap.record import RunRecord
+from roadmap.train.lifecycle import KILLED
 
 pytestmark = pytest.mark.slow  # runs killed, signalled and resumed, each its own process
 
@@ -62,9 +63,12 @@ def test_sigkill_anywhere_then_resume_repeats_the_uninterrupted_numbers_whatever
     run = kill_inside(tmp_path / "run", [*LONG, f"data.num_workers={workers}", f"data.pipeline={pipeline}"],
                       epoch, delay, epochs=4)
     assert load(run).status == "running" and load(run).epochs_done < 4
+    done = torch.load(run / "checkpoint.pt", weights_only=False)["epoch"] if (run / "checkpoint.pt").exists() else 0
     train_cli(run, *LONG, f"data.num_workers={workers}", f"data.pipeline={pipeline}")
     resumed = load(run)
     assert resumed.status == "completed" and resumed.epochs_done == 4
+    assert resumed.interruptions == [{"epochs_done": done, "status": "killed", "signal": None, "reason": KILLED}]
+    assert uninterrupted[pipeline].interruptions == []
     assert numbers(resumed) == numbers(uninterrupted[pipeline])
     assert numbers(uninterrupted["device"]) != numbers(uninterrupted["workers"])  # two pipelines, really
 
@@ -143,6 +147,8 @@ def test_a_signal_is_recorded_as_interrupted_in_one_line_and_the_run_resumes(tmp
     assert len(line) == 1 and "Run the same command again to resume" in line[0]
     resumed = train_cli(run, *LONG, "data.pipeline=workers")
     assert numbers(load(run)) == numbers(uninterrupted["workers"]) and load(run).status == "completed"
+    assert load(run).interruptions == [{"epochs_done": rec.epochs_done, "status": "interrupted", "signal": sig.name,
+                                        "reason": rec.reason}]  # the completed record says how its first part ended
     assert f"resuming {run} from its checkpoint after epoch {rec.epochs_done} of 4" in resumed.stderr
 
 

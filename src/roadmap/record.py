@@ -114,6 +114,9 @@ class RunRecord:
     # ... and each earlier part whose code or machine was another: {"until_epoch", "git_commit",
     # "hardware"}
     earlier_parts: list = field(default_factory=list)
+    # each earlier part that ended before the run did, as the metrics.json it left said: {"epochs_done", "status",
+    # "signal", "reason"} (status killed where it still said running: its process died without a word)
+    interruptions: list = field(default_factory=list)
     pipeline: Optional[str] = None        # data.pipeline as resolved: workers or device
     # what data.pipeline=auto measured, images/s per core each way
     pipeline_probe: Optional[dict] = None

@@ -69,19 +69,26 @@ def completed_without_checkpoint(cfg: RunConfig, run_dir: Path) -> RunRecord | N
     return record
 
 
+KILLED = "its process ended without recording how (SIGKILL, out of memory, a power cut)"
+
+
 def start_record(
     cfg: RunConfig, run_dir: Path, state: dict | None, epochs: int, variant: str
 ) -> RunRecord:
     """The run's record, derived from its last complete checkpoint whenever there is one: a
     metrics.json that is missing, unreadable or behind the checkpoint is rebuilt from it. Another
     config's checkpoint: ConfigMismatch."""
+    before = RunRecord.read(run_dir / "metrics.json")
     if state is not None:
         check_same_config(state["config"], config_dict(cfg), run_dir)
         record = RunRecord.from_checkpoint(state["record"], epochs)
     else:
         # a run that never finished an epoch: its W&B run
-        before = RunRecord.read(run_dir / "metrics.json")
         record = RunRecord.new(wandb_id=before.wandb_id if before else None)
+    if before is not None and before.status != "completed":  # how the last part ended stays in the record
+        record.interruptions = [*before.interruptions, {
+            "epochs_done": record.epochs_done, "status": "killed" if before.status == "running" else before.status,
+            "signal": before.signal, "reason": before.reason or (KILLED if before.status == "running" else None)}]
     params, gmacs = describe(cfg.model, cfg.data.resolution)
     record.step, record.label, record.seed, record.variant = cfg.step.name, cfg.step.label, cfg.seed, variant
     record.regime, record.undo, record.data, record.budget = cfg.regime.name, cfg.undo, cfg.data.name, cfg.budget.name
