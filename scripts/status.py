@@ -3,7 +3,7 @@ statuses), then what is running (epochs done, time left), what failed or was kil
 
     python scripts/status.py outputs/sweeps/fashion_mnist-femto_converged-femto
     python scripts/status.py SWEEP_DIR --csv table.csv        # the table as CSV too
-    python scripts/status.py SWEEP_DIR --epochs               # and each completed run's top-1 after every epoch
+    python scripts/status.py SWEEP_DIR --epochs      # and the top-1 of each completed run's epochs
 
 Reads every metrics.json below the folders (a damaged one is named); a run whose record says running
 while no process holds it is shown as killed. The time left of a running run is its mean epoch time
@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("paths", nargs="+", type=Path, help="sweep (or run) directories")
     ap.add_argument("--csv", type=Path, help="also write the table here")
     ap.add_argument("--epochs", action="store_true",
-                    help="also each completed run's top-1 after every epoch and its wall time, one line a run")
+                    help="also each completed run's top-1 after every epoch and its wall time")
     args = ap.parse_args()
     try:
         records = records_from_dirs(args.paths)
@@ -53,14 +53,15 @@ def main() -> None:
     for r in records:
         if r.status in ("failed", "killed", "interrupted", "unreadable"):
             print(f"{r.status}: {r.path}: {r.reason or ''}")
+    completed = [r for r in records if r.status == "completed"]
     if args.epochs:
-        done = sorted((r for r in records if r.status == "completed"), key=lambda r: (str(r.step), r.seed or 0))
-        for r in done:
+        for r in sorted(completed, key=lambda r: (str(r.step), r.seed or 0)):
             top1 = ", ".join(f"{h.val_top1:.2f}" for h in r.history)
-            print(f"{r.step} seed {r.seed}: top-1 after each epoch {top1}; {round((r.wall_time_s or 0) / 60)} min")
-    total = sum(1 for r in records if r.status == "completed")
-    print(f"{len(records)} run(s): {total} completed, {len(running)} running, {len(records) - total - len(running)} "
-          "other")
+            minutes = round((r.wall_time_s or 0) / 60)
+            print(f"{r.step} seed {r.seed}: top-1 after each epoch {top1}; {minutes} min")
+    other = len(records) - len(completed) - len(running)
+    n = len(records)
+    print(f"{n} run(s): {len(completed)} completed, {len(running)} running, {other} other")
     if args.csv:
         try:
             write_table(rows, args.csv)
