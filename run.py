@@ -81,19 +81,10 @@ def run_job(dcfg: DictConfig, hc, multirun: bool, side_by_side: int) -> dict:
     return {"status": status, "reason": f"{type(error).__name__}: {error}"}
 
 
-def printed_config(argv: list[str]) -> str | None:
-    """What `--cfg job|hydra|all` (or `-c`) asks Hydra to print; None without it."""
-    for i, a in enumerate(argv):
-        if a.startswith("--cfg="):
-            return a.split("=", 1)[1]
-        if a in ("--cfg", "-c") and i + 1 < len(argv):
-            return argv[i + 1]
-    return None
-
-
 def runs_the_job(argv: list[str]) -> bool:
     """False for what Hydra answers without running the job (--help, --hydra-help, --cfg, --info,
     --version): those need neither torch nor timm."""
+    from roadmap.config.command_line import printed_config
     return printed_config(argv) is None and not any(
         a in ("--help", "-h", "--hydra-help", "--info", "-i", "--version") for a in argv)
 
@@ -110,8 +101,6 @@ def _stop_before_run(signum, frame):
 
 if __name__ == "__main__":
     register()
-    if printed_config(sys.argv[1:]) in ("job", "all") and "--resolve" not in sys.argv:
-        sys.argv.append("--resolve")  # the config printed as it runs: schedule.* (what runs) as values
     answer = nested_completions(sys.argv[1:])  # tab completion of `step=<TAB>`: Hydra lists one folder only
     if answer is not None:
         print(answer)
@@ -119,7 +108,10 @@ if __name__ == "__main__":
     if any(a in QUERY_FLAGS for a in sys.argv[1:]):  # another completion query (or the script's install): Hydra's
         main()
         sys.exit(0)
-    from roadmap.config.command_line import check_command_line, compose_single, prepare_single
+    # after the completions (a TAB answers without Hydra's parser and compose)
+    from roadmap.config.command_line import check_command_line, compose_single, prepare_single, printed_config
+    if printed_config(sys.argv[1:]) in ("job", "all") and "--resolve" not in sys.argv:
+        sys.argv.append("--resolve")  # the config printed as it runs: schedule.* (what runs) as values
     try:
         # the command line and the typed config, which refuse a mistyped command before torch and timm load
         check_command_line(sys.argv[1:])

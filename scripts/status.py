@@ -60,8 +60,7 @@ def main() -> None:
             minutes = round((r.wall_time_s or 0) / 60)
             print(f"{r.step} seed {r.seed}: top-1 after each epoch {top1}; {minutes} min")
     other = len(records) - len(completed) - len(running)
-    n = len(records)
-    print(f"{n} run(s): {len(completed)} completed, {len(running)} running, {other} other")
+    print(f"{len(records)} run(s): {len(completed)} completed, {len(running)} running, {other} other")
     if args.csv:
         try:
             write_table(rows, args.csv)

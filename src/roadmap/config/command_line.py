@@ -38,6 +38,16 @@ def hydra_overrides(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def printed_config(argv: Sequence[str]) -> str | None:
+    """What `--cfg job|hydra|all` (or `-c`) asks Hydra to print; None without it."""
+    for i, a in enumerate(argv):
+        if a.startswith("--cfg="):
+            return a.split("=", 1)[1]
+        if a in ("--cfg", "-c") and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
 def check_command_line(argv: Sequence[str]) -> None:
     """Everything that can be told from the command line alone, before Hydra writes anything: each
     override parses, no setting is given twice, no output directory is empty, and every group choice
@@ -88,8 +98,7 @@ def compose_single(argv: Sequence[str]) -> tuple[RunConfig, Path] | None:
     timm; None for a command Hydra handles (-m, --cfg, --help). Writes nothing. The config that `--cfg`
     prints is what would run: one that a run would refuse is refused here too."""
     if any(a.startswith("-") for a in argv):  # -m, --cfg, --help: Hydra's to handle
-        printing = any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in argv)
-        if printing and not any(a in ("-m", "--multirun") for a in argv):
+        if printed_config(argv) and not any(a in ("-m", "--multirun") for a in argv):
             typed_config(compose_dict(None, hydra_overrides(argv)))
         return None
     cfg = compose_dict(None, argv, hydra=True)
