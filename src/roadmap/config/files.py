@@ -18,7 +18,13 @@ def config_dir() -> Path:
     return path
 
 
-_VALID: set[tuple[Path, int, int]] = set()  # (path, mtime_ns, size) of files read as valid YAML
+def signature(path: Path) -> tuple[Path, int, int]:
+    """A file as a cache knows it: path, time and size (a file changed in place gets another)."""
+    st = path.stat()
+    return path, st.st_mtime_ns, st.st_size
+
+
+_VALID: set[tuple[Path, int, int]] = set()  # signatures of the files read as valid YAML
 
 
 def check_files() -> None:
@@ -27,8 +33,8 @@ def check_files() -> None:
     costs a third of a refused command's check)."""
     from omegaconf import OmegaConf
     for path in sorted(config_dir().rglob("*.yaml")):
-        st = path.stat()
-        if (path, st.st_mtime_ns, st.st_size) in _VALID:
+        known = signature(path)
+        if known in _VALID:
             continue
         try:
             OmegaConf.load(path)
@@ -39,7 +45,7 @@ def check_files() -> None:
             raise ValueError(
                 f"{path} is not valid YAML{line}: {problem}; fix or restore it"
             ) from None
-        _VALID.add((path, st.st_mtime_ns, st.st_size))
+        _VALID.add(known)
 
 
 GROUPS = ("step", "regime", "recipe", "data", "budget", "wandb", "sweep", "experiment")

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from ..regime import RegimeConfig, StepMeta
 from ..schema import flatten
-from .files import config_dir
+from .files import config_dir, signature
 
 STEP_PREFIX = "/step/"
 
@@ -70,7 +70,7 @@ def step_order(name: str) -> int:
     """A step's place in the roadmap (-1: a step of no file). Every composition asks: the places are
     read again only when a step file changed (reading them costs 10 % of a composition)."""
     paths = sorted((config_dir() / "step").rglob("*.yaml"))
-    key = tuple((p, st.st_mtime_ns, st.st_size) for p in paths for st in [p.stat()])
+    key = tuple(map(signature, paths))
     if key not in _ORDERS:
         _ORDERS.clear()
         _ORDERS[key] = {f.name: f.meta.order for f in step_files()}
