@@ -1,23 +1,35 @@
 """Train and evaluate one roadmap step:  python run.py step=micro/gelu [data=cifar100] [seed=1] [key=value ...]
 
 Hydra app over configs/; `python run.py --help` lists the groups, `--cfg job` prints the composed config.
-Exit status: 0 completed, 1 failed or refused (one line says why), 128 + N after signal N (130 Ctrl-C, 143 SIGTERM).
+Exit status: 0 completed, 1 failed or refused (one line says why), 128 + N after signal N (130 Ctrl-C, 143 SIGTERM,
+129 SIGHUP: the terminal closed).
 """
 import os
 import signal
 import sys
 
+from roadmap.errors import STOP_SIGNALS
+
 STOPPED = "interrupted before the run started; nothing was written"
+HANDLERS = {s: signal.getsignal(s) for s in STOP_SIGNALS}  # as the process started: one ignored (nohup) stays so
+HANDLED = [s for s, handler in HANDLERS.items() if handler is not signal.SIG_IGN]
 
 
 def _stopped_while_loading(signum, frame):
-    """Ctrl-C (or SIGTERM) while torch, timm and Hydra load: one line, nothing written. An exception raised inside
-    an extension module's import would surface as another error with a traceback, so the process ends here."""
-    print(STOPPED, file=sys.stderr, flush=True)
+    """Ctrl-C (or SIGTERM, SIGHUP) while torch, timm and Hydra load: one line, nothing written. An exception raised
+    inside an extension module's import would surface as another error with a traceback, so the process ends here."""
+    _say_stopped()
     os._exit(128 + signum)
 
 
-for _signal in (signal.SIGINT, signal.SIGTERM):
+def _say_stopped():
+    try:
+        print(STOPPED, file=sys.stderr, flush=True)
+    except OSError:  # the terminal has gone (SIGHUP)
+        pass
+
+
+for _signal in HANDLED:
     signal.signal(_signal, _stopped_while_loading)
 
 import logging  # after the handlers above, so that a Ctrl-C while importing is one line
@@ -120,15 +132,15 @@ if __name__ == "__main__":
             from roadmap.train.lifecycle import can_start
         else:  # --help, --cfg: output read by another program (`| head`) ends it quietly once the reader has gone
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        for _signal in (signal.SIGINT, signal.SIGTERM):  # loaded: from here a signal unwinds what is being checked
+        for _signal in HANDLED:  # loaded: from here a signal unwinds what is being checked
             signal.signal(_signal, _stop_before_run)
         if single is not None:
             CHECKED["run"] = prepare_single(*single, checks=(can_start,))
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # from here the run handles its signals
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for _signal, _handler in HANDLERS.items():  # from here the run handles its signals
+            signal.signal(_signal, _handler)
         main()
     except ValueError as e:
         sys.exit(f"error: {e}")
     except (KeyboardInterrupt, StoppedBeforeRun) as e:  # before a run started (composing the config): nothing to record
-        print(STOPPED, file=sys.stderr)
+        _say_stopped()
         sys.exit(128 + getattr(e, "signum", signal.SIGINT))

@@ -305,14 +305,14 @@ def handles(pid: int, *signals) -> bool:
 
 
 @pytest.mark.parametrize("delay", [0.0, 1.0])
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_a_signal_while_the_program_loads_is_one_line(tmp_path, sig, code, delay):
     """As soon as run.py has its handlers (its first lines), and a second into importing torch, timm and Hydra."""
     proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "step=micro/gelu", *FAST,
                              f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, env=clean_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 30
-    while not handles(proc.pid, signal.SIGINT, signal.SIGTERM) and time.time() < deadline:
+    while not handles(proc.pid, signal.SIGINT, signal.SIGTERM, signal.SIGHUP) and time.time() < deadline:
         time.sleep(0.005)
     time.sleep(delay)
     proc.send_signal(sig)

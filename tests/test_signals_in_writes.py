@@ -1,5 +1,5 @@
 """A signal that lands while a file is written: the file is whole or as it was, no temporary file is left, and the
-run ends as interrupted (130 for SIGINT, 143 for SIGTERM), never as a failed write."""
+run ends as interrupted (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP), never as a failed write."""
 import json
 import os
 import signal
@@ -17,11 +17,12 @@ from roadmap.train.signals import held, interruptible
 
 @pytest.fixture(autouse=True)
 def default_handlers():
-    """SIGINT and SIGTERM as a fresh run.py process has them (interruptible() keeps a handler another library
-    installed): a test earlier in the same pytest worker may have left its own."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    """SIGINT, SIGTERM and SIGHUP as a fresh run.py process has them (interruptible() keeps a handler another
+    library installed): a test earlier in the same pytest worker may have left its own."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
     yield
     for s, handler in saved.items():
         signal.signal(s, handler)
@@ -43,7 +44,7 @@ class SignallingFile:
         self.f.flush()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_during_a_held_checkpoint_write_waits_until_the_file_is_whole(tmp_path, signum):
     path = tmp_path / "checkpoint.pt"
     state = {"model": {"w": torch.arange(1000.0)}, "epoch": 3}

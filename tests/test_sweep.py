@@ -255,11 +255,13 @@ def test_two_copies_of_one_sweep_on_one_directory_each_count_their_own_jobs_trul
     assert not list((sweep / ".jobs").glob("*/*.json"))  # each launch cleared its own markers, and only those
 
 
-@pytest.mark.parametrize("launcher, target", [("basic", "group"), ("joblib", "group"), ("joblib", "parent")])
-def test_a_signal_to_a_sweep_still_prints_its_line(tmp_path, launcher, target):
+@pytest.mark.parametrize("launcher, target, sig", [("basic", "group", "SIGTERM"), ("joblib", "group", "SIGTERM"),
+                                                   ("joblib", "parent", "SIGTERM"), ("joblib", "group", "SIGHUP")])
+def test_a_signal_to_a_sweep_still_prints_its_line(tmp_path, launcher, target, sig):
     """SIGTERM to the sweep's process group, or to its first process alone (`kill PID`): the running job records
     `interrupted`, and the sweep says so in its last line, with the job it never started; exit 143. With the joblib
-    launcher the jobs run in other processes, which the sweep tells when it alone got the signal."""
+    launcher the jobs run in other processes, which the sweep tells when it alone got the signal. SIGHUP (the
+    terminal closed) alike, exit 129."""
     import signal
     import subprocess
     import sys
@@ -276,13 +278,14 @@ def test_a_signal_to_a_sweep_still_prints_its_line(tmp_path, launcher, target):
     run = next(sweep.glob("micro/gelu/*/seed0"))  # the variant part names the budget overrides
     wait_for_epochs(run, 1, proc)
     t0 = time.time()
-    os.killpg(proc.pid, signal.SIGTERM) if target == "group" else os.kill(proc.pid, signal.SIGTERM)
+    sig = signal.Signals[sig]
+    os.killpg(proc.pid, sig) if target == "group" else os.kill(proc.pid, sig)
     _, err = proc.communicate(timeout=120)
     assert time.time() - t0 < 45, "the jobs were not told: they trained on until the launcher's workers died"
-    assert proc.returncode == 143, err[-2000:]
+    assert proc.returncode == 128 + sig, err[-2000:]
     assert json.loads((run / "metrics.json").read_text())["status"] == "interrupted"
     line = [ln for ln in err.splitlines() if ln.startswith("sweep of ")]
-    assert len(line) == 1 and line[0].startswith("sweep of 2 job(s), stopped by SIGTERM: "), err[-2000:]
+    assert len(line) == 1 and line[0].startswith(f"sweep of 2 job(s), stopped by {sig.name}: "), err[-2000:]
     assert err.strip().splitlines()[-1] == line[0], err[-2000:]  # nothing after it (a leaked-semaphore warning)
     counts = dict(reversed(part.split(" ", 1)) for part in line[0].split(": ", 1)[1].split(". Not")[0].split(", "))
     if launcher == "basic":

@@ -1,11 +1,15 @@
 """Records you can trust: exact resume, every way a run ends recorded, one writer per run directory."""
 import json
 import os
+import pty
 import random
 import resource
+import select
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -17,6 +21,7 @@ from conftest import (
     clean_env,
     interrupt_after,
     kill_inside,
+    last_wins,
     load,
     run_cli,
     start_cli,
@@ -128,7 +133,7 @@ def test_sigkill_of_a_sweep_under_the_joblib_launcher_then_relaunch_repeats_the_
 
 
 @pytest.mark.xdist_group("uninterrupted")
-@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)])
 def test_a_signal_is_recorded_as_interrupted_in_one_line_and_the_run_resumes(tmp_path, uninterrupted, sig, code):
     # to the whole process group, loader workers included, as Ctrl-C in a terminal and SLURM's scancel do
     run = tmp_path / "run"
@@ -150,6 +155,50 @@ def test_a_signal_is_recorded_as_interrupted_in_one_line_and_the_run_resumes(tmp
     assert load(run).interruptions == [{"epochs_done": rec.epochs_done, "status": "interrupted", "signal": sig.name,
                                         "reason": rec.reason}]  # the completed record says how its first part ended
     assert f"resuming {run} from its checkpoint after epoch {rec.epochs_done} of 4" in resumed.stderr
+
+
+@pytest.mark.xdist_group("uninterrupted")
+def test_a_run_whose_terminal_closes_records_sighup_and_resumes_and_one_under_nohup_trains_on(tmp_path, uninterrupted):
+    """An SSH session that drops: the kernel sends SIGHUP to the terminal's processes, loader workers included, and
+    every later write to the terminal fails. The run still records how it ended, in one line of its log. Under
+    `nohup` (SIGHUP ignored) the same signal leaves the run training."""
+    run = tmp_path / "run"
+    cmd = [sys.executable, *last_wins([ROOT / "run.py", *FAST, *LONG, "data.num_workers=2", "data.pipeline=workers",
+                                       f"hydra.run.dir={run}"])]
+    pid, terminal = pty.fork()  # the child's controlling terminal is a pseudo-terminal that the test holds open
+    if pid == 0:
+        try:
+            os.chdir(ROOT)
+            os.execve(cmd[0], cmd, clean_env())
+        finally:
+            os._exit(127)
+    deadline = time.time() + 300
+    while (load_if_any(run).epochs_done < 1 or load_if_any(run).status != "running") and time.time() < deadline:
+        if select.select([terminal], [], [], 0.05)[0]:
+            os.read(terminal, 1 << 16)  # what the run writes on its terminal, read so that it never blocks
+        assert os.waitpid(pid, os.WNOHANG) == (0, 0), "the run ended before its first epoch"
+    os.close(terminal)  # the terminal hangs up
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 129
+    rec = load(run)
+    assert (rec.status, rec.signal, rec.reason) == ("interrupted", "SIGHUP", "interrupted by SIGHUP")
+    assert rec.epochs_done >= 1 and torch.load(run / "checkpoint.pt", weights_only=False)["epoch"] == rec.epochs_done
+    log = (run / "run.log").read_text()
+    assert "Traceback" not in log and log.count("interrupted by SIGHUP") == 1
+    train_cli(run, *LONG, "data.pipeline=workers")
+    assert numbers(load(run)) == numbers(uninterrupted["workers"]) and load(run).status == "completed"
+
+    kept = tmp_path / "nohup"  # `nohup python run.py ...`, its SIGHUP sent by hand
+    proc = subprocess.Popen(["nohup", *cmd[:-1], f"hydra.run.dir={kept}"], cwd=ROOT, env=clean_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_for_epochs(kept, 1, proc)
+    os.killpg(proc.pid, signal.SIGHUP)
+    assert proc.wait(timeout=120) == 0
+    assert numbers(load(kept)) == numbers(uninterrupted["workers"]) and load(kept).interruptions == []
+
+
+def load_if_any(run_dir) -> RunRecord:
+    return RunRecord.read(run_dir / "metrics.json") or RunRecord(status="none")
 
 
 def test_a_run_resumed_by_other_code_or_on_another_machine_keeps_each_parts_commit_and_hardware(tmp_path):

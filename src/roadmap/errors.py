@@ -1,5 +1,11 @@
 """Errors a user can act on: the runner prints their message, not a traceback."""
 import re
+import signal
+
+# The signals that stop a run cleanly (it records `interrupted`, keeps its last checkpoint and exits with 128 + N):
+# Ctrl-C; `kill`, `timeout` and SLURM's preemption; the terminal or SSH session that started it closing. One that the
+# process started with ignored (`nohup` ignores SIGHUP) stays ignored.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class RoadmapError(RuntimeError):
@@ -38,7 +44,7 @@ class WriteFailed(RoadmapError):
 
 
 class Interrupted(BaseException):
-    """SIGINT or SIGTERM: not an error of the run, so not an Exception that a broad `except` would
+    """One of STOP_SIGNALS: not an error of the run, so not an Exception that a broad `except` would
     swallow."""
 
     def __init__(self, signal_name: str, signum: int):

@@ -27,7 +27,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .config.store import register
-from .errors import WriteFailed
+from .errors import STOP_SIGNALS, WriteFailed
 from .record import STATUSES, RunRecord, print_table, runs_table, write_table
 from .sweep_plan import estimate_line, sweep_jobs
 from .train.lock import is_held, status_now
@@ -100,11 +100,25 @@ def _job_state(job: dict) -> str:
     return status_now(record.status, run_dir)
 
 
+def start_the_resource_tracker_deaf_to_sighup() -> None:
+    """joblib's workers share a resource tracker, a process in the sweep's process group that ignores SIGINT and
+    SIGTERM but not SIGHUP: a closed terminal would kill it, and the one joblib starts in its place would end the
+    sweep with a KeyError traceback for every shared-memory file it was never told of. Started here with SIGHUP
+    ignored, it keeps ignoring it (an ignored signal stays so across exec); it ends when the sweep does. The jobs,
+    started later, keep their SIGHUP."""
+    from joblib.externals.loky.backend.resource_tracker import ensure_running
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        ensure_running()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
 class SweepSummary(Callback):
     """After a multirun: one line counting every job's outcome, naming those that did not complete.
 
     Each launch of a sweep keeps its own markers (`.jobs/<launch id>/`), so two copies of one sweep
-    on one directory each count their own jobs. A sweep stopped by SIGINT or SIGTERM prints its line
+    on one directory each count their own jobs. A sweep stopped by SIGINT, SIGTERM or SIGHUP prints its line
     too: from run.py when the jobs run in this process, from a signal handler here when a launcher
     runs them elsewhere."""
     active: "tuple[SweepSummary, DictConfig] | None" = None
@@ -125,10 +139,13 @@ class SweepSummary(Callback):
             line = f"no estimate ({type(e).__name__}: {e})"
         if line:
             print(line, file=sys.stderr, flush=True)
+        if jobs_elsewhere(config) and joblib_jobs(config.hydra.launcher):
+            start_the_resource_tracker_deaf_to_sighup()
         if jobs_elsewhere(config) and threading.current_thread() is threading.main_thread():
             # the jobs run in other processes: say how far it got
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, self._stopped)
+            for sig in STOP_SIGNALS:
+                if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's SIGHUP stays ignored
+                    signal.signal(sig, self._stopped)
 
     def _jobs(self, config: DictConfig) -> list[dict]:
         return [json.loads(p.read_text()) for p in sorted(self._jobs_dir(config).glob("*.json"))]
@@ -203,7 +220,11 @@ class SweepSummary(Callback):
         return f"{line}. Not completed: {names}" if names else line, False
 
     def print_line(self, config: DictConfig, stopped: str | None = None) -> None:
-        print(self.summary(config, stopped)[0], file=sys.stderr)
+        line = self.summary(config, stopped)[0]
+        try:
+            print(line, file=sys.stderr)
+        except OSError:  # the terminal has gone (SIGHUP): the runs' records and sweep.csv say it
+            pass
 
     @staticmethod
     def print_table(sweep_dir: Path) -> None:

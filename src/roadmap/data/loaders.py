@@ -9,7 +9,7 @@ import sys
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 
-from ..errors import DataError
+from ..errors import STOP_SIGNALS, DataError
 from ..schema import RunConfig
 from .seeds import kept_random_state, sample_seed, seed_all
 
@@ -87,11 +87,11 @@ class SeededSamples(Dataset):
 
 
 def _ignore_stop_signals(_: int) -> None:
-    """Loader workers leave SIGINT and SIGTERM to the main process, which records the interruption
-    and shuts them down; a worker that died of the signal first would add a traceback to the one
-    line the user gets."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    """Loader workers leave the stop signals (Ctrl-C's, SIGTERM, SIGHUP) to the main process, which
+    records the interruption and shuts them down; a worker that died of the signal first would add a
+    traceback to the one line the user gets."""
+    for stop in STOP_SIGNALS:
+        signal.signal(stop, signal.SIG_IGN)
 
 
 def build_loaders(cfg: RunConfig, train: Dataset, val: Dataset, rank: int, world: int, pin: bool):

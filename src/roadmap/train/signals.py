@@ -1,6 +1,6 @@
-"""SIGINT (Ctrl-C) and SIGTERM (SLURM preemption, `timeout`, `kill`) become `Interrupted`, so that a
-run records `interrupted` with the signal's name and exits with 128 + its number, in time for a
-requeue.
+"""SIGINT (Ctrl-C), SIGTERM (SLURM preemption, `timeout`, `kill`) and SIGHUP (the terminal or SSH
+session closed) become `Interrupted`, so that a run records `interrupted` with the signal's name and
+exits with 128 + its number, in time for a requeue.
 
 Inside the training and evaluation loops (`deferred()`) a signal is held until the next iteration
 begins (`raise_pending()`), so that no batch is left half received from a loader worker; a second
@@ -15,9 +15,9 @@ import signal
 import threading
 from contextlib import contextmanager
 
-from ..errors import Interrupted
+from ..errors import STOP_SIGNALS, Interrupted
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNALS = STOP_SIGNALS
 _state = {"deferring": False, "holding": False, "pending": None, "ending": False}
 
 
@@ -67,8 +67,9 @@ def held():
 
 @contextmanager
 def interruptible():
-    """Within: SIGINT and SIGTERM raise `Interrupted` in the main thread. A handler another library
-    installed (submitit's for SLURM requeues) is left in place; ours are undone on exit."""
+    """Within: SIGINT, SIGTERM and SIGHUP raise `Interrupted` in the main thread. A handler another
+    library installed (submitit's for SLURM requeues) is left in place, and so is a signal ignored
+    (`nohup`); ours are undone on exit."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
