@@ -77,6 +77,9 @@ def run_job(dcfg: DictConfig, hc, multirun: bool, side_by_side: int) -> dict:
         log.error("%s", e)
         if multirun:  # a sweep stops too (Ctrl-C means stop), and says how far it got
             SweepSummary.print_active(f"stopped by {e.signal_name}")
+        if e.cause:  # a joblib worker whose sweep was killed: no one waits for its result, nor would end it
+            logging.shutdown()
+            os._exit(e.exit_code)
         sys.exit(e.exit_code)
     except (ConfigMismatch, CorruptCheckpoint, RunLocked) as e:
         error, status = e, "refused"  # the directory is another run's, unreadable or in use: nothing was touched

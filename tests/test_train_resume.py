@@ -31,6 +31,7 @@ from conftest import (
 
 from roadmap.record import RunRecord
 from roadmap.train.lifecycle import KILLED
+from roadmap.train.lock import is_held
 
 pytestmark = pytest.mark.slow  # runs killed, signalled and resumed, each its own process
 
@@ -95,7 +96,10 @@ def test_sigkill_then_resume_repeats_the_uninterrupted_numbers_with_torch_compil
 @pytest.mark.slow
 def test_sigkill_of_a_sweep_under_the_joblib_launcher_then_relaunch_repeats_the_uninterrupted_numbers(tmp_path):
     """Two jobs side by side (hydra/launcher=joblib, n_jobs=2), the whole process group killed with SIGKILL while
-    both train; launched again, the sweep finishes each run with the numbers of the same sweep never interrupted."""
+    both train; launched again, the sweep finishes each run with the numbers of the same sweep never interrupted.
+    Then the sweep's main process alone killed so (`kill -9 PID`, which it cannot pass on to its jobs): the jobs
+    stop at their next batch, recorded as interrupted and why, instead of training on unseen; launched again, the
+    same numbers."""
     import subprocess
     import sys
 
@@ -130,6 +134,27 @@ def test_sigkill_of_a_sweep_under_the_joblib_launcher_then_relaunch_repeats_the_
     again = by_seed(killed)
     assert all(again[s].status == "completed" and numbers(again[s]) == numbers(reference[s]) for s in (0, 1))
     assert numbers(reference[0]) != numbers(reference[1])
+
+    orphaned = tmp_path / "orphaned"
+    proc, deadline = launch(orphaned, start_new_session=True), time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not (
+            len(runs := by_seed(orphaned)) == 2 and all(r.epochs_done >= 1 for r in runs.values())):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the sweep ended before both jobs had trained an epoch"
+    stopped = time.time() + 60
+    while time.time() < stopped and any(is_held(d) for d in {p.parent for p in orphaned.rglob("metrics.json")}):
+        time.sleep(0.1)
+    runs = by_seed(orphaned)
+    cause = f"interrupted: the sweep that started it ended (its process {proc.pid} was killed)"
+    assert {s: (r.status, r.signal, r.reason) for s, r in runs.items()} == {
+        s: ("interrupted", None, cause) for s in (0, 1)}, "the jobs trained on after their sweep was killed"
+    assert all(r.epochs_done < 16 for r in runs.values())
+    assert launch(orphaned).wait(timeout=600) == 0
+    again = by_seed(orphaned)
+    assert all(again[s].status == "completed" and numbers(again[s]) == numbers(reference[s]) for s in (0, 1))
+    assert all(again[s].interruptions == [{"epochs_done": runs[s].epochs_done, "status": "interrupted",
+                                           "signal": None, "reason": cause}] for s in (0, 1))
 
 
 @pytest.mark.xdist_group("uninterrupted")

@@ -44,12 +44,12 @@ class WriteFailed(RoadmapError):
 
 
 class Interrupted(BaseException):
-    """One of STOP_SIGNALS: not an error of the run, so not an Exception that a broad `except` would
-    swallow."""
+    """One of STOP_SIGNALS, or the end of what the run hung on (`cause`, with no signal received): not an error of
+    the run, so not an Exception that a broad `except` would swallow."""
 
-    def __init__(self, signal_name: str, signum: int):
+    def __init__(self, signal_name: str, signum: int, cause: str | None = None):
         super().__init__(signal_name)
-        self.signal_name, self.signum = signal_name, signum
+        self.signal_name, self.signum, self.cause = signal_name, signum, cause
 
     @property
     def exit_code(self) -> int:

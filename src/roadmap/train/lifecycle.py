@@ -35,7 +35,7 @@ from .distributed import Context, check_device, setup, teardown
 from .lock import RunLock
 from .loop import train_epoch
 from .meter import Meter
-from .signals import deferred, held, interruptible
+from .signals import deferred, hang_on_the_parent, held, interruptible
 from .tracking import Tracker, run_identity
 from .trainer import Trainer, build_trainer
 
@@ -105,12 +105,9 @@ def record_ending(record: RunRecord, e: BaseException, ckpt: Path) -> str:
         else "no checkpoint was written yet"
     )
     if isinstance(e, Interrupted):
-        record.status, record.signal, record.reason = (
-            "interrupted",
-            e.signal_name,
-            f"interrupted by {e.signal_name}",
-        )
-        return f"interrupted by {e.signal_name}; {kept}. Run the same command again to resume."
+        how = f"interrupted: {e.cause}" if e.cause else f"interrupted by {e.signal_name}"
+        record.status, record.signal, record.reason = "interrupted", None if e.cause else e.signal_name, how
+        return f"{how}; {kept}. Run the same command again to resume."
     # a launcher's own signal handler (submitit's requeue on SLURM) ended the run
     if isinstance(e, SystemExit):
         record.status, record.reason = (
@@ -145,6 +142,8 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Se
     run_dir.mkdir(parents=True, exist_ok=True)
     run = Run(RunRecord.new())
     with finishing(run), RunLock(run_dir, enabled=ctx.main), interruptible():
+        if jobs_side_by_side > 1:  # a job in one of joblib's worker processes: it ends with the sweep's
+            hang_on_the_parent()
         try:
             state, done = resume_or_done(cfg, ctx, run_dir, run, overrides)
             if done is not None:

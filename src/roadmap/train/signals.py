@@ -11,6 +11,7 @@ complete: torch.save would turn the exception into a RuntimeError, which would r
 write."""
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 from ..errors import STOP_SIGNALS, Interrupted
 
 SIGNALS = STOP_SIGNALS
-_state = {"deferring": False, "holding": False, "pending": None, "ending": False}
+_state = {"deferring": False, "holding": False, "pending": None, "ending": False, "parent": None}
 
 
 def _raise(signum: int) -> None:
@@ -36,9 +37,21 @@ def _handle(signum, frame):
 
 
 def raise_pending() -> None:
-    """Raise `Interrupted` for a signal held since the last check."""
+    """Raise `Interrupted` for a signal held since the last check, or once the process that the run
+    hangs on (`hang_on`) has gone."""
     if _state["pending"] is not None:
         _raise(_state["pending"])
+    parent = _state["parent"]
+    if parent is not None and os.getppid() != parent:
+        _state["parent"], _state["ending"] = None, True
+        raise Interrupted("SIGHUP", signal.SIGHUP, f"the sweep that started it ended (its process {parent} was killed)")
+
+
+def hang_on_the_parent() -> None:
+    """For a job that a sweep's process started (joblib's workers): should that process die of a signal it cannot
+    pass on (SIGKILL), the run ends at its next batch, recorded as interrupted, as if it had hung up, instead of
+    training on unseen and holding its directory against the sweep launched again. Until `interruptible` ends."""
+    _state["parent"] = os.getppid()
 
 
 @contextmanager
@@ -86,4 +99,4 @@ def interruptible():
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        _state.update(deferring=False, holding=False, pending=None, ending=False)
+        _state.update(deferring=False, holding=False, pending=None, ending=False, parent=None)
