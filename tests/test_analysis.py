@@ -256,6 +256,20 @@ def test_the_learning_curves_are_each_steps_top1_per_epoch_averaged_over_its_see
     assert (tmp_path / "curves.png").stat().st_size > 10_000
 
 
+def test_the_curves_have_a_panel_per_stage_each_beside_the_last_adopted_step_before_it():
+    from roadmap.analysis.curves import CurvePoint, panels
+    steps = ["baseline/resnet50", "baseline/enhanced_recipe", "macro/patchify", "large_kernel/k7", "large_kernel/k9",
+             "micro/gelu", "mine"]
+    rows = [CurvePoint(step, step.upper(), epoch, 1, 50.0, 50.0, 50.0) for step in steps for epoch in (1, 2)]
+    named = lambda *names: [(n, n.upper()) for n in names]  # noqa: E731
+    assert panels(rows, side={"large_kernel/k9"}) == [
+        ("baseline", None, named("baseline/resnet50", "baseline/enhanced_recipe")),
+        ("macro", ("baseline/enhanced_recipe", "BASELINE/ENHANCED_RECIPE"), named("macro/patchify")),
+        ("large_kernel", ("macro/patchify", "MACRO/PATCHIFY"), named("large_kernel/k7", "large_kernel/k9")),
+        ("micro", ("large_kernel/k7", "LARGE_KERNEL/K7"), named("micro/gelu")),  # not the side branch k9
+        ("mine", ("micro/gelu", "MICRO/GELU"), named("mine"))]
+
+
 def test_compare_studies_sets_each_steps_change_in_one_study_beside_the_other(tmp_path):
     """Two charts' roadmap.csv by hand: a change that keeps its sign, one that flips while real in both."""
     header = ("step,label,n,mean,std,ci_low,ci_high,min,max,gmacs,params,images_per_s,paper_top1,paper_gflops,"

@@ -37,28 +37,60 @@ def curve_rows(records: list[RunRecord], order: list[tuple[str, str]]) -> list[C
     return rows
 
 
-def draw_curves(rows: list[CurvePoint], out: Path, title: str, data: str) -> None:
-    """curves.png/.svg: one line per step (mean over seeds), coloured in roadmap order, the legend
-    beside the axes; the seeds' range is in curves.csv."""
+def panels(rows: list[CurvePoint], side: set[str] = frozenset()
+           ) -> list[tuple[str, tuple[str, str] | None, list[tuple[str, str]]]]:
+    """The curves' panels: the steps, (step, label) in roadmap order, grouped by the stage their
+    name starts with (`large_kernel/k7`: large_kernel; a name without a stage is its own), each
+    with the step it builds on: the last adopted step of the stage before (`side`: the side
+    branches, never built on), None for the first."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for step, label in dict.fromkeys((r.step, r.label) for r in rows):
+        groups.setdefault(step.split("/")[0], []).append((step, label))
+    out, before = [], None
+    for stage, steps in groups.items():
+        out.append((stage, before, steps))
+        before = next((s for s in reversed(steps) if s[0] not in side), before)
+    return out
+
+
+def draw_curves(rows: list[CurvePoint], out: Path, title: str, data: str, side: set[str] = frozenset()) -> None:
+    """curves.png/.svg: a panel per stage of the roadmap (macro design, ResNeXt, ...), a line per
+    step (mean over seeds) with the seeds' range shaded, and, dashed grey, the last adopted step of
+    the stage before, which the stage's steps build on (`side`: the side branches, not adopted).
+    The numbers are in curves.csv."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    steps = list(dict.fromkeys((r.step, r.label) for r in rows))
-    fig, ax = plt.subplots(figsize=(11, 5.5))
-    cmap = plt.get_cmap("viridis")
-    for i, (step, label) in enumerate(steps):
-        mine = [r for r in rows if r.step == step]
-        ax.plot([r.epoch for r in mine], [r.mean for r in mine], "-o", ms=3, lw=1.3,
-                color=cmap(i / max(1, len(steps) - 1)), label=label)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"top-1 (%) on {data} after the epoch, mean over seeds")
-    ax.set_title(title, fontsize=9)
-    ax.grid(color="0.9")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="step (roadmap order)",
-              title_fontsize=8)
+    groups = panels(rows, side)
+    cols = min(3, len(groups))
+    nrows = -(-len(groups) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.6 * cols, 3.4 * nrows + 0.6), sharex=True, sharey=True,
+                             squeeze=False)
+    colours = plt.get_cmap("tab10").colors
+    for ax, (stage, before, steps) in zip(axes.flat, groups):
+        lines = ([(before, "0.55", "--")] if before else []) + [
+            (step, colours[i % len(colours)], "-") for i, step in enumerate(steps)]
+        for (step, label), colour, style in lines:
+            mine = [r for r in rows if r.step == step]
+            epochs = [r.epoch for r in mine]
+            ax.plot(epochs, [r.mean for r in mine], style, marker="o", ms=2.5, lw=1.2, color=colour,
+                    label=label + (" (side branch)" if step in side else ""))
+            if style == "-" and any(r.n > 1 for r in mine):
+                ax.fill_between(epochs, [r.min for r in mine], [r.max for r in mine], color=colour, alpha=0.15, lw=0)
+        ax.set_title(stage.replace("_", " "), fontsize=9)
+        ax.grid(color="0.9")
+        ax.legend(fontsize=7, loc="lower right")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in axes.flat[len(groups):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"top-1 (%) on {data}")
+    fig.suptitle(f"{title}\nmean over seeds after each epoch, the seeds' range shaded; dashed: the stage before",
+                 fontsize=9)
     fig.tight_layout()
     for ext in ("png", "svg"):
         fig.savefig(out / f"curves.{ext}", dpi=130)
@@ -66,10 +98,11 @@ def draw_curves(rows: list[CurvePoint], out: Path, title: str, data: str) -> Non
 
 
 def chart_curves(
-    records: list[RunRecord], order: list[tuple[str, str]], out: Path, title: str, data: str
+    records: list[RunRecord], order: list[tuple[str, str]], out: Path, title: str, data: str,
+    side: set[str] = frozenset()
 ) -> None:
     rows = curve_rows(records, order)
     if not rows:
         return
     write_csv(rows, out / "curves.csv", COLUMNS)
-    draw_curves(rows, out, title, data)
+    draw_curves(rows, out, title, data, side)

@@ -171,7 +171,8 @@ def chart_roadmap(records: list[RunRecord], out: Path, metric: str = "final_top1
     out.mkdir(parents=True, exist_ok=True)
     write_tables(rows, failed, out, title, agree, notes)
     draw_roadmap(rows, out, title, metric, data, agree, "Table 11" if "Table 11" in regime.paper_source else "Table 10")
-    chart_curves(records, [(r.step, r.label) for r in rows], out, f"Learning curves: {title}", data)
+    chart_curves(records, [(r.step, r.label) for r in rows], out, f"Learning curves: {title}", data,
+                 {r.step for r in rows if not r.adopted})
     return rows, failed
 
 
