@@ -21,10 +21,12 @@ from .undo import apply_undo
 
 SCHEMA = OmegaConf.structured(RunConfig)  # made once (a third of a typed config's time); merge copies, never changes it
 SETTINGS = set(flatten(OmegaConf.to_container(SCHEMA))) | {"undo"}
-# where a section's values without a default live (tests/test_config.py: HOMES)
-HOMES = {"data": "configs/data/", "budget": "configs/budget/", "regime": "configs/regime/",
-         "wandb": "configs/wandb/", "paths": "configs/paths/", "train": "configs/recipe/",
-         "model": "configs/step/ (or configs/recipe/)", "step": "configs/step/"}
+# Where each section's values live, as sets of files under configs/: a value the schema leaves MISSING (???) is given
+# by every file of one of its sets, and one with a default in the schema by none, so that a default changed in
+# Python changes the runs (tests/test_config.py checks both).
+HOMES = {"regime": [["regime/*.yaml"]], "model": [["step/baseline/resnet50.yaml"], ["recipe/*.yaml"]],
+         "train": [["recipe/*.yaml"]], "data": [["data/*.yaml"]], "budget": [["budget/*.yaml"]],
+         "wandb": [["wandb/*.yaml"]], "paths": [["paths/*.yaml"]], "system": [], "step": [["step/*/*.yaml"]]}
 PAPER_ROW = set(OmegaConf.to_container(OmegaConf.structured(PaperRow)))
 
 
@@ -42,6 +44,12 @@ def unknown_setting(key: str) -> str:
             f"the settings{f' of {section[:-1]}' if section else ''} are: {fields}")
 
 
+def home(section: str) -> str:
+    """Where a user gives a section's open values: configs/data/, configs/step/ (or configs/recipe/)."""
+    folders = list(dict.fromkeys(f"configs/{files[0].split('/')[0]}/" for files in HOMES.get(section, [])))
+    return (folders[0] + "".join(f" (or {f})" for f in folders[1:])) if folders else "configs/"
+
+
 def check_keys(cfg: DictConfig) -> None:
     """Every key is a field of RunConfig (`+model.kernal_size=5` would add one), and every `???` was
     given."""
@@ -55,7 +63,7 @@ def check_keys(cfg: DictConfig) -> None:
             raise ValueError(unknown_setting(key))
     missing = sorted(k for k, v in given.items() if v == "???")
     if missing:
-        homes = sorted({HOMES.get(k.split(".")[0], "configs/") for k in missing})
+        homes = sorted({home(k.split(".")[0]) for k in missing})
         raise ValueError(
             f"{' and '.join(missing)} must be set: the chosen configs leave them open (???). Add "
             f"{' '.join(k + '=...' for k in missing)} to the command line, or give them in the chosen "
