@@ -146,7 +146,7 @@ def test_sigkill_of_a_sweep_under_the_joblib_launcher_then_relaunch_repeats_the_
     while time.time() < stopped and any(is_held(d) for d in {p.parent for p in orphaned.rglob("metrics.json")}):
         time.sleep(0.1)
     runs = by_seed(orphaned)
-    cause = f"interrupted: the sweep that started it ended (its process {proc.pid} was killed)"
+    cause = f"interrupted: the sweep that started it ended (its process {proc.pid} is gone)"
     assert {s: (r.status, r.signal, r.reason) for s, r in runs.items()} == {
         s: ("interrupted", None, cause) for s in (0, 1)}, "the jobs trained on after their sweep was killed"
     assert all(r.epochs_done < 16 for r in runs.values())

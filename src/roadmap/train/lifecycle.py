@@ -142,7 +142,7 @@ def train(cfg: RunConfig, run_dir: Path, group: str | None = None, overrides: Se
     run_dir.mkdir(parents=True, exist_ok=True)
     run = Run(RunRecord.new())
     with finishing(run), RunLock(run_dir, enabled=ctx.main), interruptible():
-        if jobs_side_by_side > 1:  # a job in one of joblib's worker processes: it ends with the sweep's
+        if jobs_side_by_side > 1:  # a job in one of joblib's worker processes: it stops if the sweep's dies
             hang_on_the_parent()
         try:
             state, done = resume_or_done(cfg, ctx, run_dir, run, overrides)

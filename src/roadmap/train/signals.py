@@ -38,13 +38,13 @@ def _handle(signum, frame):
 
 def raise_pending() -> None:
     """Raise `Interrupted` for a signal held since the last check, or once the process that the run
-    hangs on (`hang_on`) has gone."""
+    hangs on (`hang_on_the_parent`) has gone."""
     if _state["pending"] is not None:
         _raise(_state["pending"])
     parent = _state["parent"]
     if parent is not None and os.getppid() != parent:
         _state["parent"], _state["ending"] = None, True
-        raise Interrupted("SIGHUP", signal.SIGHUP, f"the sweep that started it ended (its process {parent} was killed)")
+        raise Interrupted("SIGHUP", signal.SIGHUP, f"the sweep that started it ended (its process {parent} is gone)")
 
 
 def hang_on_the_parent() -> None:
