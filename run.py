@@ -141,7 +141,13 @@ if __name__ == "__main__":
             CHECKED["run"] = prepare_single(*single, checks=(can_start,))
         for _signal, _handler in HANDLERS.items():  # from here the run handles its signals
             signal.signal(_signal, _handler)
-        main()
+        try:
+            main()
+        except SystemExit as e:  # a sweep that an error ended early (a job's process killed): its line after it
+            if e.code not in (0, None):
+                from roadmap.sweep import SweepSummary
+                SweepSummary.print_active("stopped by the error above")
+            raise
     except ValueError as e:
         sys.exit(f"error: {e}")
     except (KeyboardInterrupt, StoppedBeforeRun) as e:  # before a run started (composing the config): nothing to record

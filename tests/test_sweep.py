@@ -295,6 +295,41 @@ def test_a_signal_to_a_sweep_still_prints_its_line(tmp_path, launcher, target, s
         assert sum(map(int, counts.values())) <= 1, line
 
 
+def test_a_joblib_job_whose_process_is_killed_ends_the_sweep_with_its_line_and_a_relaunch_completes_it(tmp_path):
+    """A worker killed with SIGKILL (the kernel's out-of-memory killer): joblib ends the sweep with its error and
+    kills the other worker; the sweep's line still comes last, counting the killed runs and the job never started,
+    and the same command again completes every run."""
+    import signal
+    import subprocess
+    import sys
+    sweep = tmp_path / "s"
+    cmd = [sys.executable, *last_wins([ROOT / "run.py", "-m", "step=micro/gelu", "seed=0,1,2", *SWEEP_FAST,
+                                       "budget.epochs=3", "budget.max_train_iters=20", f"hydra.sweep.dir={sweep}",
+                                       "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"])]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while not list(sweep.glob("micro/gelu/*/seed0/metrics.json")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    run = next(sweep.glob("micro/gelu/*/seed0"))
+    wait_for_epochs(run, 1, proc)
+    worker = next(json.loads(p.read_text())["pid"] for p in sweep.glob(".jobs/*/*.json")
+                  if json.loads(p.read_text())["num"] == 0)
+    os.kill(worker, signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err[-2000:]
+    assert "TerminatedWorkerError" in err  # joblib's own error, then the sweep's line
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("sweep of 3 job(s), stopped by the error above: "), err[-2000:]
+    counts = dict(reversed(part.split(" ", 1)) for part in line.split(": ", 1)[1].split(". Not")[0].split(", "))
+    assert counts.get("killed") in ("1", "2") and "completed" not in counts and \
+        sum(map(int, counts.values())) == 3, line
+    assert json.loads((run / "metrics.json").read_text())["epochs_done"] >= 1
+    again = subprocess.run(cmd, cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and again.stderr.strip().splitlines()[-1].startswith(
+        "sweep of 3 job(s): 3 completed"), again.stderr[-2000:]
+
+
 def test_a_leave_one_out_sweep_runs_and_charts_drops_from_the_full_model(tmp_path):
     """Three of the undone steps and the full model, two seeds, one iteration each."""
     d = tmp_path / "loo"

@@ -169,7 +169,7 @@ class SweepSummary(Callback):
                 j.get("status") == "started" and j.get("run_dir") and is_held(Path(j["run_dir"]))
                 for j in self._jobs(config)):
             time.sleep(0.2)
-        self.print_line(config, f"stopped by {signal.Signals(signum).name}")
+        SweepSummary.print_active(f"stopped by {signal.Signals(signum).name}")
         sys.exit(128 + signum)
 
     def _mark(self, config: DictConfig, data: dict) -> None:
@@ -250,10 +250,12 @@ class SweepSummary(Callback):
 
     @classmethod
     def print_active(cls, stopped: str) -> None:
-        """The line of the sweep this process runs, if any (run.py, when a job it runs is
-        interrupted)."""
+        """The line of the sweep this process runs, if any and once: when a job it runs is
+        interrupted, when it is stopped by a signal, or when an error ends it early (run.py)."""
         if cls.active is not None:
-            cls.active[0].print_line(cls.active[1], stopped)
+            summary, config = cls.active
+            cls.active = None
+            summary.print_line(config, stopped)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         SweepSummary.active = None
