@@ -304,8 +304,9 @@ def handles(pid: int, *signals) -> bool:
     return all(caught >> (s - 1) & 1 for s in signals)
 
 
-@pytest.mark.parametrize("delay", [0.0, 1.0])
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+@pytest.mark.parametrize("sig, code, delay", [(signal.SIGINT, 130, 0.0), (signal.SIGINT, 130, 1.0),
+                                              (signal.SIGTERM, 143, 0.0), (signal.SIGTERM, 143, 1.0),
+                                              (signal.SIGHUP, 129, 1.0)])  # one handler for all three
 def test_a_signal_while_the_program_loads_is_one_line(tmp_path, sig, code, delay):
     """As soon as run.py has its handlers (its first lines), and a second into importing torch, timm and Hydra."""
     proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "step=micro/gelu", *FAST,
