@@ -139,9 +139,9 @@ class SweepSummary(Callback):
             line = f"no estimate ({type(e).__name__}: {e})"
         if line:
             print(line, file=sys.stderr, flush=True)
-        if jobs_elsewhere(config) and joblib_jobs(config.hydra.launcher):
-            start_the_resource_tracker_deaf_to_sighup()
         if jobs_elsewhere(config) and threading.current_thread() is threading.main_thread():
+            if joblib_jobs(config.hydra.launcher):
+                start_the_resource_tracker_deaf_to_sighup()
             # the jobs run in other processes: say how far it got
             for sig in STOP_SIGNALS:
                 if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's SIGHUP stays ignored
