@@ -8,11 +8,11 @@ import os
 import signal
 import sys
 
-from roadmap.errors import STOP_SIGNALS
+from roadmap.errors import STOP_SIGNALS, heard_stop_signals
 
 STOPPED = "interrupted before the run started; nothing was written"
 HANDLERS = {s: signal.getsignal(s) for s in STOP_SIGNALS}  # as the process started: one ignored (nohup) stays so
-HANDLED = [s for s, handler in HANDLERS.items() if handler is not signal.SIG_IGN]
+HANDLED = heard_stop_signals()
 
 
 def _stopped_while_loading(signum, frame):

@@ -8,6 +8,11 @@ import signal
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+def heard_stop_signals() -> list[signal.Signals]:
+    """The stop signals this process does not ignore now: the ones to handle."""
+    return [s for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
+
+
 class RoadmapError(RuntimeError):
     pass
 

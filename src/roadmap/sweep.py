@@ -27,7 +27,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .config.store import register
-from .errors import STOP_SIGNALS, WriteFailed
+from .errors import WriteFailed, heard_stop_signals
 from .record import STATUSES, RunRecord, print_table, runs_table, write_table
 from .sweep_plan import estimate_line, sweep_jobs
 from .train.lock import is_held, status_now
@@ -143,9 +143,8 @@ class SweepSummary(Callback):
             if joblib_jobs(config.hydra.launcher):
                 start_the_resource_tracker_deaf_to_sighup()
             # the jobs run in other processes: say how far it got
-            for sig in STOP_SIGNALS:
-                if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's SIGHUP stays ignored
-                    signal.signal(sig, self._stopped)
+            for sig in heard_stop_signals():  # nohup's SIGHUP stays ignored
+                signal.signal(sig, self._stopped)
 
     def _jobs(self, config: DictConfig) -> list[dict]:
         return [json.loads(p.read_text()) for p in sorted(self._jobs_dir(config).glob("*.json"))]

@@ -18,7 +18,6 @@ from contextlib import contextmanager
 
 from ..errors import STOP_SIGNALS, Interrupted
 
-SIGNALS = STOP_SIGNALS
 _state = {"deferring": False, "holding": False, "pending": None, "ending": False, "parent": None}
 
 
@@ -89,8 +88,8 @@ def interruptible():
     # A process may start with these signals blocked: joblib's loky workers inherit the mask under
     # which they were spawned, so a SIGTERM would wait unseen until the parent killed them. This run
     # wants them delivered.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
-    previous = {s: signal.getsignal(s) for s in SIGNALS}
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
     for s, handler in previous.items():
         if handler in (signal.SIG_DFL, signal.default_int_handler):
             signal.signal(s, _handle)
