@@ -24,6 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ["ROADMAP_OUTPUT_DIR"] = tempfile.mkdtemp(prefix="roadmap-tests-")
 atexit.register(shutil.rmtree, os.environ["ROADMAP_OUTPUT_DIR"], ignore_errors=True)
 
+# the tests' runs hear the stop signals whatever started the suite: a background job of a script (`pytest ... &`
+# without job control) starts with SIGINT ignored, `nohup pytest` with SIGHUP ignored, and a child keeps an ignored
+# signal ignored (run.py keeps it so, as it should); a handled one is reset to its default in the child
+# (the run under nohup is tested with nohup itself)
+for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    if signal.getsignal(_sig) == signal.SIG_IGN:
+        signal.signal(_sig, signal.default_int_handler if _sig == signal.SIGINT else signal.SIG_DFL)
+
 # one thread per test process, as the subprocesses get (clean_env): the suite runs on every core at once
 # (pytest -n auto), and two processes with two OpenMP threads each on two cores spin against each other
 torch.set_num_threads(1)
