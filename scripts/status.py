@@ -7,7 +7,9 @@ statuses), then what is running (epochs done, time left), what failed or was kil
 
 Reads every metrics.json below the folders (a damaged one is named); a run whose record says running
 while no process holds it is shown as killed. The time left of a running run is its mean epoch time
-times the epochs it has left (until its first epoch ends, unknown)."""
+times the epochs it has left (until its first epoch ends, unknown). The last line adds up the completed runs'
+epoch times (training and evaluation, as their records count them; start-up left out): a sweep of two jobs side by
+side takes about half of it on the clock."""
 from __future__ import annotations
 
 import argparse
@@ -60,7 +62,9 @@ def main() -> None:
             minutes = round((r.wall_time_s or 0) / 60)
             print(f"{r.step} seed {r.seed}: top-1 after each epoch {top1}; {minutes} min")
     other = len(records) - len(completed) - len(running)
-    print(f"{len(records)} run(s): {len(completed)} completed, {len(running)} running, {other} other")
+    spent = sum(r.wall_time_s or 0.0 for r in completed)
+    print(f"{len(records)} run(s): {len(completed)} completed, {len(running)} running, {other} other; "
+          f"the completed runs' epochs took {clock(spent)} (h:mm:ss) in all, one after another")
     if args.csv:
         try:
             write_table(rows, args.csv)

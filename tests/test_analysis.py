@@ -304,9 +304,10 @@ def test_status_shows_a_sweeps_table_what_runs_with_its_time_left_and_what_faile
                 "budget": "b", "epochs": 4, "status": "completed"}
         (sweep / rel / "metrics.json").write_text(json.dumps(base | fields))
     row = {"train_loss": 1.0, "val_top5": 99.0, "lr": 0.1, "images_per_s": 1.0, "epoch_time_s": 600.0}
-    record("baseline/resnet50/seed0", final_top1=90.0, best_top1=90.0, epochs_done=4)
-    record("baseline/resnet50/seed1", final_top1=92.0, best_top1=92.0, epochs_done=4)
-    record("micro/gelu/seed0", status="running", epochs_done=1, history=[row | {"epoch": 0, "val_top1": 50.0}])
+    record("baseline/resnet50/seed0", final_top1=90.0, best_top1=90.0, epochs_done=4, wall_time_s=1800.0)
+    record("baseline/resnet50/seed1", final_top1=92.0, best_top1=92.0, epochs_done=4, wall_time_s=2730.0)
+    record("micro/gelu/seed0", status="running", epochs_done=1, history=[row | {"epoch": 0, "val_top1": 50.0}],
+           wall_time_s=600.0)  # not completed: not in the sum
     record("micro/gelu/seed1", status="failed", reason="NonFiniteLoss: the loss is nan")
     record("micro/gelu/seed2", status="running", epochs_done=0)
     (sweep / "micro/gelu/seed2/.lock").write_text("{}")  # left by a process that died: no one holds it, killed
@@ -316,7 +317,7 @@ def test_status_shows_a_sweeps_table_what_runs_with_its_time_left_and_what_faile
     assert "baseline/resnet50" in out and "91.0" in out and "2 completed" in out
     assert "micro/gelu/seed0: epoch 1 of 4 done, about 0:30:00 left" in out
     assert "failed: " in out and "the loss is nan" in out and "killed: " in out
-    assert "5 run(s): 2 completed, 1 running, 2 other" in out
+    assert "5 run(s): 2 completed, 1 running, 2 other; the completed runs' epochs took 1:15:30 (h:mm:ss)" in out
     rows = {r["step"]: r for r in csv.DictReader(open(tmp_path / "t.csv"))}
     assert rows["baseline/resnet50"]["mean_final_top1"] == "91.0" and rows["micro/gelu"]["completed"] == "0"
 
