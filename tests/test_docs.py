@@ -370,6 +370,36 @@ def test_every_documented_command_runs_in_its_documented_form(tmp_path, page):
                 runner.run(where, argv)
 
 
+def python_snippets() -> list[tuple[str, str]]:
+    """(page, code) for every ```python block of the README and the docs pages."""
+    return [(p.name, code) for p in PAGES for code in re.findall(r"```python\n(.*?)```", p.read_text(), re.S)]
+
+
+@pytest.mark.parametrize("page, code", python_snippets(), ids=lambda v: v if v.endswith(".md") else "code")
+def test_every_documented_python_snippet_runs_as_printed(page, code, tmp_path, monkeypatch):
+    """As a user pastes it into Python started in the checkout: each line in turn, and an expression's value
+    must be what the comment beside it says it is (a typed RunConfig, the steps in paper order)."""
+    import roadmap
+    from roadmap.schema import RunConfig
+    monkeypatch.chdir(ROOT)
+    scope = {}
+    results = {}
+    for node in ast.parse(code).body:
+        line = ast.get_source_segment(code, node)
+        if isinstance(node, ast.Expr):
+            results[line] = eval(compile(ast.Expression(node.value), page, "eval"), scope)
+        else:
+            exec(compile(ast.Module([node], []), page, "exec"), scope)
+    if "kernel_size=9" in code:  # the override the snippet gives reaches the typed config
+        assert isinstance(scope["cfg"], RunConfig) and scope["cfg"].model.kernel_size == 9
+    for line, value in results.items():
+        if "roadmap_steps()" in line:
+            assert value == [s.name for s in roadmap.roadmap_steps()] and value[0] == "baseline/resnet50" \
+                and value[-1] == "micro/separate_downsample" and len(value) == 17, value
+        if "count_gmacs" in line:
+            assert isinstance(value, float) and value > 0, value
+
+
 def test_the_converged_studys_status_tables_copy_its_committed_records():
     """docs/femto_converged.md's status: seed 0's top-1 after every epoch and each later seed's last, with wall times
     in minutes, as `scripts/status.py docs/results/femto_converged/runs --epochs` prints them from the records."""
