@@ -116,6 +116,8 @@ def _stop_before_run(signum, frame):
 
 if __name__ == "__main__":
     register()
+    if any(a in QUERY_FLAGS for a in sys.argv[1:]):  # for the shell (or `| head`): quiet once its reader has gone
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     answer = nested_completions(sys.argv[1:])  # tab completion of `step=<TAB>`: Hydra lists one folder only
     if answer is not None:
         print(answer)

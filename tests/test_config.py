@@ -101,9 +101,9 @@ def test_a_refusal_help_and_the_printed_config_import_neither_torch_nor_timm_nor
 
 
 
-@pytest.mark.parametrize("args", [["--help"], ["step=micro/gelu", "--cfg", "job"]])
+@pytest.mark.parametrize("args", [["--help"], ["step=micro/gelu", "--cfg", "job"], ["-sc", "install=bash"]])
 def test_help_and_the_printed_config_end_quietly_when_their_reader_has_gone(args):
-    """`python run.py --help | head -3`: once head has gone, the rest is not wanted; the program ends as Unix tools
+    """`python run.py --help | head -3` (or the completion's script): once head has gone, the rest is not wanted; the program ends as Unix tools
     do on SIGPIPE (status 141 in the shell), with no traceback. Here the pipe's reading end is closed at once."""
     import os
     read, write = os.pipe()
