@@ -41,6 +41,7 @@ import torchvision
 from roadmap import build_model, load_config, roadmap_steps
 from roadmap.data.pipelines import build_batches, device_rate, workers_rate
 from roadmap.data.sources import build_datasets
+from roadmap.files import quiet_if_the_reader_goes
 from roadmap.train.checkpoint import git_commit
 from roadmap.train.recipe import build_loss, build_mixup
 
@@ -545,4 +546,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    quiet_if_the_reader_goes()  # `| head`: the report stops there, the work goes on
     main()

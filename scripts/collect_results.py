@@ -18,6 +18,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from roadmap.files import quiet_if_the_reader_goes
 from roadmap.record import read_predictions
 
 FILES = ("metrics.json", "config.yaml", "overrides.yaml", "predictions.npz")
@@ -87,4 +88,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    quiet_if_the_reader_goes()  # `| head`: the report stops there, the work goes on
     main()

@@ -15,6 +15,8 @@ import csv
 import sys
 from pathlib import Path
 
+from roadmap.files import quiet_if_the_reader_goes
+
 COLUMNS = ["step", "label", "a_mean", "a_delta", "a_low", "a_high", "a_real", "b_mean", "b_delta", "b_low", "b_high",
            "b_real", "paper_delta", "same_sign", "flipped"]
 
@@ -165,4 +167,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    quiet_if_the_reader_goes()  # `| head`: the report stops there, the work goes on
     main()

@@ -14,6 +14,7 @@ import json
 
 from roadmap import load_config, roadmap_steps
 from roadmap.config.steps import load_regime
+from roadmap.files import quiet_if_the_reader_goes
 from roadmap.model import describe, feature_sizes
 
 
@@ -90,4 +91,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    quiet_if_the_reader_goes()  # `| head`: the report stops there, the work goes on
     main()

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from roadmap.data.sources import read_fashion_mnist
+from roadmap.files import quiet_if_the_reader_goes
 
 OUT = Path(__file__).resolve().parents[1] / "src/roadmap/data/fashion_mnist_small.npz"
 
@@ -39,4 +40,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    quiet_if_the_reader_goes()  # `| head`: the report stops there, the work goes on
     main()

@@ -24,6 +24,7 @@ from dataclasses import replace
 import torch
 
 from roadmap import load_config, roadmap_steps
+from roadmap.files import quiet_if_the_reader_goes
 from roadmap.train.distributed import Context
 from roadmap.train.loop import evaluate, train_steps
 from roadmap.train.meter import Meter
@@ -116,4 +117,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    quiet_if_the_reader_goes()  # `| head`: the report stops there, the work goes on
     main()

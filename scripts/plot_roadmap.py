@@ -38,6 +38,7 @@ from roadmap.analysis.read import (
     records_from_wandb,
 )
 from roadmap.analysis.roadmap import chart_roadmap, compare_with_paper
+from roadmap.files import quiet_if_the_reader_goes
 from roadmap.record import RunRecord
 
 
@@ -140,4 +141,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    quiet_if_the_reader_goes()  # `| head`: the report stops there, the work goes on
     main()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from roadmap.analysis.read import records_from_dirs
 from roadmap.errors import WriteFailed
+from roadmap.files import quiet_if_the_reader_goes
 from roadmap.record import RunRecord, clock, print_table, runs_table, write_table
 
 
@@ -73,4 +74,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    quiet_if_the_reader_goes()  # `| head`: the report stops there, the work goes on
     main()

@@ -350,3 +350,22 @@ def test_a_partial_sweep_is_charted_beside_its_runs_drawing_only_the_steps_that_
     shown, missing = drawn([Mark(Row(r["label"], n=int(r["n"])), r["label"]) for r in rows])
     assert [m.label for m in shown] == [rows[0]["label"], rows[2]["label"]]  # the two steps that ran
     assert len(missing) == len(rows) - 2 and rows[5]["label"] in missing
+
+
+@pytest.mark.parametrize("script", ["status.py", "collect_results.py"])
+def test_a_script_read_through_head_goes_quiet_once_its_reader_has_gone_and_finishes_its_work(tmp_path, script):
+    """`python scripts/status.py SWEEP | head` (the pipe's reading end closed here at once): no BrokenPipeError
+    traceback, and a script that writes files (collect_results.py copies records) still writes every one."""
+    runs = ROOT / "docs/results/femto_cpu/runs"
+    args = [runs, "--epochs"] if script == "status.py" else [runs, tmp_path / "copy"]
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, ROOT / "scripts" / script, *args], cwd=ROOT, env=clean_env(),
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    if script == "collect_results.py":
+        copied = sorted(p.relative_to(tmp_path / "copy") for p in (tmp_path / "copy").rglob("metrics.json"))
+        assert copied == sorted(p.relative_to(runs) for p in runs.rglob("metrics.json")) and len(copied) == 51

@@ -48,3 +48,42 @@ def write_text(path: Path, text: str) -> None:
 def read_json(path: Path):
     """The JSON value in `path`; OSError or ValueError when it is missing or not JSON."""
     return json.loads(Path(path).read_text())
+
+
+class _UntilTheReaderGoes:
+    """A text stream that stops writing, quietly, once its reader has gone: `script | head` ends head's
+    part, and the script finishes its work (a chart, a copy of records) instead of dying in a
+    BrokenPipeError traceback halfway through."""
+
+    def __init__(self, stream):
+        self._stream, self.gone = stream, False
+
+    def _attempt(self, call, *args):
+        if self.gone:
+            return None
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            self.gone = True
+            try:  # what is still buffered, and Python's flush at exit, go nowhere instead of failing
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+            except (OSError, ValueError):
+                pass
+
+    def write(self, text: str) -> int:
+        self._attempt(self._stream.write, text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._attempt(self._stream.flush)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def quiet_if_the_reader_goes() -> None:
+    """sys.stdout stops writing, without an error, once the program reading it has ended (the
+    scripts' reports read through `| head` or `less`)."""
+    import sys
+    if not isinstance(sys.stdout, _UntilTheReaderGoes):
+        sys.stdout = _UntilTheReaderGoes(sys.stdout)
