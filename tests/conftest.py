@@ -21,7 +21,23 @@ ROOT = Path(__file__).resolve().parents[1]
 # never to the checkout's outputs/, whose choices, kept from a user's runs, would change what a test measures;
 # subprocesses inherit it (clean_env). Tests that need the automatic choice measured set paths.output_dir.
 # Removed when the process that made it ends: a whole suite's runs hold several GB (each pytest -n process makes its own).
-os.environ["ROADMAP_OUTPUT_DIR"] = tempfile.mkdtemp(prefix="roadmap-tests-")
+# A process killed before its exit (SIGKILL, a CI timeout's SIGTERM) leaves its folder: the next suite removes those
+# whose process (the number in the name) is gone.
+def remove_the_folders_of_ended_test_processes(prefix: str = "roadmap-tests-") -> None:
+    for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*-*"):
+        pid = folder.name[len(prefix):].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:  # another user's process, alive
+            pass
+
+
+remove_the_folders_of_ended_test_processes()
+os.environ["ROADMAP_OUTPUT_DIR"] = tempfile.mkdtemp(prefix=f"roadmap-tests-{os.getpid()}-")
 atexit.register(shutil.rmtree, os.environ["ROADMAP_OUTPUT_DIR"], ignore_errors=True)
 
 # the tests' runs hear the stop signals whatever started the suite: a background job of a script (`pytest ... &`

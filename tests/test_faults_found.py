@@ -369,3 +369,26 @@ def test_a_script_read_through_head_goes_quiet_once_its_reader_has_gone_and_fini
     if script == "collect_results.py":
         copied = sorted(p.relative_to(tmp_path / "copy") for p in (tmp_path / "copy").rglob("metrics.json"))
         assert copied == sorted(p.relative_to(runs) for p in runs.rglob("metrics.json")) and len(copied) == 51
+
+
+def test_a_test_process_killed_before_its_exit_leaves_no_folder_behind_the_next_suite():
+    """Each test process's runs go to a folder of its own in the temporary directory (several GB for a whole suite),
+    removed at its exit; a process killed first (SIGKILL, a CI timeout) cannot: the next suite removes the folders
+    whose process is gone, and leaves those of live processes and any other folder."""
+    import tempfile
+
+    from conftest import remove_the_folders_of_ended_test_processes
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    prefix, tmp = f"roadmap-selftest-{os.getpid()}-", Path(tempfile.gettempdir())
+    folders = {name: tmp / f"{prefix}{name}" for name in (f"{ended.pid}-ab12", f"{os.getpid()}-cd34", "ef56-gh78")}
+    try:
+        for folder in folders.values():
+            (folder / "runs").mkdir(parents=True)
+            (folder / "runs/checkpoint.pt").write_bytes(b"x" * 1000)
+        remove_the_folders_of_ended_test_processes(prefix)
+        assert {name: f.exists() for name, f in folders.items()} == {
+            f"{ended.pid}-ab12": False, f"{os.getpid()}-cd34": True, "ef56-gh78": True}
+    finally:
+        for folder in folders.values():
+            shutil.rmtree(folder, ignore_errors=True)
