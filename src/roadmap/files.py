@@ -1,10 +1,11 @@
 """Files written whole or not at all: each goes to a temporary file that is then renamed over the
-old one."""
+old one. And standard output that goes quiet once its reader has gone (`script | head`)."""
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -84,6 +85,5 @@ class _UntilTheReaderGoes:
 def quiet_if_the_reader_goes() -> None:
     """sys.stdout stops writing, without an error, once the program reading it has ended (the
     scripts' reports read through `| head` or `less`)."""
-    import sys
     if not isinstance(sys.stdout, _UntilTheReaderGoes):
         sys.stdout = _UntilTheReaderGoes(sys.stdout)
