@@ -26,7 +26,8 @@ ALLOWED = {
     # the charts read records and the steps, and may ask the lock whether a run's process is alive and start a W&B
     # run for a chart; never the model, the data or the training loop
     "analysis": {"schema", "enums", "errors", "files", "record", "config", "train.lock", "train.tracking"},
-    "sweep": {"schema", "errors", "record", "config", "train.lock", "sweep_plan"},
+    # train.lifecycle: a sweep refuses before its first job what every job would be refused for (can_start)
+    "sweep": {"schema", "errors", "record", "config", "train.lock", "train.lifecycle", "sweep_plan"},
     "sweep_plan": {"record", "config"},  # a sweep's estimate before its first job, from the records in its folder
     "__init__": {"config", "model", "schema", "record"},  # lazily, by name
 }

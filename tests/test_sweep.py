@@ -81,9 +81,12 @@ def test_a_failed_run_is_recorded_the_sweep_goes_on_and_ends_non_zero_with_a_sum
         failed = name.startswith("baseline/resnet50")
         assert rec.status == ("failed" if failed else "completed"), name
     summary = proc.stderr.strip().splitlines()[-1]
-    assert summary.startswith("sweep of 8 job(s): 6 completed, 2 failed. Not completed: baseline/resnet50/")
-    assert summary.count(": failed (NonFiniteLoss") == 2 and "/seed0: failed" in summary
-    assert "/seed1: failed" in summary and "gelu" not in summary
+    assert summary.startswith("sweep of 8 job(s): 6 completed, 2 failed. Not completed: ")
+    named = summary.split("Not completed: ", 1)[1]
+    assert re.search(r"baseline/resnet50/\S*seed0", named) and re.search(r"baseline/resnet50/\S*seed1", named)
+    assert "gelu" not in named
+    # each with its reason; once for both where the two reasons are the same
+    assert named.startswith("2 failed (NonFiniteLoss: the loss became ") or named.count(": failed (NonFiniteLoss") == 2
     # before that line, the sweep's table (one row per step: seeds, completed, mean final top-1, statuses) ...
     table = proc.stderr.strip().splitlines()[-6:-1]
     assert table[0].split() == ["step", "seeds", "done", "mean", "top-1", "statuses"]
@@ -429,8 +432,34 @@ def test_the_sweep_summary_counts_jobs_that_never_started_were_killed_or_were_in
     assert str(e.value) == ("sweep of 6 job(s): 2 completed, 1 failed, 2 interrupted, 1 killed. Not completed: "
                             "a/seed2: failed (CorruptCheckpoint: checkpoint checkpoint.pt cannot be read."
                             + " Move it away and rerun." * 4 + " …); "
-                            "a/seed3: interrupted; a/seed4: killed; a/seed5: interrupted")
+                            "2 interrupted: a/seed3, a/seed5; a/seed4: killed")  # alike, named once
     assert not jobs.exists()  # this launch's markers, counted, are gone; another launch's would stay
+
+
+def test_jobs_that_failed_alike_are_named_once_with_their_count(tmp_path):
+    """A sweep of 51 jobs that all fail for one reason (a dataset not found): one reason, not 51 of them."""
+    from omegaconf import OmegaConf
+
+    from roadmap.sweep import SweepSummary
+    cfg = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}, "sweeper": {
+        "_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper", "params": {"step": "a,b"}},
+        "overrides": {"task": ["seed=0,1,2"]}}})
+    summary = SweepSummary()
+    summary.on_multirun_start(cfg)
+    jobs = summary._jobs_dir(cfg)
+    jobs.mkdir(parents=True)
+    for i, (step, seed) in enumerate((s, n) for n in range(3) for s in "ab"):
+        run = tmp_path / step / f"seed{seed}"
+        reason = "DataError: Fashion-MNIST files not found: /none/train-images-idx3-ubyte.gz" if i != 4 else \
+            f"WriteFailed: could not write {run}/metrics.json (No space left on device)"
+        (jobs / f"{i}.json").write_text(json.dumps({"num": i, "overrides": [f"step={step}", f"seed={seed}"],
+                                                    "status": "failed", "run_dir": str(run), "reason": reason}))
+    with pytest.raises(SystemExit) as e:
+        summary.on_multirun_end(cfg)
+    assert str(e.value) == (
+        "sweep of 6 job(s): 6 failed. Not completed: 5 failed (DataError: Fashion-MNIST files not found: "
+        "/none/train-images-idx3-ubyte.gz): a/seed0, b/seed0, a/seed1 and 2 more; "
+        "a/seed2: failed (WriteFailed: could not write metrics.json (No space left on device))")
 
 
 @pytest.mark.parametrize("pipeline", ["auto", "workers"])
@@ -458,3 +487,50 @@ def test_a_joblib_sweep_starts_loader_workers_inside_its_jobs(tmp_path, pipeline
                                                                                            "macro/patchify"}
     logged = [ln for ln in lines if "][roadmap" in ln]
     assert logged and all(re.search(r"\] - job [12] \((micro/gelu|macro/patchify) seed 0\): ", ln) for ln in logged)
+
+
+def test_what_every_job_would_be_refused_for_is_refused_before_the_first_in_one_line(tmp_path):
+    """A dataset not found, for a sweep of 51 jobs: one line and nothing written, not 51 failed runs; where the
+    jobs differ in what they read or in their batch size, each checks itself as it starts."""
+    from omegaconf import open_dict
+
+    from roadmap.config.compose import compose_dict
+    from roadmap.sweep import refusal_of_every_job
+
+    def sweep_config(*task):
+        cfg = compose_dict(None, ["hydra/sweeper=basic"], hydra=True)
+        with open_dict(cfg):
+            cfg.hydra.overrides.task = [t for t in task if "," not in t]
+            cfg.hydra.sweeper.params = {t.split("=")[0]: t.split("=")[1] for t in task if "," in t}
+            for t in task:  # the values the jobs share, as Hydra composes a sweep's config
+                if "," not in t:
+                    OmegaConf.update(cfg, t.split("=")[0], t.split("=")[1], merge=True)
+        return cfg
+    missing = ["data.name=fashion_mnist", "data.root=/nonexistent"]
+    refusal = refusal_of_every_job(sweep_config(*missing, "step=micro/gelu,macro/patchify", "seed=0,1,2"))
+    assert refusal.startswith("Fashion-MNIST files not found: /nonexistent/"), refusal
+    assert refusal_of_every_job(sweep_config(*missing, "model.kernel_size=5,7", "train.base_lr=0.1,0.2")) \
+        is not None
+    for swept in ("data.root=/nonexistent,/usr", "train.batch_size=16,32", "data.name=cifar10,fashion_mnist",
+                  "system.device=cpu,cuda"):
+        shared = [t for t in missing if t.split("=")[0] != swept.split("=")[0]]
+        assert refusal_of_every_job(sweep_config(*shared, swept)) is None, swept
+    assert refusal_of_every_job(sweep_config("data.name=fashion_mnist_small", "step=micro/gelu,macro/patchify")) \
+        is None
+
+
+@pytest.mark.slow
+def test_a_sweep_whose_dataset_is_not_there_stops_in_one_line_writing_nothing(tmp_path):
+    proc = sweep(tmp_path / "s", "+experiment=femto_converged_cpu", "data.root=/nonexistent")
+    assert proc.returncode == 1 and not (tmp_path / "s").exists(), proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines() == [
+        "error: Fashion-MNIST files not found: /nonexistent/train-images-idx3-ubyte.gz, /nonexistent/train-labels-"
+        "idx1-ubyte.gz. Install Debian's dataset-fashion-mnist (apt install dataset-fashion-mnist), or put the four "
+        "idx .gz files from https://github.com/zalandoresearch/fashion-mnist in one folder and set data.root to it."]
+    # jobs that read different data each check theirs: each fails, its reason named once (once its type too)
+    proc = sweep(tmp_path / "s", "step=micro/gelu", "data=fashion_mnist", "data.root=/nonexistent,/nonexistent2",
+                 *FAST)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 1 and last.startswith("sweep of 2 job(s): 2 failed. Not completed: "), last
+    assert last.count(": failed (DataError: Fashion-MNIST files not found: /nonexistent") == 2, last
+    assert "DataError: DataError" not in proc.stderr and "Error: Error" not in last, proc.stderr[-3000:]

@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from .config.store import register
 from .errors import WriteFailed, heard_stop_signals
 from .record import STATUSES, RunRecord, print_table, runs_table, write_table
-from .sweep_plan import estimate_line, sweep_jobs
+from .sweep_plan import estimate_line, sweep_jobs, swept_keys
 from .train.lock import is_held, status_now
 
 
@@ -58,6 +58,16 @@ def _reason(job: dict, width: int = 160) -> str:
     if job.get("run_dir"):
         text = text.replace(str(job["run_dir"]).rstrip("/") + "/", "")
     return textwrap.shorten(text, width, placeholder=" …")
+
+
+def _group(status: str, reason: str, runs: list[str], shown: int = 3) -> str:
+    """Jobs that ended with one status and reason: `run: status (reason)` for one, else their count
+    and the first few runs (scripts/status.py lists every run with its reason)."""
+    why = f" ({reason})" if reason else ""
+    if len(runs) == 1:
+        return f"{runs[0]}: {status}{why}"
+    more = f" and {len(runs) - shown} more" if len(runs) > shown else ""
+    return f"{len(runs)} {status}{why}: {', '.join(runs[:shown])}{more}"
 
 
 # this multirun's id, inherited by job processes that a launcher starts
@@ -100,6 +110,33 @@ def _job_state(job: dict) -> str:
     return status_now(record.status, run_dir)
 
 
+# what a sweep may vary while every job still reads the same data, on the same device, in batches of one size
+SAME_DATA = ("step", "seed", "undo", "model.", "train.", "budget.", "wandb.")
+
+
+def refusal_of_every_job(config: DictConfig) -> str | None:
+    """What every job of the sweep would be refused for, found before the first starts (a dataset not
+    found, a device not there, a batch larger than the data): its one line, or None. Checked where the
+    jobs differ only in settings that leave the data, the device and the batch size as they are;
+    otherwise each job checks itself as it starts."""
+    keys = swept_keys(config)
+    if keys is None or any(not k.lstrip("+~").startswith(SAME_DATA) or k.lstrip("+~") == "train.batch_size"
+                           for k in keys):
+        return None
+    from .config.compose import to_run_config
+    from .train.lifecycle import can_start
+    base = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+    try:
+        run = to_run_config(base)
+    except Exception:  # noqa: BLE001 - the sweep's own values may be what completes it: the jobs check themselves
+        return None
+    try:
+        can_start(run)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 def start_the_resource_tracker_deaf_to_sighup() -> None:
     """joblib's workers share a resource tracker, a process in the sweep's process group that ignores SIGINT and
     SIGTERM but not SIGHUP: a closed terminal would kill it, and the one joblib starts in its place would end the
@@ -128,6 +165,9 @@ class SweepSummary(Callback):
         return Path(config.hydra.sweep.dir) / ".jobs" / launch
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        refusal = refusal_of_every_job(config)
+        if refusal:  # one line, before anything is written, instead of the same failure in every job
+            sys.exit(f"error: {refusal}")
         self.launch = os.environ[LAUNCH_ENV] = (
             f"{socket.gethostname()}-{os.getpid()}-{time.time_ns()}"
         )
@@ -212,10 +252,10 @@ class SweepSummary(Callback):
             if j.get("run_dir") and Path(j["run_dir"]).is_relative_to(root)
             else " ".join(j["overrides"])
         )
-        names = "; ".join(
-            f"{where(j)}: {j['status']}{' (' + _reason(j) + ')' if j.get('reason') else ''}"
-            for j in bad
-        )
+        groups: dict[tuple[str, str], list[str]] = {}  # jobs that ended alike, named once (51 of one missing dataset)
+        for j in bad:
+            groups.setdefault((j["status"], _reason(j) if j.get("reason") else ""), []).append(where(j))
+        names = "; ".join(_group(status, reason, runs) for (status, reason), runs in groups.items())
         return f"{line}. Not completed: {names}" if names else line, False
 
     def print_line(self, config: DictConfig, stopped: str | None = None) -> None:

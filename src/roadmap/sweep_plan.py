@@ -28,13 +28,10 @@ class Job:
     variant: str
 
 
-def sweep_jobs(config: DictConfig) -> list[Job] | None:
-    """The jobs the basic sweeper will launch, in its order (None for other sweepers)."""
-    if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
-        return None
+def _lists(config: DictConfig) -> dict[str, list[str]]:
+    """Each key's overrides, as the basic sweeper makes them: the sweeper's params, then the command
+    line's (which win); a swept key has one per value."""
     params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
-    # as the basic sweeper makes them: each key's values (the command line's win), then their
-    # product
     lists = {}
     for o in OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task)):
         key = o.get_key_element()
@@ -43,6 +40,22 @@ def sweep_jobs(config: DictConfig) -> list[Job] | None:
             if o.is_sweep_override()
             else [f"{key}={o.get_value_element_as_str()}"]
         )
+    return lists
+
+
+def swept_keys(config: DictConfig) -> set[str] | None:
+    """The keys whose values differ between the sweep's jobs (None for sweepers other than the basic
+    one, whose jobs are not known in advance)."""
+    if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return None
+    return {key for key, values in _lists(config).items() if len(values) > 1}
+
+
+def sweep_jobs(config: DictConfig) -> list[Job] | None:
+    """The jobs the basic sweeper will launch, in its order (None for other sweepers)."""
+    if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return None
+    lists = _lists(config)  # their product, in the basic sweeper's order
     jobs = []
     for overrides in itertools.product(*lists.values()):
         values = dict(o.split("=", 1) for o in overrides)

@@ -87,8 +87,9 @@ def preflight(argv: Sequence[str], checks: Sequence = ()) -> RunConfig | None:
     """Check a single run's command line before Hydra creates its directory: compose and validate
     the config, and create the run directory. Returns the run's config, which the run then uses
     (None for a command Hydra handles: -m, --cfg, --help). Raises ValueError with one line naming
-    the setting. A multirun's (-m) jobs are checked one by one as they start, and counted by the
-    sweep's summary. run.py calls its two halves apart, to load torch between them."""
+    the setting. A multirun's (-m) jobs are checked one by one as they start (what all of them would
+    be refused for, before the first: roadmap.sweep), and counted by the sweep's summary. run.py
+    calls its two halves apart, to load torch between them."""
     single = compose_single(argv)
     return None if single is None else prepare_single(*single, checks=checks)
 

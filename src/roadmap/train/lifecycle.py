@@ -120,7 +120,8 @@ def record_ending(record: RunRecord, e: BaseException, ckpt: Path) -> str:
         return f"{e}; {kept}. Lower train.base_lr or set train.grad_clip."
     if isinstance(e, WriteFailed):
         return f"{e}. {kept[0].upper()}{kept[1:]}; free space and run the same command again to resume."
-    return f"{type(e).__name__}: {e}"
+    # ours say what to do in their own words (the record keeps the type); others are named by their type
+    return str(e) if isinstance(e, RoadmapError) else f"{type(e).__name__}: {e}"
 
 
 @dataclass
