@@ -392,3 +392,34 @@ def test_a_test_process_killed_before_its_exit_leaves_no_folder_behind_the_next_
     finally:
         for folder in folders.values():
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_two_image_folders_never_share_a_run_while_a_moved_dataset_resumes_its_own(folder, tmp_path, monkeypatch):
+    """An image folder's root is its dataset: a second folder got the first one's run directory, found it
+    completed and did nothing, its record the first folder's numbers. Now its path names the folder (and a hash of
+    its full path), the same folder however written shares it, and a checkpoint of one folder is never resumed on
+    another; a named dataset's root stays a place (moving Fashion-MNIST resumes the same run)."""
+    from roadmap import load_config
+    from roadmap.config.command_line import compose_single
+    from roadmap.errors import ConfigMismatch
+    from roadmap.train.checkpoint import check_same_config, config_dict
+    other = tmp_path / "other"
+    shutil.copytree(folder, other)
+    monkeypatch.chdir(tmp_path)
+
+    def run_dir(*overrides):
+        return compose_single(["step=micro/gelu", "data.num_classes=3", *overrides])[1]
+
+    def data_part(d):  # <output dir>/runs/<data>/...
+        return d.relative_to(Path(os.environ["ROADMAP_OUTPUT_DIR"]) / "runs").parts[0]
+    a, b = run_dir("data=image_folder", f"data.root={folder}"), run_dir("data=image_folder", f"data.root={other}")
+    assert a != b and data_part(a).startswith("image_folder-images-") and data_part(b).startswith("image_folder-other-")
+    assert run_dir("data=image_folder", "data.root=images/../images") == a  # the same folder, written otherwise
+    assert run_dir("data=fashion_mnist", "data.root=/x") == run_dir("data=fashion_mnist", "data.root=/y")
+    cfg = {root: config_dict(load_config("micro/gelu", ["data=image_folder", f"data.root={root}",
+                                                         "data.num_classes=3"])) for root in (folder, other)}
+    with pytest.raises(ConfigMismatch, match=f"data.root: '{folder}' -> '{other}'"):
+        check_same_config(cfg[folder], cfg[other], tmp_path)
+    moved = {root: config_dict(load_config("micro/gelu", ["data=fashion_mnist", f"data.root={root}"]))
+             for root in ("/x", "/y")}
+    check_same_config(moved["/x"], moved["/y"], tmp_path)  # nothing raised: the same dataset elsewhere

@@ -11,7 +11,7 @@ from ..schedule import ScheduleConfig, derive_schedule
 from ..schema import RunConfig
 from .steps import roadmap_steps
 from .undo import full_model, sweep_values
-from .variants import variant_dir
+from .variants import data_part, variant_dir
 
 
 def register_schema() -> None:
@@ -28,12 +28,15 @@ def register_resolvers() -> None:
     `${roadmap_full_step:}` and `${roadmap_leave_one_out:}`: the leave-one-out study's model and
     undo list; `${roadmap_variant:${hydra:overrides.task}}`: the run directory's variant part
     (variants.py); `${roadmap_undo:${undo}}`: its `without/<step>/` part in the leave-one-out study;
+    `${roadmap_data:}`: its data part (the dataset's name; an image folder's names the folder);
     `${roadmap_schedule:epochs}` (and the other fields of ScheduleConfig): what runs, from train.*
     and budget.*."""
     resolvers = {"roadmap_steps": lambda: ",".join(s.name for s in roadmap_steps()),
                  "roadmap_full_step": full_model, "roadmap_leave_one_out": sweep_values,
                  "roadmap_variant": lambda overrides: variant_dir(list(overrides)),
                  "roadmap_undo": lambda undo: "" if undo is None else f"without/{undo}/",
+                 "roadmap_data": lambda _root_: data_part(
+                     _root_.data.name, OmegaConf.select(_root_, "data.root", default=None, throw_on_missing=False)),
                  "roadmap_schedule": schedule_value}
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):

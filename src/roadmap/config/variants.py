@@ -4,12 +4,15 @@
 `.../micro/gelu/model.kernel_size=5/seed0`, beside `.../micro/gelu/seed0`. The step, seed, data and
 budget have their own parts of the path; where and how a run executes (system.*, wandb.*,
 data.num_workers, data.root, data.download) does not change its numbers and is left out, so such a
-change resumes the same run. A variant too long or odd for a file name becomes `v-<hash>`; the
+change resumes the same run; but an image folder's root is its dataset: its part of the path names
+the folder (`data_part`). A variant too long or odd for a file name becomes `v-<hash>`; the
 overrides are kept in full in the run's metrics.json (`variant`) and overrides.yaml."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+from pathlib import Path
 from typing import Sequence
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -42,3 +45,14 @@ def variant_dir(overrides: Sequence[str]) -> str:
     if not SAFE.fullmatch(name):
         name = "v-" + hashlib.sha1(name.encode()).hexdigest()[:10]
     return name + "/"
+
+
+def data_part(name: str, root: str | None) -> str:
+    """The data's part of a run's and a sweep's directory: the dataset's name; for an image folder,
+    whose folder is the dataset, the folder's name and a hash of its full path (`image_folder-
+    flowers-1a2b3c4d`), so that two folders never share a run (moving the folder makes it another)."""
+    if name != "image_folder" or not root:
+        return name
+    path = os.path.realpath(os.path.expanduser(str(root)))
+    leaf = re.sub(r"[^\w.-]", "_", Path(path).name)[:40] or "root"
+    return f"{name}-{leaf}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"

@@ -68,8 +68,10 @@ def check_same_config(saved: dict, current: dict, run_dir: Path) -> None:
     (ADDED)."""
     a, b = flatten(saved), flatten(current)
     a = {k: v for k, v in ADDED.items() if k not in a} | a
+    folder = "image_folder" in (a.get("data.name"), b.get("data.name"))  # its root is its dataset, not a place
     diff = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
-            if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_CHANGES + DERIVED)]
+            if a.get(k) != b.get(k) and (not k.startswith(RESUMABLE_CHANGES + DERIVED)
+                                         or (folder and k == "data.root"))]
     if diff:
         raise ConfigMismatch(
             f"{run_dir} holds a checkpoint of another configuration ({'; '.join(diff)}). "
