@@ -517,6 +517,11 @@ def test_what_every_job_would_be_refused_for_is_refused_before_the_first_in_one_
         assert refusal_of_every_job(sweep_config(*shared, swept)) is None, swept
     assert refusal_of_every_job(sweep_config("data.name=fashion_mnist_small", "step=micro/gelu,macro/patchify")) \
         is None
+    # a SLURM job's node has its own data and devices: not checked on the machine that submits it
+    slurm = sweep_config(*missing, "seed=0,1")
+    with open_dict(slurm):
+        slurm.hydra.launcher = {"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"}
+    assert refusal_of_every_job(slurm) is None
 
 
 @pytest.mark.slow

@@ -118,7 +118,11 @@ def refusal_of_every_job(config: DictConfig) -> str | None:
     """What every job of the sweep would be refused for, found before the first starts (a dataset not
     found, a device not there, a batch larger than the data): its one line, or None. Checked where the
     jobs differ only in settings that leave the data, the device and the batch size as they are;
-    otherwise each job checks itself as it starts."""
+    otherwise each job checks itself as it starts. Only for jobs run on this machine (the basic and
+    joblib launchers): a SLURM job's node has its own data and devices."""
+    launcher = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
+    if not ("BasicLauncher" in launcher or "joblib" in launcher.lower()):
+        return None
     keys = swept_keys(config)
     if keys is None or any(not k.lstrip("+~").startswith(SAME_DATA) or k.lstrip("+~") == "train.batch_size"
                            for k in keys):
