@@ -401,6 +401,7 @@ def test_two_image_folders_never_share_a_run_while_a_moved_dataset_resumes_its_o
     another; a named dataset's root stays a place (moving Fashion-MNIST resumes the same run)."""
     from roadmap import load_config
     from roadmap.config.command_line import compose_single
+    from roadmap.config.compose import compose_dict
     from roadmap.errors import ConfigMismatch
     from roadmap.train.checkpoint import check_same_config, config_dict
     other = tmp_path / "other"
@@ -415,6 +416,9 @@ def test_two_image_folders_never_share_a_run_while_a_moved_dataset_resumes_its_o
     a, b = run_dir("data=image_folder", f"data.root={folder}"), run_dir("data=image_folder", f"data.root={other}")
     assert a != b and data_part(a).startswith("image_folder-images-") and data_part(b).startswith("image_folder-other-")
     assert run_dir("data=image_folder", "data.root=images/../images") == a  # the same folder, written otherwise
+    for sweep in ([], ["+sweep=leave_one_out"]):  # a sweep's folder too
+        cfg = compose_dict(None, ["data=image_folder", f"data.root={other}", "data.num_classes=3", *sweep], hydra=True)
+        assert Path(cfg.hydra.sweep.dir).name.startswith(data_part(b) + "-"), cfg.hydra.sweep.dir
     assert run_dir("data=fashion_mnist", "data.root=/x") == run_dir("data=fashion_mnist", "data.root=/y")
     cfg = {root: config_dict(load_config("micro/gelu", ["data=image_folder", f"data.root={root}",
                                                          "data.num_classes=3"])) for root in (folder, other)}
