@@ -1,7 +1,9 @@
 import atexit
+import hashlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,11 +23,14 @@ ROOT = Path(__file__).resolve().parents[1]
 # never to the checkout's outputs/, whose choices, kept from a user's runs, would change what a test measures;
 # subprocesses inherit it (clean_env). Tests that need the automatic choice measured set paths.output_dir.
 # Removed when the process that made it ends: a whole suite's runs hold several GB (each pytest -n process makes its own).
-# A process killed before its exit (SIGKILL, a CI timeout's SIGTERM) leaves its folder: the next suite removes those
-# whose process (the number in the name) is gone.
+# A process killed before its exit (SIGKILL, a CI timeout's SIGTERM) leaves its folder: the next suite on this host
+# removes those whose process (`<pid>.<host>` in the name: a container sharing /tmp has other processes) is gone.
+HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+
+
 def remove_the_folders_of_ended_test_processes(prefix: str = "roadmap-tests-") -> None:
-    for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*-*"):
-        pid = folder.name[len(prefix):].split("-", 1)[0]
+    for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*.{HOST}-*"):
+        pid = folder.name[len(prefix):].split(".", 1)[0]
         if not pid.isdigit():
             continue
         try:
@@ -37,7 +42,7 @@ def remove_the_folders_of_ended_test_processes(prefix: str = "roadmap-tests-") -
 
 
 remove_the_folders_of_ended_test_processes()
-os.environ["ROADMAP_OUTPUT_DIR"] = tempfile.mkdtemp(prefix=f"roadmap-tests-{os.getpid()}-")
+os.environ["ROADMAP_OUTPUT_DIR"] = tempfile.mkdtemp(prefix=f"roadmap-tests-{os.getpid()}.{HOST}-")
 atexit.register(shutil.rmtree, os.environ["ROADMAP_OUTPUT_DIR"], ignore_errors=True)
 
 # the tests' runs hear the stop signals whatever started the suite: a background job of a script (`pytest ... &`

@@ -377,18 +377,19 @@ def test_a_test_process_killed_before_its_exit_leaves_no_folder_behind_the_next_
     whose process is gone, and leaves those of live processes and any other folder."""
     import tempfile
 
-    from conftest import remove_the_folders_of_ended_test_processes
+    from conftest import HOST, remove_the_folders_of_ended_test_processes
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
     ended.wait()
     prefix, tmp = f"roadmap-selftest-{os.getpid()}-", Path(tempfile.gettempdir())
-    folders = {name: tmp / f"{prefix}{name}" for name in (f"{ended.pid}-ab12", f"{os.getpid()}-cd34", "ef56-gh78")}
+    names = (f"{ended.pid}.{HOST}-ab12", f"{os.getpid()}.{HOST}-cd34", "ef56-gh78",
+             f"{ended.pid}.0another-ij90")  # another host's process (a container sharing /tmp): not ours to judge
+    folders = {name: tmp / f"{prefix}{name}" for name in names}
     try:
         for folder in folders.values():
             (folder / "runs").mkdir(parents=True)
             (folder / "runs/checkpoint.pt").write_bytes(b"x" * 1000)
         remove_the_folders_of_ended_test_processes(prefix)
-        assert {name: f.exists() for name, f in folders.items()} == {
-            f"{ended.pid}-ab12": False, f"{os.getpid()}-cd34": True, "ef56-gh78": True}
+        assert {name: f.exists() for name, f in folders.items()} == dict(zip(names, (False, True, True, True)))
     finally:
         for folder in folders.values():
             shutil.rmtree(folder, ignore_errors=True)
