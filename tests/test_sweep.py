@@ -400,18 +400,23 @@ def test_a_sweep_over_any_field_gets_a_directory_per_combination_and_counts_ever
     assert last.startswith("sweep of 2 job(s): 1 completed, 1 refused. Not completed: ") and "cannot be read" in last
 
 
-def test_the_sweep_summary_counts_jobs_that_never_started_were_killed_or_were_interrupted(tmp_path):
-    from omegaconf import OmegaConf
-
+def started_summary(sweep_dir):
+    """The summary callback of a sweep of steps a, b x seeds 0, 1, 2 in `sweep_dir`, started, and its launch's
+    folder of job markers (made)."""
     from roadmap.sweep import SweepSummary
-    cfg = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}, "sweeper": {
+    cfg = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}, "sweeper": {
         "_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper", "params": {"step": "a,b"}},
         "overrides": {"task": ["seed=0,1,2"]}}})
     summary = SweepSummary()
     summary.on_multirun_start(cfg)
-    assert summary.expected == 6
     jobs = summary._jobs_dir(cfg)
     jobs.mkdir(parents=True)
+    return summary, cfg, jobs
+
+
+def test_the_sweep_summary_counts_jobs_that_never_started_were_killed_or_were_interrupted(tmp_path):
+    summary, cfg, jobs = started_summary(tmp_path)
+    assert summary.expected == 6
     # "started": the job never reported its end. seed3's run has no record; seed4's says running, but no process
     # holds its lock (killed); seed5's says interrupted (the signal reached the run before the sweep stopped)
     outcomes = ["completed", "completed", "failed", "started", "started", "started"]
@@ -438,16 +443,7 @@ def test_the_sweep_summary_counts_jobs_that_never_started_were_killed_or_were_in
 
 def test_jobs_that_failed_alike_are_named_once_with_their_count(tmp_path):
     """A sweep of 51 jobs that all fail for one reason (a dataset not found): one reason, not 51 of them."""
-    from omegaconf import OmegaConf
-
-    from roadmap.sweep import SweepSummary
-    cfg = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}, "sweeper": {
-        "_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper", "params": {"step": "a,b"}},
-        "overrides": {"task": ["seed=0,1,2"]}}})
-    summary = SweepSummary()
-    summary.on_multirun_start(cfg)
-    jobs = summary._jobs_dir(cfg)
-    jobs.mkdir(parents=True)
+    summary, cfg, jobs = started_summary(tmp_path)
     for i, (step, seed) in enumerate((s, n) for n in range(3) for s in "ab"):
         run = tmp_path / step / f"seed{seed}"
         reason = "DataError: Fashion-MNIST files not found: /none/train-images-idx3-ubyte.gz" if i != 4 else \
