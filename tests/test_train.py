@@ -35,6 +35,8 @@ def test_a_run_completes_and_its_record_is_read_back_as_written(gelu_run):
     assert (rec.best_top1, rec.final_top1) == (max(r.val_top1 for r in rec.history), rec.history[-1].val_top1)
     assert rec.params > 0 and rec.gmacs > 0 and rec.wall_time_s > 0
     assert rec.hardware["device"] == "cpu" and rec.git_commit
+    # the processor and the instruction set torch ran on: two machines of one platform string differ in both
+    assert rec.hardware["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and rec.hardware["cpu"]
 
 
 @pytest.mark.slow

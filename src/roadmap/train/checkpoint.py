@@ -106,8 +106,22 @@ def git_commit() -> str | None:
         return None
 
 
+def cpu_name() -> str:
+    """The processor's model name (/proc/cpuinfo on Linux, where platform.processor() is empty)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def hardware(device: torch.device, world: int) -> dict:
+    """The machine a part of a run ran on, as its record keeps it: the processor and the instruction set torch's
+    CPU kernels use (AVX2, AVX512...: two machines of one platform can differ in both, and in speed)."""
     info = {"device": str(device), "world_size": world, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "cpu": cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads()}
     if device.type == "cuda":
         info.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda)
