@@ -82,7 +82,8 @@ def write(rows: list[dict], out: Path, names: list[str], missing: list[str]) -> 
     lines = [f"# Each step's change: {names[0]} (A) and {names[1]} (B)", "",
              "Change from the previous adopted step in points, with the 95% t interval over seeds; **real** where it "
              "excludes zero. Paper: Table 10's change on ImageNet-1K.", "",
-             "| step | A top-1 | A change | B top-1 | B change | paper | same sign |", "|---|---|---|---|---|---|---|"]
+             "| step | A top-1 | A change | B top-1 | B change | paper | A, B same sign |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         same = {True: "yes", False: "**no**" if r["flipped"] else "no", None: ""}[r["same_sign"]]
         paper = f"{r['paper_delta']:+.2f}" if r["paper_delta"] is not None else ""
