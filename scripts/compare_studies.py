@@ -114,6 +114,7 @@ def draw(rows: list[dict], out: Path, names: list[str]) -> None:
         ("a", 0.15, "#8c8c8c", names[0]),
         ("b", -0.15, "#4c72b0", names[1]),
     ):
+        named = False  # the legend names each study once, at its first point (the first row has no change)
         for y, r in zip(ys, rows):
             if r[f"{side}_delta"] is None:
                 continue
@@ -123,7 +124,8 @@ def draw(rows: list[dict], out: Path, names: list[str]) -> None:
                 else None
             )
             ax.errorbar(r[f"{side}_delta"], y + offset, xerr=err, fmt="o", ms=5, capsize=2, lw=1, color=color,
-                        mfc=color if r[f"{side}_real"] else "white", label=name if y == ys[0] else None)
+                        mfc=color if r[f"{side}_real"] else "white", label=None if named else name)
+            named = True
     ax.plot(
         [r["paper_delta"] for r in rows if r["paper_delta"] is not None],
         [y for y, r in zip(ys, rows) if r["paper_delta"] is not None],

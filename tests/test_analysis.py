@@ -292,6 +292,8 @@ def test_compare_studies_sets_each_steps_change_in_one_study_beside_the_other(tm
     assert (out["macro/patchify"]["same_sign"], out["macro/patchify"]["flipped"]) == ("False", "True")
     md = (tmp_path / "out/compare.md").read_text()
     assert "agree in sign on 1 of 2 steps" in md and "the recipe reverses): macro/patchify." in md
+    svg = (tmp_path / "out/compare.svg").read_text()  # matplotlib keeps each text as a comment beside its glyphs
+    assert all(f"<!-- {name} -->" in svg for name in ("short", "long", "paper (ImageNet-1K)"))  # the legend
 
 
 def test_status_shows_a_sweeps_table_what_runs_with_its_time_left_and_what_failed_and_why(tmp_path):
