@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import warm
 
 from roadmap import roadmap_steps
 from roadmap.config.steps import file_fields
@@ -84,10 +85,15 @@ def last_wins(args) -> list[str]:
     return [a for i, a in enumerate(args) if key(a) is None or last[key(a)] == i]
 
 
-def run_cli(*args, cwd=ROOT, env=None, timeout=600, check=False, module=None, **kw) -> subprocess.CompletedProcess:
+def run_cli(*args, cwd=ROOT, env=None, timeout=600, check=False, module=None, fresh=False,
+            **kw) -> subprocess.CompletedProcess:
+    """`python args...` to its end, its output captured; run.py starts warm (tests/warm.py) unless `fresh`."""
     cmd = [sys.executable, *(["-m", module] if module else []), *last_wins(args)]
-    proc = subprocess.run(cmd, cwd=cwd, env=env or clean_env(), capture_output=True, text=True, timeout=timeout,
-                          **kw)
+    env = env or clean_env()
+    if not fresh and not kw and warm.usable(cmd, env, clean_env()):
+        proc = warm.run(cmd, cwd, env, clean_env(), timeout=timeout)
+    else:
+        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, **kw)
     if check and proc.returncode != 0:
         raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
@@ -135,13 +141,17 @@ def train_cli(run_dir, *overrides, check=True, **kw) -> subprocess.CompletedProc
     return run_cli(ROOT / "run.py", *FAST, *overrides, f"hydra.run.dir={run_dir}", check=check, **kw)
 
 
-def start_cli(run_dir, *overrides, env=None, **kw) -> subprocess.Popen:
-    """A training run in the background (stdout and stderr to files in run_dir's parent)."""
+def start_cli(run_dir, *overrides, env=None, fresh=False, **kw) -> subprocess.Popen:
+    """A training run in the background (stdout and stderr to a file beside run_dir), warm (tests/warm.py) unless
+    `fresh`."""
     run_dir = Path(run_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     out = open(run_dir.parent / f"{run_dir.name}.log", "w")
     cmd = [sys.executable, *last_wins([ROOT / "run.py", *FAST, *overrides, f"hydra.run.dir={run_dir}"])]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env or clean_env(), stdout=out, stderr=subprocess.STDOUT, **kw)
+    env = env or clean_env()
+    if not fresh and set(kw) <= {"start_new_session"} and warm.usable(cmd, env, clean_env()):
+        return warm.popen(cmd, ROOT, env, clean_env(), stdout=out, stderr=subprocess.STDOUT, **kw)
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, **kw)
 
 
 def load(run_dir) -> RunRecord:

@@ -247,8 +247,8 @@ class Runner:
         env = clean_env(WANDB_MODE="offline", HOME=str(self.cwd / "home"))
         if Path(cmd[1]).parent == ROOT / "scripts":  # a script: in this process
             proc = run_script(*cmd[1:], cwd=self.cwd, env=env)
-        else:  # run.py and torchrun (python -m torch.distributed.run): each a process, as documented
-            proc = run_cli(*cmd[1:], cwd=self.cwd, env=env, timeout=900)
+        else:  # run.py and torchrun (python -m torch.distributed.run): each a fresh process, as documented
+            proc = run_cli(*cmd[1:], cwd=self.cwd, env=env, timeout=900, fresh=True)
         assert proc.returncode == expect["rc"], \
             f"{where}: {shlex.join(argv)}\nran as {shlex.join(cmd)}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
         if "stderr" in expect:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, ROOT, clean_env, last_wins, train_cli
+from conftest import FAST, ROOT, clean_env, last_wins, run_cli, train_cli
 
 from roadmap.train.lock import RunLock
 
@@ -126,10 +126,10 @@ def outcomes(tmp_path_factory):
 
     def run(case):
         name, overrides, _, where = case
-        args = [sys.executable, *last_wins([ROOT / "run.py", *FAST, "step=micro/gelu", *overrides])]
+        args = last_wins([ROOT / "run.py", *FAST, "step=micro/gelu", *overrides])
         if where != "none":
             args.append(f"hydra.run.dir={dirs[name]}")
-        return name, subprocess.run(args, cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=300)
+        return name, run_cli(*args, timeout=300)
 
     try:
         with ThreadPoolExecutor(3) as pool:

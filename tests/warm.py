@@ -1,0 +1,187 @@
+"""run.py started warm, for the tests' own runs: a fork of a server process that has already imported what run.py
+imports (torch, torchvision, timm, Hydra: about 3.5 s of CPU in every process, before any work), as Mercurial's
+chg serves its test suite. The child is a process of its own (its pid, standard streams, folder, environment,
+session and the signal dispositions a fresh `python run.py` would start with; tests/warm_server.py), so signals,
+kills, exit codes, locks and files behave as they do for a process the test started with exec.
+
+What a warm start cannot show is what happens while those modules load, or under an environment that is read when
+they load (threads, offline switches). So `popen` and `run` start a fresh process instead whenever the environment
+differs from the server's beyond RUNTIME_ENV, or the command is not run.py; the documented commands
+(tests/test_docs.py), the tests of what loads (test_config.py, test_layout.py) and of signals while loading
+(test_faults_found.py) start fresh processes themselves; tests/test_warm.py checks that a warm run and a fresh one
+give the same record, output and exit codes. ROADMAP_TESTS_COLD=1 starts every run fresh.
+"""
+import atexit
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+SERVER = Path(__file__).with_name("warm_server.py")
+# read while a run runs, not while its modules load: these may differ from the server's environment
+RUNTIME_ENV = ("WANDB_", "ROADMAP_", "HOME", "PYTEST_CURRENT_TEST")
+_server: dict = {}
+_starting = threading.Lock()  # tests may start runs from threads
+
+
+def _runtime(key: str) -> bool:
+    return key.startswith(RUNTIME_ENV)
+
+
+def usable(argv: list, env: dict, base_env: dict) -> bool:
+    """Whether this command may start warm: run.py itself, under the server's environment but for RUNTIME_ENV."""
+    if os.environ.get("ROADMAP_TESTS_COLD") == "1" or len(argv) < 2 or Path(str(argv[1])).name != "run.py":
+        return False
+    if str(argv[0]) != sys.executable:
+        return False
+    loaded = lambda e: {k: v for k, v in e.items() if not _runtime(k)}  # noqa: E731
+    alive = _server.get("proc") is not None and _server["proc"].poll() is None
+    return loaded(env) == loaded(_server["env"] if alive else base_env)
+
+
+def server(base_env: dict) -> str:
+    """The socket of this test process's server, started on first use (and again if it has died)."""
+    with _starting:
+        return _start(base_env)
+
+
+def _start(base_env: dict) -> str:
+    proc = _server.get("proc")
+    if proc is None or proc.poll() is not None:
+        folder = tempfile.mkdtemp(prefix="roadmap-warm-")
+        path = os.path.join(folder, "socket")
+        proc = subprocess.Popen([sys.executable, str(SERVER), path], env=base_env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=None, text=True)
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the warm server did not start ({proc.wait()})")
+        _server.update(proc=proc, path=path, env=dict(base_env))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        atexit.register(proc.kill)  # (atexit runs the last registered first)
+    return _server["path"]
+
+
+class WarmProcess:
+    """What the tests use of subprocess.Popen (pid, poll, wait, send_signal, kill, terminate, returncode), for a
+    child of the warm server."""
+
+    def __init__(self, argv, conn: socket.socket):
+        self.args, self._conn, self._buffer, self.returncode = argv, conn, b"", None
+        self.pid = self._message(None)["pid"]
+
+    def _message(self, timeout):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            self._conn.settimeout(left)
+            try:
+                chunk = self._conn.recv(4096)
+            except (socket.timeout, BlockingIOError):  # a timeout of 0 makes the socket non-blocking
+                return None
+            if not chunk:
+                raise RuntimeError("the warm server has gone")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def poll(self):
+        if self.returncode is None:
+            message = self._message(0)
+            if message is not None:
+                self.returncode = message["returncode"]
+                self._conn.close()
+        return self.returncode
+
+    def wait(self, timeout=None):
+        if self.returncode is None:
+            message = self._message(timeout)
+            if message is None:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            self.returncode = message["returncode"]
+            self._conn.close()
+        return self.returncode
+
+    def send_signal(self, sig):
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def terminate(self):
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self):
+        self.send_signal(signal.SIGKILL)
+
+
+def _fd(stream, default: int, opened: list) -> int:
+    if stream is None:
+        return default
+    if stream == subprocess.DEVNULL:
+        fd = os.open(os.devnull, os.O_RDWR)
+        opened.append(fd)
+        return fd
+    return stream if isinstance(stream, int) else stream.fileno()
+
+
+def popen(argv, cwd, env, base_env, stdin=None, stdout=None, stderr=None, start_new_session=False) -> WarmProcess:
+    """Starts `argv` (sys.executable, run.py, args...) as a child of the warm server."""
+    opened: list[int] = []
+    fds = [_fd(stdin, 0, opened), _fd(stdout, 1, opened), _fd(stderr, 2, opened)]
+    if stderr == subprocess.STDOUT:
+        fds[2] = fds[1]
+    ignored = [int(s) for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)
+               and signal.getsignal(s) == signal.SIG_IGN and s not in (signal.SIGPIPE, signal.SIGXFSZ)]
+    request = {"argv": [str(a) for a in argv[1:]], "cwd": str(cwd), "env": dict(env), "ignored": ignored,
+               "new_session": bool(start_new_session)}
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(server(base_env))
+    try:
+        socket.send_fds(conn, [json.dumps(request).encode()], fds)
+    finally:
+        for fd in opened:
+            os.close(fd)
+    return WarmProcess([str(a) for a in argv], conn)
+
+
+def run(argv, cwd, env, base_env, timeout=None) -> subprocess.CompletedProcess:
+    """subprocess.run(argv, capture_output=True, text=True, timeout=timeout), warm."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        proc = popen(argv, cwd, env, base_env, stdout=out_w, stderr=err_w)
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+    chunks = {out_r: [], err_r: []}
+    selector = selectors.DefaultSelector()
+    for fd in chunks:
+        selector.register(fd, selectors.EVENT_READ)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while selector.get_map():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                proc.kill()
+                proc.wait()
+                raise subprocess.TimeoutExpired(argv, timeout)
+            for key, _ in selector.select(left):
+                data = os.read(key.fd, 1 << 16)
+                if data:
+                    chunks[key.fd].append(data)
+                else:
+                    selector.unregister(key.fd)
+        code = proc.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    finally:
+        selector.close()
+        os.close(out_r)
+        os.close(err_r)
+    # as text=True reads it: universal newlines (a progress bar's \r too)
+    text = lambda fd: b"".join(chunks[fd]).decode().replace("\r\n", "\n").replace("\r", "\n")  # noqa: E731
+    return subprocess.CompletedProcess([str(a) for a in argv], code, text(out_r), text(err_r))
+
