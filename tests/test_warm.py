@@ -19,6 +19,7 @@ def masks(pid: int) -> dict:
     return {k: v for k, v in (line.split(":\t", 1) for line in lines if line.startswith(("SigBlk", "SigIgn", "SigCgt")))}
 
 
+@pytest.mark.slow
 def test_a_warm_run_gives_the_numbers_output_and_exit_code_of_a_fresh_one(tmp_path):
     args = [ROOT / "run.py", *FAST, "step=micro/gelu", "budget.epochs=2", "data.pipeline=workers"]  # nothing kept
     runs = {kind: run_cli(*args, f"hydra.run.dir={tmp_path / kind}", fresh=kind == "fresh", check=True)
@@ -37,6 +38,7 @@ def test_a_warm_run_gives_the_numbers_output_and_exit_code_of_a_fresh_one(tmp_pa
     assert refused["warm"].stderr == refused["fresh"].stderr and "model.kernel_size" in refused["warm"].stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code, nohup", [(signal.SIGTERM, 143, False), (signal.SIGINT, 130, True)])
 def test_a_warm_run_has_a_fresh_runs_signals_session_and_record_after_a_signal(tmp_path, sig, code, nohup):
     """Started by a test process that ignores SIGHUP (as under nohup) or not: the server, started before, did not."""
