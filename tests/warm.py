@@ -56,7 +56,8 @@ def server(base_env: dict) -> str:
 def _start(base_env: dict) -> str:
     proc = _server.get("proc")
     if proc is None or proc.poll() is not None:
-        folder = tempfile.mkdtemp(prefix="roadmap-warm-")
+        # in the test process's own folder (conftest.py), which the next suite removes should this process be killed
+        folder = tempfile.mkdtemp(prefix="warm-", dir=os.environ.get("ROADMAP_OUTPUT_DIR"))
         path = os.path.join(folder, "socket")
         proc = subprocess.Popen([sys.executable, str(SERVER), path], env=base_env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=None, text=True)
