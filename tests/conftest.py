@@ -89,9 +89,9 @@ def run_cli(*args, cwd=ROOT, env=None, timeout=600, check=False, module=None, fr
             **kw) -> subprocess.CompletedProcess:
     """`python args...` to its end, its output captured; run.py starts warm (tests/warm.py) unless `fresh`."""
     cmd = [sys.executable, *(["-m", module] if module else []), *last_wins(args)]
-    env = env or clean_env()
-    if not fresh and not kw and warm.usable(cmd, env, clean_env()):
-        proc = warm.run(cmd, cwd, env, clean_env(), timeout=timeout)
+    env, base = env or clean_env(), clean_env()
+    if not fresh and not kw and warm.usable(cmd, env, base):
+        proc = warm.run(cmd, cwd, env, base, timeout=timeout)
     else:
         proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, **kw)
     if check and proc.returncode != 0:
@@ -148,9 +148,9 @@ def start_cli(run_dir, *overrides, env=None, fresh=False, **kw) -> subprocess.Po
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     out = open(run_dir.parent / f"{run_dir.name}.log", "w")
     cmd = [sys.executable, *last_wins([ROOT / "run.py", *FAST, *overrides, f"hydra.run.dir={run_dir}"])]
-    env = env or clean_env()
-    if not fresh and set(kw) <= {"start_new_session"} and warm.usable(cmd, env, clean_env()):
-        return warm.popen(cmd, ROOT, env, clean_env(), stdout=out, stderr=subprocess.STDOUT, **kw)
+    env, base = env or clean_env(), clean_env()
+    if not fresh and set(kw) <= {"start_new_session"} and warm.usable(cmd, env, base):
+        return warm.popen(cmd, ROOT, env, base, stdout=out, stderr=subprocess.STDOUT, **kw)
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, **kw)
 
 

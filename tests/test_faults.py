@@ -126,7 +126,7 @@ def outcomes(tmp_path_factory):
 
     def run(case):
         name, overrides, _, where = case
-        args = last_wins([ROOT / "run.py", *FAST, "step=micro/gelu", *overrides])
+        args = [ROOT / "run.py", *FAST, "step=micro/gelu", *overrides]  # run_cli keeps the last of each setting
         if where != "none":
             args.append(f"hydra.run.dir={dirs[name]}")
         return name, run_cli(*args, timeout=300)

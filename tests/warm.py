@@ -93,12 +93,10 @@ class WarmProcess:
         return json.loads(line)
 
     def poll(self):
-        if self.returncode is None:
-            message = self._message(0)
-            if message is not None:
-                self.returncode = message["returncode"]
-                self._conn.close()
-        return self.returncode
+        try:
+            return self.wait(0)
+        except subprocess.TimeoutExpired:
+            return None
 
     def wait(self, timeout=None):
         if self.returncode is None:
@@ -136,8 +134,7 @@ def popen(argv, cwd, env, base_env, stdin=None, stdout=None, stderr=None, start_
     fds = [_fd(stdin, 0, opened), _fd(stdout, 1, opened), _fd(stderr, 2, opened)]
     if stderr == subprocess.STDOUT:
         fds[2] = fds[1]
-    ignored = [int(s) for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)
-               and signal.getsignal(s) == signal.SIG_IGN and s not in (signal.SIGPIPE, signal.SIGXFSZ)]
+    ignored = [int(s) for s in signal.valid_signals() if signal.getsignal(s) == signal.SIG_IGN]
     request = {"argv": [str(a) for a in argv[1:]], "cwd": str(cwd), "env": dict(env), "ignored": ignored,
                "new_session": bool(start_new_session)}
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -164,20 +161,22 @@ def run(argv, cwd, env, base_env, timeout=None) -> subprocess.CompletedProcess:
     for fd in chunks:
         selector.register(fd, selectors.EVENT_READ)
     deadline = None if timeout is None else time.monotonic() + timeout
+    left = lambda: None if deadline is None else max(0.0, deadline - time.monotonic())  # noqa: E731
     try:
         while selector.get_map():
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                proc.kill()
-                proc.wait()
+            if left() == 0:
                 raise subprocess.TimeoutExpired(argv, timeout)
-            for key, _ in selector.select(left):
+            for key, _ in selector.select(left()):
                 data = os.read(key.fd, 1 << 16)
                 if data:
                     chunks[key.fd].append(data)
                 else:
                     selector.unregister(key.fd)
-        code = proc.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        code = proc.wait(left())
+    except subprocess.TimeoutExpired:  # as subprocess.run: the child is killed, then the timeout raised
+        proc.kill()
+        proc.wait()
+        raise
     finally:
         selector.close()
         os.close(out_r)
