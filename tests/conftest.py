@@ -1,4 +1,5 @@
 import atexit
+import compileall
 import hashlib
 import os
 import shutil
@@ -208,3 +209,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_configure(config):
+    """The package compiled to bytecode once, before the test processes start (in pytest -n's main process): where
+    PYTHONDONTWRITEBYTECODE is set (as on this project's machine) every Python process the suite starts (some 200)
+    would compile it again, about 0.3 s each; Python reads the files whatever that setting."""
+    if not hasattr(config, "workerinput"):
+        compileall.compile_dir(ROOT / "src", quiet=1)
