@@ -142,17 +142,24 @@ def train_cli(run_dir, *overrides, check=True, **kw) -> subprocess.CompletedProc
     return run_cli(ROOT / "run.py", *FAST, *overrides, f"hydra.run.dir={run_dir}", check=check, **kw)
 
 
+def popen_cli(*args, env=None, fresh=False, **kw) -> subprocess.Popen:
+    """`python args...` in the background from the checkout (subprocess.Popen's stdout, stderr, start_new_session;
+    read as text); run.py starts warm (tests/warm.py) unless `fresh`."""
+    cmd = [sys.executable, *last_wins(args)]
+    env, base = env or clean_env(), clean_env()
+    if not fresh and set(kw) <= {"stdout", "stderr", "start_new_session"} and warm.usable(cmd, env, base):
+        return warm.popen(cmd, ROOT, env, base, **kw)
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, text=True, **kw)
+
+
 def start_cli(run_dir, *overrides, env=None, fresh=False, **kw) -> subprocess.Popen:
     """A training run in the background (stdout and stderr to a file beside run_dir), warm (tests/warm.py) unless
     `fresh`."""
     run_dir = Path(run_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     out = open(run_dir.parent / f"{run_dir.name}.log", "w")
-    cmd = [sys.executable, *last_wins([ROOT / "run.py", *FAST, *overrides, f"hydra.run.dir={run_dir}"])]
-    env, base = env or clean_env(), clean_env()
-    if not fresh and set(kw) <= {"start_new_session"} and warm.usable(cmd, env, base):
-        return warm.popen(cmd, ROOT, env, base, stdout=out, stderr=subprocess.STDOUT, **kw)
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, **kw)
+    return popen_cli(ROOT / "run.py", *FAST, *overrides, f"hydra.run.dir={run_dir}", env=env, fresh=fresh,
+                     stdout=out, stderr=subprocess.STDOUT, **kw)
 
 
 def load(run_dir) -> RunRecord:

@@ -23,6 +23,7 @@ from conftest import (
     kill_inside,
     last_wins,
     load,
+    popen_cli,
     run_cli,
     start_cli,
     train_cli,
@@ -100,19 +101,14 @@ def test_sigkill_of_a_sweep_under_the_joblib_launcher_then_relaunch_repeats_the_
     Then the sweep's main process alone killed so (`kill -9 PID`, which it cannot pass on to its jobs): the jobs
     stop at their next batch, recorded as interrupted and why, instead of training on unseen; launched again, the
     same numbers."""
-    import subprocess
-    import sys
-
-    from conftest import last_wins
     # 16 epochs: the two jobs start up to a second apart, and a 4-epoch run on a fast CI machine had completed
     # before the other finished its first epoch, so there was no moment with both training to kill
     sweep_args = [*LONG, "budget.epochs=16", "seed=0,1", "data.pipeline=device", "hydra/launcher=joblib",
                   "hydra.launcher.n_jobs=2"]
 
     def launch(d, **kw):
-        cmd = [sys.executable, *last_wins([ROOT / "run.py", "-m", *FAST, *sweep_args, f"hydra.sweep.dir={d}"])]
-        return subprocess.Popen(cmd, cwd=ROOT, env=clean_env(), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, **kw)
+        return popen_cli(ROOT / "run.py", "-m", *FAST, *sweep_args, f"hydra.sweep.dir={d}",
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
 
     def by_seed(d):
         return {rec.seed: rec for rec in map(RunRecord.load, d.rglob("metrics.json"))}

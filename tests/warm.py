@@ -6,7 +6,7 @@ kills, exit codes, locks and files behave as they do for a process the test star
 
 What a warm start cannot show is what happens while those modules load, or under an environment that is read when
 they load (threads, offline switches). So `popen` and `run` start a fresh process instead whenever the environment
-differs from the server's beyond RUNTIME_ENV, or the command is not run.py; the documented commands
+differs from the server's beyond RUNTIME_ENV, or the command is not run.py; the README's quick start
 (tests/test_docs.py), the tests of what loads (test_config.py, test_layout.py) and of signals while loading
 (test_faults_found.py) start fresh processes themselves; tests/test_warm.py checks that a warm run and a fresh one
 give the same record, output and exit codes. ROADMAP_TESTS_COLD=1 starts every run fresh.
@@ -73,8 +73,9 @@ class WarmProcess:
     """What the tests use of subprocess.Popen (pid, poll, wait, send_signal, kill, terminate, returncode), for a
     child of the warm server."""
 
-    def __init__(self, argv, conn: socket.socket):
+    def __init__(self, argv, conn: socket.socket, pipes: dict[str, int]):
         self.args, self._conn, self._buffer, self.returncode = argv, conn, b"", None
+        self._pipes = pipes  # "stdout", "stderr" -> the read end of the child's stream, where it was PIPE
         self.pid = self._message(None)["pid"]
 
     def _message(self, timeout):
@@ -117,6 +118,36 @@ class WarmProcess:
     def kill(self):
         self.send_signal(signal.SIGKILL)
 
+    def close_pipes(self):
+        for fd in self._pipes.values():
+            try:
+                os.close(fd)
+            except OSError:  # closed already
+                pass
+
+    def communicate(self, timeout=None) -> tuple[str | None, str | None]:
+        """As subprocess.Popen(..., text=True).communicate: the PIPE streams read to their end, as text (universal
+        newlines: a progress bar's \\r too), then the exit; TimeoutExpired (the child left running) after `timeout`."""
+        chunks = {fd: [] for fd in self._pipes.values()}
+        selector = selectors.DefaultSelector()
+        for fd in chunks:
+            selector.register(fd, selectors.EVENT_READ)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        left = lambda: None if deadline is None else max(0.0, deadline - time.monotonic())  # noqa: E731
+        try:
+            while selector.get_map():
+                if left() == 0:
+                    raise subprocess.TimeoutExpired(self.args, timeout)
+                for key, _ in selector.select(left()):
+                    data = os.read(key.fd, 1 << 16)
+                    chunks[key.fd].append(data) if data else selector.unregister(key.fd)
+        finally:
+            selector.close()
+        self.wait(left())
+        self.close_pipes()
+        text = lambda fd: b"".join(chunks[fd]).decode().replace("\r\n", "\n").replace("\r", "\n")  # noqa: E731
+        return tuple(text(self._pipes[name]) if name in self._pipes else None for name in ("stdout", "stderr"))
+
 
 def _fd(stream, default: int, opened: list) -> int:
     if stream is None:
@@ -128,10 +159,20 @@ def _fd(stream, default: int, opened: list) -> int:
     return stream if isinstance(stream, int) else stream.fileno()
 
 
-def popen(argv, cwd, env, base_env, stdin=None, stdout=None, stderr=None, start_new_session=False) -> WarmProcess:
-    """Starts `argv` (sys.executable, run.py, args...) as a child of the warm server."""
-    opened: list[int] = []
-    fds = [_fd(stdin, 0, opened), _fd(stdout, 1, opened), _fd(stderr, 2, opened)]
+def popen(argv, cwd, env, base_env, stdin=None, stdout=None, stderr=None, start_new_session=False,
+          text=True) -> WarmProcess:
+    """Starts `argv` (sys.executable, run.py, args...) as a child of the warm server; a PIPE stream is read with
+    communicate() (as text)."""
+    assert text, "warm runs are read as text"
+    opened: list[int] = []  # closed here once the server has the child's copies
+    pipes, fds = {}, [_fd(stdin, 0, opened)]
+    for name, stream, default in (("stdout", stdout, 1), ("stderr", stderr, 2)):
+        if stream == subprocess.PIPE:
+            pipes[name], write = os.pipe()
+            opened.append(write)
+            fds.append(write)
+        else:
+            fds.append(_fd(stream, default, opened))
     if stderr == subprocess.STDOUT:
         fds[2] = fds[1]
     ignored = [int(s) for s in signal.valid_signals() if signal.getsignal(s) == signal.SIG_IGN]
@@ -144,44 +185,18 @@ def popen(argv, cwd, env, base_env, stdin=None, stdout=None, stderr=None, start_
     finally:
         for fd in opened:
             os.close(fd)
-    return WarmProcess([str(a) for a in argv], conn)
+    return WarmProcess([str(a) for a in argv], conn, pipes)
 
 
 def run(argv, cwd, env, base_env, timeout=None) -> subprocess.CompletedProcess:
-    """subprocess.run(argv, capture_output=True, text=True, timeout=timeout), warm."""
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
+    """subprocess.run(argv, capture_output=True, text=True, timeout=timeout), warm: on a timeout the child is killed,
+    then TimeoutExpired raised."""
+    proc = popen(argv, cwd, env, base_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        proc = popen(argv, cwd, env, base_env, stdout=out_w, stderr=err_w)
-    finally:
-        os.close(out_w)
-        os.close(err_w)
-    chunks = {out_r: [], err_r: []}
-    selector = selectors.DefaultSelector()
-    for fd in chunks:
-        selector.register(fd, selectors.EVENT_READ)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    left = lambda: None if deadline is None else max(0.0, deadline - time.monotonic())  # noqa: E731
-    try:
-        while selector.get_map():
-            if left() == 0:
-                raise subprocess.TimeoutExpired(argv, timeout)
-            for key, _ in selector.select(left()):
-                data = os.read(key.fd, 1 << 16)
-                if data:
-                    chunks[key.fd].append(data)
-                else:
-                    selector.unregister(key.fd)
-        code = proc.wait(left())
-    except subprocess.TimeoutExpired:  # as subprocess.run: the child is killed, then the timeout raised
+        out, err = proc.communicate(timeout)
+    except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+        proc.close_pipes()
         raise
-    finally:
-        selector.close()
-        os.close(out_r)
-        os.close(err_r)
-    # as text=True reads it: universal newlines (a progress bar's \r too)
-    text = lambda fd: b"".join(chunks[fd]).decode().replace("\r\n", "\n").replace("\r", "\n")  # noqa: E731
-    return subprocess.CompletedProcess([str(a) for a in argv], code, text(out_r), text(err_r))
-
+    return subprocess.CompletedProcess([str(a) for a in argv], proc.returncode, out, err)
