@@ -8,7 +8,9 @@ Fashion-MNIST) becomes the shipped one, in the command and in the sweep folder i
 composes is checked apart); placeholders (SWEEP_DIR, "$OUT", ENTITY/PROJECT, a.json) get real values. A command this
 file cannot run fails the test, so no documented command can drift from what works. The scripts run in the test's
 process, as Python runs them (conftest.run_script: __main__, their argv, folder and environment), sparing the start-up
-that costs more than their scaled work; run.py and torchrun run as processes."""
+that costs more than their scaled work; run.py and torchrun run as processes: the README's quick start fresh, as a new
+user starts it, run.py's other commands warm (tests/warm.py: forked from a process that has imported torch, timm and
+Hydra; tests/test_warm.py checks that a warm run and a fresh one agree)."""
 import ast
 import functools
 import json
@@ -110,6 +112,14 @@ def segments(command: str) -> list[list[str]]:
             continue
         out.append(argv)
     return out
+
+
+@functools.cache
+def quick_start() -> set[str]:
+    """The README's quick-start commands of run.py, which run fresh (a new python importing torch, timm and Hydra), as
+    a new user starts them; run.py's other documented commands start warm (tests/warm.py)."""
+    section = re.search(r"## Quick start\n(.*?)\n## ", (ROOT / "README.md").read_text(), re.S).group(1)
+    return {shlex.join(argv) for command in _commands_in(section) for argv in segments(command) if "run.py" in argv}
 
 
 def offline(value: str) -> str:
@@ -247,8 +257,9 @@ class Runner:
         env = clean_env(WANDB_MODE="offline", HOME=str(self.cwd / "home"))
         if Path(cmd[1]).parent == ROOT / "scripts":  # a script: in this process
             proc = run_script(*cmd[1:], cwd=self.cwd, env=env)
-        else:  # run.py and torchrun (python -m torch.distributed.run): each a fresh process, as documented
-            proc = run_cli(*cmd[1:], cwd=self.cwd, env=env, timeout=900, fresh=True)
+        else:  # run.py and torchrun (python -m torch.distributed.run): processes; the quick start's fresh, as a new
+            # user starts it, run.py's others warm (tests/warm.py: the same process, its modules already imported)
+            proc = run_cli(*cmd[1:], cwd=self.cwd, env=env, timeout=900, fresh=shlex.join(argv) in quick_start())
         assert proc.returncode == expect["rc"], \
             f"{where}: {shlex.join(argv)}\nran as {shlex.join(cmd)}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
         if "stderr" in expect:
@@ -300,6 +311,7 @@ def test_the_docs_show_commands_and_each_one_has_a_way_to_run():
     where = {w for w, _ in commands}
     assert {"README.md", "plot_roadmap.py --help", "benchmark.py --help", "inspect_steps.py --help"} <= where
     assert any("run.py -m +sweep=roadmap" in c for _, c in commands)
+    assert any("run.py" in c for c in quick_start())  # the quick start runs fresh
     runner = Runner(Path("/nonexistent"))
     for w, command in commands:
         if not pattern(command):
