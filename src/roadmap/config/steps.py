@@ -40,10 +40,20 @@ def read_step_file(path: Path, root: Path) -> StepFile:
     return StepFile(name, parent, meta, path)
 
 
+_FILES: dict = {}  # the step files as read, under their names, times and sizes
+
+
 def step_files() -> list[StepFile]:
-    """Every step file, each with its place in the roadmap (`meta.order`, see `ordered`)."""
+    """Every step file, each with its place in the roadmap (`meta.order`, see `ordered`). Every composition asks
+    (for a step's place, for undo): the files are read again only when one was added, removed or changed (reading
+    them costs 10 % of a composition)."""
     root = config_dir() / "step"
-    return ordered([read_step_file(p, root) for p in sorted(root.rglob("*.yaml"))])
+    paths = sorted(root.rglob("*.yaml"))
+    key = tuple(map(signature, paths))
+    if key not in _FILES:
+        _FILES.clear()
+        _FILES[key] = ordered([read_step_file(p, root) for p in paths])
+    return [replace(f, meta=replace(f.meta)) for f in _FILES[key]]  # copies: a caller may fill in a meta
 
 
 def ordered(files: list[StepFile]) -> list[StepFile]:
@@ -63,18 +73,9 @@ def ordered(files: list[StepFile]) -> list[StepFile]:
     return [replace(f, meta=replace(f.meta, order=order[f.meta.name])) for f in files]
 
 
-_ORDERS: dict = {}  # the places, under the step files' names, times and sizes
-
-
 def step_order(name: str) -> int:
-    """A step's place in the roadmap (-1: a step of no file). Every composition asks: the places are
-    read again only when a step file changed (reading them costs 10 % of a composition)."""
-    paths = sorted((config_dir() / "step").rglob("*.yaml"))
-    key = tuple(map(signature, paths))
-    if key not in _ORDERS:
-        _ORDERS.clear()
-        _ORDERS[key] = {f.name: f.meta.order for f in step_files()}
-    return _ORDERS[key].get(name, -1)
+    """A step's place in the roadmap (-1: a step of no file)."""
+    return next((f.meta.order for f in step_files() if f.name == name), -1)
 
 
 def load_regime(name: str = "r50") -> RegimeConfig:
