@@ -258,7 +258,7 @@ class Runner:
         if Path(cmd[1]).parent == ROOT / "scripts":  # a script: in this process
             proc = run_script(*cmd[1:], cwd=self.cwd, env=env)
         else:  # run.py and torchrun (python -m torch.distributed.run): processes; the quick start's fresh, as a new
-            # user starts it, run.py's others warm (tests/warm.py: the same process, its modules already imported)
+            # user starts it, run.py's others warm (tests/warm.py: forked from a process with their modules imported)
             proc = run_cli(*cmd[1:], cwd=self.cwd, env=env, timeout=900, fresh=shlex.join(argv) in quick_start())
         assert proc.returncode == expect["rc"], \
             f"{where}: {shlex.join(argv)}\nran as {shlex.join(cmd)}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
