@@ -36,7 +36,7 @@ else
   steps=(all); bench=(); res_big=224; sweep=(data.root="$root"); data=(--data fashion_mnist --data-root "$root")
   precision=bf16
 fi
-say "gpu_check on $(python -c 'import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu")'), torch $(python -c 'import torch; print(torch.__version__)'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+say "gpu_check on $(python -c 'import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", end=", torch "); print(torch.__version__)'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 
 phase() {  # name, seconds it may take at most, command...
   local name=$1 limit=$2; shift 2
