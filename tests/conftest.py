@@ -86,12 +86,20 @@ def last_wins(args) -> list[str]:
     return [a for i, a in enumerate(args) if key(a) is None or last[key(a)] == i]
 
 
+def warm_base(cmd: list, env: dict, fresh: bool, kw: dict, warm_takes: set = frozenset()) -> dict | None:
+    """The warm server's environment when `cmd` may start warm (tests/warm.py: run.py, not `fresh`, no subprocess
+    option beyond `warm_takes`, the server's environment as far as imports read it), else None."""
+    base = clean_env()
+    return base if not fresh and set(kw) <= warm_takes and warm.usable(cmd, env, base) else None
+
+
 def run_cli(*args, cwd=ROOT, env=None, timeout=600, check=False, module=None, fresh=False,
             **kw) -> subprocess.CompletedProcess:
     """`python args...` to its end, its output captured; run.py starts warm (tests/warm.py) unless `fresh`."""
     cmd = [sys.executable, *(["-m", module] if module else []), *last_wins(args)]
-    env, base = env or clean_env(), clean_env()
-    if not fresh and not kw and warm.usable(cmd, env, base):
+    env = env or clean_env()
+    base = warm_base(cmd, env, fresh, kw)
+    if base is not None:
         proc = warm.run(cmd, cwd, env, base, timeout=timeout)
     else:
         proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, **kw)
@@ -146,8 +154,9 @@ def popen_cli(*args, env=None, fresh=False, **kw) -> subprocess.Popen:
     """`python args...` in the background from the checkout (subprocess.Popen's stdout, stderr, start_new_session;
     read as text); run.py starts warm (tests/warm.py) unless `fresh`."""
     cmd = [sys.executable, *last_wins(args)]
-    env, base = env or clean_env(), clean_env()
-    if not fresh and set(kw) <= {"stdout", "stderr", "start_new_session"} and warm.usable(cmd, env, base):
+    env = env or clean_env()
+    base = warm_base(cmd, env, fresh, kw, warm_takes={"stdout", "stderr", "start_new_session"})
+    if base is not None:
         return warm.popen(cmd, ROOT, env, base, **kw)
     return subprocess.Popen(cmd, cwd=ROOT, env=env, text=True, **kw)
 
