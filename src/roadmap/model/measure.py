@@ -24,17 +24,21 @@ def _meta_model(model_cfg, num_classes: int | None) -> torch.nn.Module:
         return build_model(cfg).eval()
 
 
-class _NormsKeepShape(TorchFunctionMode):
-    """BatchNorm and LayerNorm as the identity: on the meta device their decompositions run op by op in
-    Python (BatchNorm 15 times the cost of the rest of a ResNet's forward, LayerNorm half of a ConvNeXt's);
-    each keeps the shape, counts no MACs and runs on any map, so measuring skips them."""
+SHAPE_KEEPERS = (F.batch_norm, F.layer_norm, F.gelu)
+
+
+class _ShapeKeepersAsIdentity(TorchFunctionMode):
+    """BatchNorm, LayerNorm and GELU as the identity: on the meta device their decompositions run op by op in
+    Python (BatchNorm 15 times the cost of the rest of a ResNet's forward, LayerNorm half of a ConvNeXt's, GELU
+    half of a check of a GELU network); each keeps the shape, counts no MACs and runs on any map, so measuring
+    skips them."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        return args[0] if func in (F.batch_norm, F.layer_norm) else func(*args, **(kwargs or {}))
+        return args[0] if func in SHAPE_KEEPERS else func(*args, **(kwargs or {}))
 
 
 def _meta_forward(model: torch.nn.Module, resolution: int) -> None:
-    with torch.no_grad(), _NormsKeepShape():
+    with torch.no_grad(), _ShapeKeepersAsIdentity():
         model(torch.empty(1, model.cfg.in_chans, resolution, resolution, device="meta"))
 
 
