@@ -1,5 +1,6 @@
 import atexit
 import compileall
+import gc
 import hashlib
 import os
 import shutil
@@ -225,6 +226,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_collection_finish(session):
+    """What the test process has loaded by now (torch, timm, Hydra, the tests: some 500,000 objects) is frozen out of
+    the collector (gc.freeze): each full collection would walk it all again (0.3 s each, some 25 in a fast tier's
+    process: 13 % of its CPU); what the tests make is collected as before."""
+    gc.freeze()
 
 
 def pytest_configure(config):
