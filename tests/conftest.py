@@ -229,7 +229,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_collection_finish(session):
-    """What the test process has loaded by now (torch, timm, Hydra, the tests: some 500,000 objects) is frozen out of
+    """What the test process has loaded by now (torch, timm, Hydra, the tests: some 450,000 objects) is frozen out of
     the collector (gc.freeze): each full collection would walk it all again (0.3 s each, some 25 in a fast tier's
     process: 13 % of its CPU); what the tests make is collected as before."""
     gc.freeze()
