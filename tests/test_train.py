@@ -10,6 +10,7 @@ from conftest import FAST, ROOT, clean_env, load, run_cli, train_cli
 from omegaconf import OmegaConf
 from wandb_log import run_info
 
+from roadmap import roadmap_steps
 from roadmap.data.sources import SHIPPED
 
 
@@ -281,6 +282,22 @@ def test_progress_is_redrawn_in_place_only_for_a_lone_run_on_a_terminal():
     for text in ("\rmicro/gelu seed 0 epoch 1/2:  40% 4/10\x1b[A", "\r" + " " * 40 + "\r", "\n"):
         assert writer.write(text) == len(text)
     assert out.getvalue() == "micro/gelu seed 0 epoch 1/2:  40% 4/10\n"
+
+
+@pytest.mark.parametrize("overrides", [[f"step={s.name}"] for s in roadmap_steps()] + [
+    ["step=convnext_t", "regime=r200"], ["step=micro/gelu", "+experiment=femto_converged_cpu"],
+    ["step=baseline/resnet50", "+experiment=femto_search", "train.base_lr=0.1"],
+    ["step=micro/gelu", "data=image_folder", "data.root=/data/imagenet", "data.num_classes=1000"]], ids=lambda o: " ".join(o))
+def test_the_config_kept_in_checkpoints_and_config_yaml_is_omegaconfs_plain_form_of_it(overrides):
+    """config_dict converts the typed config itself (OmegaConf's conversion took 25 ms, at every epoch); what it gives
+    is what OmegaConf gives, to the types (YAML writes 1.0 and 1 apart), for every step and each regime's."""
+    from roadmap import load_config
+    from roadmap.train.checkpoint import config_dict
+
+    cfg = load_config(None, overrides)
+    mine = config_dict(cfg)
+    omegaconfs = OmegaConf.to_container(OmegaConf.structured(cfg), enum_to_str=True)
+    assert mine == omegaconfs and OmegaConf.to_yaml(mine) == OmegaConf.to_yaml(omegaconfs)
 
 
 def test_a_checkpoint_written_before_a_setting_existed_resumes_as_what_the_code_did_then(tmp_path):
