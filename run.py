@@ -4,7 +4,6 @@ Hydra app over configs/; `python run.py --help` lists the groups, `--cfg job` pr
 Exit status: 0 completed, 1 failed or refused (one line says why), 128 + N after signal N (130 Ctrl-C, 143 SIGTERM,
 129 SIGHUP: the terminal closed).
 """
-import gc
 import os
 import signal
 import sys
@@ -67,9 +66,9 @@ def main(dcfg: DictConfig) -> dict:
 def run_job(dcfg: DictConfig, hc, multirun: bool, side_by_side: int) -> dict:
     from roadmap.config.compose import to_run_config
     from roadmap.sweep import SweepSummary
+    from roadmap.train.distributed import freeze_what_has_loaded
     from roadmap.train.lifecycle import train
-    if not gc.get_freeze_count():  # once per process: what has loaded (torch, timm, Hydra: 400,000 objects) stays
-        gc.freeze()  # for good, and the collector skips it (each full collection, and several at exit, 1 s here)
+    freeze_what_has_loaded()
     try:
         cfg = CHECKED.get("run") if not multirun else None
         cfg = cfg or to_run_config(dcfg)  # a sweep's jobs are checked as each starts
