@@ -73,8 +73,13 @@ FAST = ["budget=smoke", "budget.max_train_iters=3", "budget.max_eval_iters=2", "
 
 
 def clean_env(**extra) -> dict:
+    """The environment of the tests' subprocesses (and of the warm server, tests/warm.py). OMP_WAIT_POLICY=PASSIVE:
+    a run takes every core for its threads, as documented (system.threads=0), while the suite runs a test process
+    on every core; OpenMP's threads, which by default spin between parallel regions, then spun against the other
+    process's work: 17 % of the suite's CPU in libgomp's wait loop (`perf record -a` over `pytest -n auto`,
+    2026-12-07). Passive threads sleep instead; what a run computes, and its threads, are as they were."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    env.update(HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", **extra)
+    env.update(HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE", **extra)
     return env
 
 
