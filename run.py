@@ -9,6 +9,9 @@ import signal
 import sys
 
 from roadmap.errors import STOP_SIGNALS, heard_stop_signals
+from roadmap.train.collector import off_while_loading, on_past_what_has_loaded
+
+off_while_loading()  # until what a run needs has loaded (roadmap/train/collector.py)
 
 STOPPED = "interrupted before the run started; nothing was written"
 HANDLERS = {s: signal.getsignal(s) for s in STOP_SIGNALS}  # as the process started: one ignored (nohup) stays so
@@ -64,11 +67,11 @@ def main(dcfg: DictConfig) -> dict:
 
 
 def run_job(dcfg: DictConfig, hc, multirun: bool, side_by_side: int) -> dict:
+    off_while_loading()  # a joblib worker's first job loads torch and timm here
     from roadmap.config.compose import to_run_config
     from roadmap.sweep import SweepSummary
-    from roadmap.train.distributed import freeze_what_has_loaded
     from roadmap.train.lifecycle import train
-    freeze_what_has_loaded()
+    on_past_what_has_loaded()
     try:
         cfg = CHECKED.get("run") if not multirun else None
         cfg = cfg or to_run_config(dcfg)  # a sweep's jobs are checked as each starts
@@ -143,6 +146,7 @@ if __name__ == "__main__":
             signal.signal(_signal, _stop_before_run)
         if single is not None:
             CHECKED["run"] = prepare_single(*single, checks=(can_start,))
+        on_past_what_has_loaded()
         for _signal, _handler in HANDLERS.items():  # from here the run handles its signals
             signal.signal(_signal, _handler)
         try:

@@ -1,8 +1,6 @@
 """Processes and devices: torchrun's environment, NCCL on CUDA, gloo on the CPU."""
 from __future__ import annotations
 
-import functools
-import gc
 import os
 from dataclasses import dataclass
 
@@ -41,14 +39,6 @@ class Context:
         for rank, q in enumerate(parts):
             whole[rank::self.world] = q
         return whole
-
-
-@functools.cache  # once per process (a joblib worker runs several jobs): later calls would freeze jobs' garbage
-def freeze_what_has_loaded() -> None:
-    """What a job's process has loaded (torch, timm, Hydra: some 400,000 objects) stays for good: frozen, the
-    collector skips it. Each full collection walked it all, and the several at the interpreter's exit: 1 s of CPU
-    at the end of every run and joblib worker here."""
-    gc.freeze()
 
 
 def _export_slurm_tasks() -> None:
