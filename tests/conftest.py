@@ -12,6 +12,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from roadmap.train.collector import off_while_loading, on_past_what_has_loaded
+
+off_while_loading()  # while torch, timm and Hydra load, as run.py does (roadmap/train/collector.py)
+
 import pytest
 import torch
 import warm
@@ -241,8 +245,10 @@ def pytest_collection_finish(session):
 
 
 def pytest_configure(config):
-    """The package compiled to bytecode once, before the test processes start (in pytest -n's main process): where
-    PYTHONDONTWRITEBYTECODE is set (as on this project's machine) every Python process the suite starts (some 200)
-    would compile it again, about 0.3 s each; Python reads the files whatever that setting."""
+    """The collector on again, past what has loaded (off while it loaded, above). The package compiled to bytecode
+    once, before the test processes start (in pytest -n's main process): where PYTHONDONTWRITEBYTECODE is set (as on
+    this project's machine) every Python process the suite starts (some 200) would compile it again, about 0.3 s
+    each; Python reads the files whatever that setting."""
+    on_past_what_has_loaded()
     if not hasattr(config, "workerinput"):
         compileall.compile_dir(ROOT / "src", quiet=1)
