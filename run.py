@@ -11,7 +11,7 @@ import sys
 from roadmap.errors import STOP_SIGNALS, heard_stop_signals
 from roadmap.train.collector import off_while_loading, on_past_what_has_loaded
 
-off_while_loading()  # until what a run needs has loaded (roadmap/train/collector.py)
+off_while_loading()  # until what a run needs has loaded (src/roadmap/train/collector.py)
 
 STOPPED = "interrupted before the run started; nothing was written"
 HANDLERS = {s: signal.getsignal(s) for s in STOP_SIGNALS}  # as the process started: one ignored (nohup) stays so

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from roadmap.train.collector import off_while_loading, on_past_what_has_loaded
 
-off_while_loading()  # while torch, timm and Hydra load, as run.py does (roadmap/train/collector.py)
+off_while_loading()  # while torch, timm and Hydra load, as run.py does (src/roadmap/train/collector.py)
 
 import pytest
 import torch

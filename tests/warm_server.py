@@ -27,7 +27,7 @@ PYTHON_IGNORES = {signal.SIGPIPE, signal.SIGXFSZ}
 def load() -> None:
     """What run.py imports on its way to a job (its own top, then main(), then the training's modules), and what
     wandb.init imports at its first call in a process (launch inputs: 0.26 s of CPU, for the runs with W&B on), loaded
-    once with the collector off, as run.py loads them (roadmap/train/collector.py)."""
+    once with the collector off, as run.py loads them (src/roadmap/train/collector.py)."""
     off_while_loading()
     import hydra  # noqa: F401
     import omegaconf  # noqa: F401
