@@ -266,7 +266,9 @@ def test_a_signal_to_a_sweep_still_prints_its_line(tmp_path, launcher, target, s
     import signal
     import subprocess
     sweep = tmp_path / "s"
-    cmd = [ROOT / "run.py", "-m", "step=micro/gelu", "seed=0,1", *SWEEP_FAST, "budget.epochs=3",
+    # 50 epochs: the signal comes after the first job's first epoch, and under load the other joblib job, started
+    # seconds later or sooner, had once completed all of 3 epochs by then
+    cmd = [ROOT / "run.py", "-m", "step=micro/gelu", "seed=0,1", *SWEEP_FAST, "budget.epochs=50",
            "budget.max_train_iters=20", f"hydra.sweep.dir={sweep}"]
     if launcher == "joblib":
         cmd += ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
