@@ -2,10 +2,12 @@
 checking a config, undoing a step (the leave-one-out study), run-directory names, and tab completion."""
 import functools
 import json
+import os
 import shlex
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from types import MappingProxyType
 
 import pytest
@@ -459,6 +461,28 @@ def test_a_data_config_without_a_value_the_schema_leaves_open_is_named_with_its_
     assert str(e.value) == ("data.grayscale and data.mean must be set: the chosen configs leave them open (???). "
                             "Add data.grayscale=... data.mean=... to the command line, or give them in the chosen "
                             "file of configs/data/")
+
+
+def test_a_config_file_is_parsed_once_per_process_and_again_once_changed_even_in_place(tmp_path, monkeypatch):
+    """Hydra would parse every file of a composition at each one (src/roadmap/config/parsed.py): a second composition
+    parses none of configs/, and a file changed in place, its time and size kept, is parsed again and composed."""
+    import shutil
+    configs = tmp_path / "configs"
+    shutil.copytree(ROOT / "configs", configs)
+    monkeypatch.setenv("ROADMAP_CONFIG_DIR", str(configs))
+    parsed, load = [], OmegaConf.load
+    monkeypatch.setattr(OmegaConf, "load", lambda f: parsed.append(Path(getattr(f, "name", f))) or load(f))
+    mine = lambda: sorted(p.relative_to(configs).as_posix() for p in parsed if configs in p.parents)  # noqa: E731
+    assert load_config("micro/gelu").model.activation.value == "gelu"
+    assert {"config.yaml", "step/micro/gelu.yaml", "step/baseline/resnet50.yaml"} <= set(mine())
+    parsed.clear()
+    assert load_config("micro/gelu").model.activation.value == "gelu" and mine() == []
+    gelu = configs / "step/micro/gelu.yaml"
+    before = gelu.stat()
+    gelu.write_text(gelu.read_text().replace("activation: gelu", "activation: relu"))
+    os.utime(gelu, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (gelu.stat().st_size, gelu.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert load_config("micro/gelu").model.activation.value == "relu" and mine() == ["step/micro/gelu.yaml"]
 
 
 def test_a_step_file_added_between_two_compositions_takes_its_place_in_the_second(tmp_path, monkeypatch):

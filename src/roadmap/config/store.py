@@ -1,7 +1,7 @@
-"""What Hydra needs registered before it composes `configs/`: the typed schema (`run_schema`) and
-the resolvers that the configs use. run.py calls `register()` before Hydra starts; job processes
-that a launcher starts (submitit, joblib) get it through roadmap.sweep, which Hydra imports for the
-sweep's callback."""
+"""What Hydra needs registered before it composes `configs/`: the typed schema (`run_schema`), the
+resolvers that the configs use, and a source of config files that parses each file once (parsed.py).
+run.py calls `register()` before Hydra starts; job processes that a launcher starts (submitit,
+joblib) get it through roadmap.sweep, which Hydra imports for the sweep's callback."""
 from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 
 from ..schedule import ScheduleConfig, derive_schedule
 from ..schema import RunConfig
+from .parsed import register_parsed_once
 from .steps import roadmap_steps
 from .undo import full_model, sweep_values
 from .variants import data_part, variant_dir
@@ -57,8 +58,9 @@ _REGISTERED: list[bool] = []
 
 
 def register() -> None:
-    """Both, once per process (a later call does nothing)."""
+    """All three, once per process (a later call does nothing)."""
     if not _REGISTERED:
         register_schema()
         register_resolvers()
+        register_parsed_once()
         _REGISTERED.append(True)
