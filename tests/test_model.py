@@ -16,6 +16,7 @@ from roadmap.enums import Pointwise
 from roadmap.model import (
     Block,
     LayerNorm2d,
+    check_input_size,
     copy_weights_from,
     count_gmacs,
     count_params,
@@ -397,3 +398,23 @@ def test_checkpoints_written_before_the_layers_had_names_load_with_the_same_logi
         with torch.no_grad():
             assert torch.allclose(model.eval()(legacy["input"]), legacy[step]["logits"], rtol=1e-5, atol=1e-5), step
         assert upgrade_state_dict(model, model.state_dict()).keys() == model.state_dict().keys()
+
+
+def test_a_network_is_built_to_check_each_input_size_once_and_a_size_too_small_is_refused_every_time(monkeypatch):
+    """src/roadmap/config/compose.py checks every loaded config (check_input_size), and a notebook, a sweep's joblib worker or a
+    test loads the same network often: a pair of network and resolution seen to run is not built again."""
+    import roadmap.model.measure as measure
+    model = dataclasses.replace(load_config("convnext_t").model, depths=[1, 1, 1, 2])  # new to the process
+    built = []
+    meta_model = measure._meta_model
+    monkeypatch.setattr(measure, "_meta_model", lambda *a: built.append(a) or meta_model(*a))
+    check_input_size(model, 32)
+    check_input_size(model, 32)
+    assert len(built) == 1
+    check_input_size(dataclasses.replace(model, kernel_size=5), 32)
+    check_input_size(model, 64)
+    assert len(built) == 3
+    for _ in range(2):
+        with pytest.raises(ValueError, match=r"data.resolution=16 is too small .* 1x1 map .* use data.resolution=32"):
+            check_input_size(model, 16)
+    assert len(built) == 5
