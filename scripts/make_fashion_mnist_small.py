@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from roadmap.data.sources import read_fashion_mnist
+from roadmap.data.fashion_mnist import read_fashion_mnist
 from roadmap.files import quiet_if_the_reader_goes
 
 OUT = Path(__file__).resolve().parents[1] / "src/roadmap/data/fashion_mnist_small.npz"

@@ -58,7 +58,7 @@ def fashion(tmp_path) -> Path:
 
 
 def test_good_idx_files_read_as_fashion_mnist(fashion, tmp_path):
-    from roadmap.data.sources import read_fashion_mnist
+    from roadmap.data.fashion_mnist import read_fashion_mnist
     images, labels = read_fashion_mnist(str(fashion), "train")
     assert images.shape == (5000, 28, 28) and np.array_equal(labels, np.load(SHIPPED)["y_train"])
 
