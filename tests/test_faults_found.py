@@ -266,7 +266,8 @@ def test_a_config_file_that_is_not_yaml_is_named_in_one_line(tmp_path):
         f.write("model:\n  kernel_size: [3\n")
     env = clean_env(ROADMAP_CONFIG_DIR=str(configs))
     for argv in (["step=micro/layer_norm", "budget=smoke"], ["-m", "step=micro/gelu,micro/layer_norm"]):
-        proc = run_cli(ROOT / "run.py", *argv, f"hydra.run.dir={tmp_path / 'run'}", env=env)
+        # fresh: refused before torch, timm and Hydra load, as a user's process is (a warm server would load them)
+        proc = run_cli(ROOT / "run.py", *argv, f"hydra.run.dir={tmp_path / 'run'}", env=env, fresh=True)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
         assert proc.stderr.strip().splitlines() == [
             f"error: {configs / 'step/micro/gelu.yaml'} is not valid YAML (line {line}): expected ',' or ']', but got "
@@ -291,7 +292,8 @@ def test_a_config_file_broken_after_a_check_is_named_by_the_next(tmp_path, monke
 
 
 def test_a_config_dir_that_is_not_one_is_named_in_one_line(tmp_path):
-    proc = run_cli(ROOT / "run.py", "step=micro/gelu", env=clean_env(ROADMAP_CONFIG_DIR=str(tmp_path / "nowhere")))
+    proc = run_cli(ROOT / "run.py", "step=micro/gelu", env=clean_env(ROADMAP_CONFIG_DIR=str(tmp_path / "nowhere")),
+                   fresh=True)  # refused before torch, timm and Hydra load (a warm server would load them)
     assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
         f"error: ROADMAP_CONFIG_DIR='{tmp_path / 'nowhere'}' is not allowed: it holds no config.yaml; set it to the "
         "repository's configs/ folder, or unset it"], proc.stderr
