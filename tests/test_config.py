@@ -283,6 +283,18 @@ def test_each_variant_differs_from_the_full_model_in_exactly_the_fields_its_step
     assert differ <= own, differ - own
 
 
+def test_undoing_and_typing_leave_the_composed_config_as_it_was():
+    """apply_undo copies only a config with something to undo (a copy costs a tenth of a composition)."""
+    from roadmap.config.compose import typed_config
+    for undo in ([], ["undo=micro/gelu"]):
+        cfg = compose_dict(FULL, undo)
+        before = OmegaConf.to_container(cfg)
+        run = typed_config(cfg)
+        assert OmegaConf.to_container(cfg) == before
+        assert run.model.activation.value == ("relu" if undo else "gelu")
+        assert (apply_undo(cfg) is cfg) == (not undo) and OmegaConf.to_container(cfg) == before
+
+
 def test_undoing_keeps_later_choices_of_a_field_unless_nothing_would_be_left_to_undo():
     r200 = load_config(FULL, ["regime=r200", "undo=macro/stage_ratio"]).model
     assert (r200.depths, r200.base_width) == ([3, 24, 36, 3], 128)  # the width step's 128 stays

@@ -82,7 +82,7 @@ def typed_config(cfg: DictConfig) -> RunConfig:
     """The typed config with every check that needs neither torch nor timm (what a mistyped command
     meets first, answered before they load); `check_network` does the rest."""
     check_keys(cfg)
-    cfg = apply_undo(cfg.copy())
+    cfg = apply_undo(cfg)
     if OmegaConf.get_type(cfg) is not RunConfig:  # what Hydra composed is typed already (run_schema), 14 ms sooner
         cfg = OmegaConf.merge(SCHEMA, cfg)
     try:
