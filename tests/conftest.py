@@ -1,5 +1,7 @@
 import atexit
 import compileall
+import copy
+import functools
 import gc
 import hashlib
 import os
@@ -20,7 +22,7 @@ import pytest
 import torch
 import warm
 
-from roadmap import roadmap_steps
+from roadmap import load_config, roadmap_steps
 from roadmap.config.steps import file_fields
 from roadmap.record import RunRecord
 
@@ -85,6 +87,18 @@ def clean_env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE", **extra)
     return env
+
+
+@functools.cache
+def _step_config(step: str, regime: str):
+    return load_config(step, [f"regime={regime}"])
+
+
+def step_config(step: str, regime: str = "r50"):
+    """A step's RunConfig in a regime, as load_config gives it, composed once per test process for the tests of what
+    the steps build (a composition is some 0.1 s, and several tests go through every step); a copy each time, which a
+    test may change."""
+    return copy.deepcopy(_step_config(step, regime))
 
 
 def last_wins(args) -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
-from conftest import CHAIN, FAST, FULL, ROOT, clean_env, last_wins, run_cli, run_script
+from conftest import CHAIN, FAST, FULL, ROOT, clean_env, last_wins, run_cli, run_script, step_config
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
@@ -204,7 +204,7 @@ def test_a_step_differs_from_its_parent_only_in_the_fields_it_sets(step):
 
 
 def test_only_the_recipe_step_changes_the_recipe():
-    recipe = {s: load_config(s).train for s in STEPS}
+    recipe = {s: step_config(s).train for s in STEPS}
     assert recipe["baseline/resnet50"].opt.value == "sgd"
     assert all(recipe[s] == recipe["baseline/enhanced_recipe"] for s in STEPS[1:])
     assert recipe["baseline/enhanced_recipe"].opt.value == "adamw"

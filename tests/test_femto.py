@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import timm
 import torch
+from conftest import step_config
 from test_model import _randomize_stats
 
 from roadmap import build_model, count_params, load_config, roadmap_steps
@@ -48,7 +49,7 @@ def test_femto_baseline_is_the_bottleneck_resnet_at_half_width_and_two_thirds_de
 
 
 def test_femto_follows_the_roadmap_widths_and_depths():
-    models = {s.name: load_config(s.name, ["regime=femto"]).model for s in roadmap_steps("femto")}
+    models = {s.name: step_config(s.name, "femto").model for s in roadmap_steps("femto")}
     depths = {name: list(model.depths) for name, model in models.items()}
     widths = {name: model.base_width for name, model in models.items()}
     assert depths["baseline/enhanced_recipe"] == [2, 3, 4, 2] and depths["macro/stage_ratio"] == [2, 2, 6, 2]

@@ -7,6 +7,7 @@ import timm
 import torch
 import torch.nn.functional as F
 import torchvision
+from conftest import step_config
 from official_layout import OfficialConvNeXt, official_state_dict
 from timm.models.convnext import checkpoint_filter_fn
 from torch import nn
@@ -38,11 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("regime", REGIMES)
 @pytest.mark.parametrize("step", STEPS)
 def test_gmacs_match_the_paper(step, regime):
-    cfg = load_config(step, ["model.num_classes=1000", f"regime={regime}"])
-    gmacs = count_gmacs(cfg.model, 224)
+    cfg = step_config(step, regime)
+    gmacs = count_gmacs(cfg.model, 224, num_classes=1000)
     if step == "micro/layer_norm":  # BN -> LN adds no MACs (Table 10 prints 4.46, an erratum; Table 11 agrees)
-        fewer_norms = load_config("micro/fewer_norms", ["model.num_classes=1000", f"regime={regime}"]).model
-        assert gmacs == count_gmacs(fewer_norms, 224)
+        assert gmacs == count_gmacs(step_config("micro/fewer_norms", regime).model, 224, num_classes=1000)
         assert regime != "r50" or "erratum" in cfg.step.paper.note
     else:
         assert abs(gmacs - cfg.step.paper.gflops) <= 0.05, (step, gmacs, cfg.step.paper.gflops)
@@ -74,7 +74,7 @@ def test_reference_counts_match_the_spec():
                                            ("micro/separate_downsample", 28_589_128),
                                            ("convnext_t", 28_589_128)])
 def test_parameter_counts_are_exact(step, expected):
-    params, _ = describe(load_config(step).model, 224, 1000)
+    params, _ = describe(step_config(step).model, 224, 1000)
     assert params == expected
 
 
@@ -164,7 +164,9 @@ def test_every_step_trains_forward_and_backward(step):
     """Every parameter of every step's network gets a finite, non-zero gradient (at 32x32; that each network runs at
     224x224 is shown by counting its GMACs there, test_gmacs_match_the_paper)."""
     torch.manual_seed(0)
-    model = build_model(load_config(step, ["model.drop_path=0"])).train()
+    cfg = step_config(step)
+    cfg.model.drop_path = 0.0
+    model = build_model(cfg).train()
     x = torch.randn(2, 3, 32, 32)
     out = model(x)
     assert out.shape == (2, 10) and torch.isfinite(out).all()
@@ -230,7 +232,7 @@ def test_knobs_work_off_the_roadmap_on_resnet50(overrides):
 
 def test_every_step_has_the_documented_feature_maps_at_each_stem_stride():
     for step in STEPS:  # the stem reduces 32 by the stride; each later stage halves the map
-        model = load_config(step).model
+        model = step_config(step).model
         for stride in (1, 2, 4):
             maps = feature_sizes(dataclasses.replace(model, stem_stride=stride), 32)
             assert maps == [32 // stride, 32 // stride, 16 // stride, 8 // stride, 4 // stride], (step, stride)
