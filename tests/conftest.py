@@ -262,7 +262,10 @@ def pytest_configure(config):
     """The collector on again, past what has loaded (off while it loaded, above). The package compiled to bytecode
     once, before the test processes start (in pytest -n's main process): where PYTHONDONTWRITEBYTECODE is set (as on
     this project's machine) every Python process the suite starts (some 200) would compile it again, about 0.3 s
-    each; Python reads the files whatever that setting."""
+    each; Python reads the files whatever that setting. So too the test modules as pytest rewrites their asserts:
+    written to tests/__pycache__ whatever that setting (pytest reads them whatever it, and rewriting them all again
+    cost each test process 1 s of its start)."""
     on_past_what_has_loaded()
+    sys.dont_write_bytecode = False  # for pytest's rewritten test modules: this process's own imports are done
     if not hasattr(config, "workerinput"):
         compileall.compile_dir(ROOT / "src", quiet=1)
