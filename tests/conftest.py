@@ -19,7 +19,6 @@ from roadmap.train.collector import off_while_loading, on_past_what_has_loaded
 off_while_loading()  # while torch, timm and Hydra load, as run.py does (src/roadmap/train/collector.py)
 
 import pytest
-import torch
 import warm
 
 from roadmap import load_config, roadmap_steps
@@ -61,10 +60,6 @@ atexit.register(shutil.rmtree, os.environ["ROADMAP_OUTPUT_DIR"], ignore_errors=T
 for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
     if signal.getsignal(_sig) == signal.SIG_IGN:
         signal.signal(_sig, signal.default_int_handler if _sig == signal.SIGINT else signal.SIG_DFL)
-
-# one thread per test process, as the subprocesses get (clean_env): the suite runs on every core at once
-# (pytest -n auto), and two processes with two OpenMP threads each on two cores spin against each other
-torch.set_num_threads(1)
 
 # the leave-one-out study's full model, and the adopted steps that set fields of their own (the steps it undoes),
 # read here from the step files independently of config/undo.py
@@ -143,6 +138,7 @@ def run_script(script, *args, cwd=ROOT, env=None) -> subprocess.CompletedProcess
     import traceback
     argv = [str(script), *map(str, args)]
     out, err, code = io.StringIO(), io.StringIO(), 0
+    import torch
     saved = sys.argv, os.getcwd(), dict(os.environ), torch.get_num_threads()
     try:
         sys.argv = argv
@@ -243,6 +239,7 @@ def kill_inside(run_dir, overrides, epoch: int, delay: float, epochs: int, tries
 
 
 def pytest_collection_modifyitems(config, items):
+    import torch
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device")
@@ -264,7 +261,13 @@ def pytest_configure(config):
     this project's machine) every Python process the suite starts (some 200) would compile it again, about 0.3 s
     each; Python reads the files whatever that setting. So too the test modules as pytest rewrites their asserts:
     written to tests/__pycache__ whatever that setting (pytest reads them whatever it, and rewriting them all again
-    cost each test process 1 s of its start)."""
+    cost each test process 1 s of its start). torch loads here, in the processes that run tests: pytest -n's main
+    process only hands them out, and starts them 1.5 s sooner without it."""
+    if hasattr(config, "workerinput") or not config.getoption("numprocesses", None):
+        import torch
+        # one thread per test process, as the subprocesses get (clean_env): the suite runs on every core at once
+        # (pytest -n auto), and two processes with two OpenMP threads each on two cores spin against each other
+        torch.set_num_threads(1)
     on_past_what_has_loaded()
     sys.dont_write_bytecode = False  # for pytest's rewritten test modules: this process's own imports are done
     if not hasattr(config, "workerinput"):
