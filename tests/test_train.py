@@ -6,7 +6,7 @@ import shlex
 import numpy as np
 import pytest
 import torch
-from conftest import FAST, ROOT, clean_env, load, run_cli, train_cli
+from conftest import FAST, ROOT, clean_env, load, run_cli, step_config, train_cli
 from omegaconf import OmegaConf
 from wandb_log import run_info
 
@@ -294,7 +294,8 @@ def test_the_config_kept_in_checkpoints_and_config_yaml_is_omegaconfs_plain_form
     from roadmap import load_config
     from roadmap.train.checkpoint import config_dict
 
-    cfg = load_config(None, overrides)
+    step, *more = overrides
+    cfg = load_config(None, overrides) if more else step_config(step.removeprefix("step="))  # composed once per process
     mine = config_dict(cfg)
     omegaconfs = OmegaConf.to_container(OmegaConf.structured(cfg), enum_to_str=True)
     assert mine == omegaconfs and OmegaConf.to_yaml(mine) == OmegaConf.to_yaml(omegaconfs)
