@@ -136,9 +136,10 @@ def run_script(script, *args, cwd=ROOT, env=None) -> subprocess.CompletedProcess
     import io
     import runpy
     import traceback
+
+    import torch
     argv = [str(script), *map(str, args)]
     out, err, code = io.StringIO(), io.StringIO(), 0
-    import torch
     saved = sys.argv, os.getcwd(), dict(os.environ), torch.get_num_threads()
     try:
         sys.argv = argv
