@@ -403,8 +403,8 @@ def test_checkpoints_written_before_the_layers_had_names_load_with_the_same_logi
 
 
 def test_a_network_is_built_to_check_each_input_size_once_and_a_size_too_small_is_refused_every_time(monkeypatch):
-    """src/roadmap/config/compose.py checks every loaded config (check_input_size), and a notebook, a sweep's joblib worker or a
-    test loads the same network often: a pair of network and resolution seen to run is not built again."""
+    """src/roadmap/config/compose.py checks every loaded config (check_input_size), and a notebook, a sweep's joblib
+    worker or a test loads the same network often: a pair of network and resolution seen to run is not built again."""
     import roadmap.model.measure as measure
     model = dataclasses.replace(load_config("convnext_t").model, depths=[1, 1, 1, 2])  # new to the process
     built = []
