@@ -252,15 +252,12 @@ def pytest_collection_modifyitems(config, items):
 def pytest_collection_finish(session):
     """What the test process has loaded by now (torch, timm, Hydra, the tests: some 450,000 objects) is frozen out of
     the collector (gc.freeze): each full collection would walk it all again (0.3 s each, some 25 in a fast tier's
-    process: 13 % of its CPU); what the tests make is collected as before. The collector, off while the test modules
-    loaded (timm, torchvision and torch's compiler with them), is on from here."""
+    process: 13 % of its CPU); what the tests make is collected as before."""
     gc.freeze()
-    on_past_what_has_loaded()
 
 
 def pytest_configure(config):
-    """The collector on again, past what has loaded (off while it loaded, above), in pytest -n's main process; in the
-    processes that run tests, once the test modules have loaded (pytest_collection_finish). The package compiled to bytecode
+    """The collector on again, past what has loaded (off while it loaded, above). The package compiled to bytecode
     once, before the test processes start (in pytest -n's main process): where PYTHONDONTWRITEBYTECODE is set (as on
     this project's machine) every Python process the suite starts (some 200) would compile it again, about 0.3 s
     each; Python reads the files whatever that setting. So too the test modules as pytest rewrites their asserts:
@@ -272,8 +269,7 @@ def pytest_configure(config):
         # one thread per test process, as the subprocesses get (clean_env): the suite runs on every core at once
         # (pytest -n auto), and two processes with two OpenMP threads each on two cores spin against each other
         torch.set_num_threads(1)
-    else:  # pytest -n's main process collects nothing
-        on_past_what_has_loaded()
+    on_past_what_has_loaded()
     sys.dont_write_bytecode = False  # for pytest's rewritten test modules: this process's own imports are done
     if not hasattr(config, "workerinput"):
         compileall.compile_dir(ROOT / "src", quiet=1)
