@@ -276,8 +276,8 @@ def test_a_config_file_that_is_not_yaml_is_named_in_one_line(tmp_path):
 
 
 def test_a_config_file_broken_after_a_check_is_named_by_the_next(tmp_path, monkeypatch):
-    """The files read as valid are kept between checks, by time and size: a file spoiled in place, its size
-    unchanged, is read again and named."""
+    """The files parsed as valid are kept between checks, by content: a file spoiled in place, its size unchanged,
+    is parsed again and named."""
     from roadmap.config.command_line import check_command_line
     configs = tmp_path / "configs"
     shutil.copytree(ROOT / "configs", configs)

@@ -24,20 +24,14 @@ def signature(path: Path) -> tuple[Path, int, int]:
     return path, st.st_mtime_ns, st.st_size
 
 
-_VALID: set[tuple[Path, int, int]] = set()  # signatures of the files read as valid YAML
-
-
 def check_files() -> None:
     """ValueError naming the first config file that is not valid YAML, with its line (before Hydra
-    reads them). A file read as valid before is read again only when its time or size changed (reading all
-    costs a third of a refused command's check)."""
-    from omegaconf import OmegaConf
+    reads them). Each content of a file is parsed once per process, and Hydra's composition reuses it
+    (parsed.py): a check of every file costs the reading of them."""
+    from .parsed import parse
     for path in sorted(config_dir().rglob("*.yaml")):
-        known = signature(path)
-        if known in _VALID:
-            continue
         try:
-            OmegaConf.load(path)
+            parse(str(path))
         except Exception as e:  # yaml's ScannerError, ParserError, ...; OmegaConf's own
             where = getattr(e, "problem_mark", None)
             line = f" (line {where.line + 1})" if where is not None else ""
@@ -45,7 +39,6 @@ def check_files() -> None:
             raise ValueError(
                 f"{path} is not valid YAML{line}: {problem}; fix or restore it"
             ) from None
-        _VALID.add(known)
 
 
 GROUPS = ("step", "regime", "recipe", "data", "budget", "wandb", "sweep", "experiment")

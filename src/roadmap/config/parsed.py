@@ -4,7 +4,8 @@ command, a notebook's `load_config` or a test costs. Through Hydra's plugin API 
 plugin), the application's config folder (the search path's `main` entry: configs/) is read by a source of files that
 keeps what it parsed by path and content and gives each composition a copy of its own: a file changed in place
 (whatever its time and size), added or removed is seen at the next composition, as before, and a composition may
-change its copy. Otherwise it reads a folder as Hydra's own source of files (file://) does."""
+change its copy. Otherwise it reads a folder as Hydra's own source of files (file://) does. files.check_files, which
+names a file that is not valid YAML before Hydra reads any, parses through the same cache."""
 from __future__ import annotations
 
 import copy
@@ -17,6 +18,7 @@ from hydra.core.object_type import ObjectType
 from hydra.core.plugins import Plugins
 from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSource
 from hydra.plugins.search_path_plugin import SearchPathPlugin
+from omegaconf import DictConfig, OmegaConf
 
 SCHEME = "roadmap-file"
 
@@ -53,23 +55,27 @@ class ParsedOnceFileConfigSource(ConfigSource):
     def load_config(self, config_path: str) -> ConfigResult:
         path = self._file(self._normalize_file_name(config_path))
         try:
-            with open(path, "rb") as f:
-                content = f.read()
+            config, header = parse(path)
         except OSError:
             raise ConfigLoadError(f"Config not found : {path}") from None
-        return copy.deepcopy(_parsed(self.path, self.provider, path, content))
+        return ConfigResult(config=copy.deepcopy(config), path=f"{SCHEME}://{self.path}", provider=self.provider,
+                            header=dict(header))
+
+
+def parse(path: str) -> tuple[DictConfig, dict]:
+    """A YAML file's config and Hydra header, parsed once for each content of the file (the same objects each time:
+    never to be changed). OSError if it cannot be read; yaml's or OmegaConf's error if it does not parse."""
+    path = os.path.realpath(path)
+    with open(path, "rb") as f:
+        return _parsed(path, f.read())
 
 
 @functools.lru_cache(maxsize=1024)
-def _parsed(root: str, provider: str, path: str, content: bytes) -> ConfigResult:
-    """What a file's content parses to: kept, and only copies of it handed out."""
-    from omegaconf import OmegaConf
-
+def _parsed(path: str, content: bytes) -> tuple[DictConfig, dict]:
     text = content.decode("utf-8")
     stream = io.StringIO(text)
     stream.name = path  # where a YAML error says it is, as when Hydra reads the file
-    return ConfigResult(config=OmegaConf.load(stream), path=f"{SCHEME}://{root}", provider=provider,
-                        header=ConfigSource._get_header_dict(text[:512]))
+    return OmegaConf.load(stream), ConfigSource._get_header_dict(text[:512])
 
 
 class MainConfigsParsedOnce(SearchPathPlugin):
