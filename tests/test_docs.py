@@ -14,8 +14,10 @@ Hydra; tests/test_warm.py checks that a warm run and a fresh one agree)."""
 import ast
 import functools
 import json
+import os
 import re
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -26,7 +28,8 @@ from conftest import ROOT, clean_env, last_wins, run_cli, run_script
 from omegaconf import OmegaConf
 
 from roadmap.config.compose import compose_dict
-from roadmap.record import save_predictions
+from roadmap.data.pipelines import CHOICES
+from roadmap.record import RunRecord, save_predictions
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 HELP = ROOT / "configs/hydra/help/roadmap.yaml"  # run.py --help
@@ -183,6 +186,10 @@ class Runner:
         self.cwd = cwd
         self.sweep_dir = cwd / "SWEEP_DIR"
         self.measured: list[str] = []
+        # the page's runs and sweeps in a folder of the page's (paths.output_dir), under its tmp_path, which pytest
+        # removes once the page passes (pyproject: tmp_path_retention_policy); data.pipeline=auto's choice kept in
+        # the test process's own folder is carried in, so a page measures no more than it did
+        self.output = cwd / "page-outputs"
 
     def argv(self, argv: list[str]) -> tuple[list, dict]:
         """(the command to run, what to expect: {"rc": code, "stderr": text it must contain})."""
@@ -254,7 +261,12 @@ class Runner:
         if "MEASURED" in cmd:  # measure_study's output, for the --estimate commands after it
             self.measured.append(str(self.cwd / f"measure{len(self.measured)}.json"))
             cmd[cmd.index("MEASURED")] = self.measured[-1]
-        env = clean_env(WANDB_MODE="offline", HOME=str(self.cwd / "home"))
+        if not self.output.exists():
+            self.output.mkdir(parents=True)
+            kept = Path(os.environ["ROADMAP_OUTPUT_DIR"]) / CHOICES
+            if kept.is_file():
+                shutil.copy(kept, self.output / CHOICES)
+        env = clean_env(WANDB_MODE="offline", HOME=str(self.cwd / "home"), ROADMAP_OUTPUT_DIR=str(self.output))
         if Path(cmd[1]).parent == ROOT / "scripts":  # a script: in this process
             proc = run_script(*cmd[1:], cwd=self.cwd, env=env)
         else:  # run.py and torchrun (python -m torch.distributed.run): processes; the quick start's fresh, as a new
@@ -267,6 +279,15 @@ class Runner:
         if "stdout" in expect:
             assert expect["stdout"] in proc.stdout, proc.stdout
         print(f"{time.perf_counter() - t0:6.1f} s  {where}: {shlex.join(argv)}")
+        self.drop_checkpoints_of_completed_runs()
+
+    def drop_checkpoints_of_completed_runs(self) -> None:
+        """What `system.keep_checkpoint=false` does (a completed run's command, run again, finds its record and has
+        nothing to do either way): a page's full-size networks keep some 300 MB each, and the README's commands
+        alone kept 3.5 GB, all written under /tmp while the other pages ran beside them."""
+        for record in self.output.rglob("metrics.json"):
+            if (RunRecord.read(record) or RunRecord(status="none")).status == "completed":
+                (record.parent / "checkpoint.pt").unlink(missing_ok=True)
 
 
 def shape(cmd: list) -> tuple:
