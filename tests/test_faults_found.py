@@ -430,3 +430,24 @@ def test_two_image_folders_never_share_a_run_while_a_moved_dataset_resumes_its_o
     moved = {root: config_dict(load_config("micro/gelu", ["data=fashion_mnist", f"data.root={root}"]))
              for root in ("/x", "/y")}
     check_same_config(moved["/x"], moved["/y"], tmp_path)  # nothing raised: the same dataset elsewhere
+
+
+@pytest.mark.slow
+def test_the_suite_on_a_disk_without_room_for_its_runs_stops_before_any_test_naming_the_folder(tmp_path):
+    """CI once ran the suite with /tmp nearly full: 39 failures and 46 errors, each with a message of its own. Now the
+    process that starts the tests checks the temporary directory's free space first and stops, with one line naming
+    the folder, what it has and how to go on (conftest.MIN_FREE_GB, measured; ROADMAP_TESTS_MIN_FREE_GB sets it)."""
+    from conftest import tmp_space_problem
+    test = "tests/test_layout.py::test_the_schema_stays_at_most_300_lines"
+    env = clean_env(TMPDIR=str(tmp_path), ROADMAP_TESTS_MIN_FREE_GB="1e9")  # more than any disk has
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", test], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR and "passed" not in out, out
+    assert f"the tests need 1e+09 GB free under {tmp_path}" in out and "ROADMAP_TESTS_MIN_FREE_GB=0" in out, out
+    env.update(ROADMAP_TESTS_MIN_FREE_GB="0")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", test], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout + proc.stderr
+    assert "not a number" in tmp_space_problem(str(tmp_path), "2 GB")
+    assert tmp_space_problem(str(tmp_path), "0") is None
