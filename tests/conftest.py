@@ -21,7 +21,8 @@ off_while_loading()  # while torch, timm and Hydra load, as run.py does (src/roa
 import pytest
 import warm
 
-from roadmap import load_config, roadmap_steps
+from roadmap import roadmap_steps
+from roadmap.config.compose import compose_dict, to_run_config
 from roadmap.config.steps import file_fields
 from roadmap.record import RunRecord
 
@@ -85,14 +86,21 @@ def clean_env(**extra) -> dict:
 
 
 @functools.cache
+def step_composed(step: str, regime: str = "r50"):
+    """A step's composed config in a regime, as compose_dict gives it, composed once per test process for the tests of
+    what the steps build and of how they differ (a composition is some 0.1 s, and several tests go through every
+    step): shared, never to be changed (to_run_config leaves it as it was: tests/test_config.py)."""
+    return compose_dict(step, [f"regime={regime}"])
+
+
+@functools.cache
 def _step_config(step: str, regime: str):
-    return load_config(step, [f"regime={regime}"])
+    return to_run_config(step_composed(step, regime))
 
 
 def step_config(step: str, regime: str = "r50"):
-    """A step's RunConfig in a regime, as load_config gives it, composed once per test process for the tests of what
-    the steps build (a composition is some 0.1 s, and several tests go through every step); a copy each time, which a
-    test may change."""
+    """A step's RunConfig in a regime, as load_config gives it (from step_composed); a copy each time, which a test
+    may change."""
     return copy.deepcopy(_step_config(step, regime))
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
-from conftest import CHAIN, FAST, FULL, ROOT, clean_env, last_wins, run_cli, run_script, step_config
+from conftest import CHAIN, FAST, FULL, ROOT, clean_env, last_wins, run_cli, run_script, step_composed, step_config
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
@@ -36,8 +36,8 @@ def _resolved(cfg) -> dict:
 
 @functools.cache
 def _step_in_regime(step: str, regime: str) -> MappingProxyType:
-    """A step's resolved fields in a regime, composed once per test process (read-only: tests share it)."""
-    return MappingProxyType(_resolved(compose_dict(step, [f"regime={regime}"])))
+    """A step's resolved fields in a regime, from its composition shared in the test process (read-only)."""
+    return MappingProxyType(_resolved(step_composed(step, regime)))
 
 STEP_OPTIONS = options("step")
 STEPS = [s.name for s in roadmap_steps()]
