@@ -497,6 +497,35 @@ def test_a_config_file_is_parsed_once_per_process_and_again_once_changed_even_in
     assert load_config("micro/gelu").model.activation.value == "relu" and mine() == ["step/micro/gelu.yaml"]
 
 
+def test_the_steps_regimes_and_undo_read_each_config_file_once_and_change_nothing_they_share(tmp_path, monkeypatch):
+    """The step files' metadata, the regimes' paper tables and what a step sets (for undo and the leave-one-out
+    sweep) are read through the same parse per content of a file as Hydra's composition: asked again, nothing of
+    configs/ is parsed; and after all of them, each file's kept parse is still the file as written."""
+    import shutil
+
+    from roadmap.config.parsed import parse
+    from roadmap.config.steps import load_regime
+    configs = tmp_path / "configs"
+    shutil.copytree(ROOT / "configs", configs)
+    monkeypatch.setenv("ROADMAP_CONFIG_DIR", str(configs))
+    parsed, load = [], OmegaConf.load
+    monkeypatch.setattr(OmegaConf, "load",  # a path, or a stream named by its file's path (parsed.py)
+                        lambda f: parsed.append(Path(f if isinstance(f, (str, Path)) else f.name)) or load(f))
+
+    def read_all():
+        assert load_config(FULL, ["regime=r200", "undo=micro/gelu"]).model.activation.value == "relu"
+        assert load_regime("femto").paper["micro/gelu"].top1 == 80.62  # Table 10's (femto's compare_with: r50)
+        assert [s.name for s in roadmap_steps("r200")] == STEPS and undoable(FULL) == CHAIN
+        assert undo_changes(FULL, "micro/gelu") == {"model.activation": "relu"}
+        return sorted(p.relative_to(configs).as_posix() for p in parsed if configs in p.parents)
+
+    assert {"regime/femto.yaml", "regime/r200.yaml", "regime/r50.yaml", "step/micro/gelu.yaml"} <= set(read_all())
+    parsed.clear()
+    assert read_all() == []
+    for path in configs.rglob("*.yaml"):
+        assert OmegaConf.to_container(parse(str(path))[0]) == OmegaConf.to_container(load(path)), path
+
+
 def test_a_step_file_added_between_two_compositions_takes_its_place_in_the_second(tmp_path, monkeypatch):
     """The steps' places are kept between compositions (reading every step file is a tenth of one), and read again
     once a step file is added or changed: a user's own step over micro/gelu comes after micro/fewer_acts (the other

@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 from ..regime import RegimeConfig, StepMeta
 from ..schema import flatten
 from .files import config_dir, signature
+from .parsed import parse
 
 STEP_PREFIX = "/step/"
 
@@ -26,8 +27,14 @@ class StepFile:
         return self.meta.name != self.name
 
 
+def parsed(path: Path):
+    """The file's config as parsed once per content of the file (parsed.py): shared, never to be changed (merge and
+    to_container copy it)."""
+    return parse(str(path))[0]
+
+
 def read_step_file(path: Path, root: Path) -> StepFile:
-    raw = OmegaConf.load(path)
+    raw = parsed(path)
     name = path.relative_to(root).with_suffix("").as_posix()
     parents = [
         d for d in raw.get("defaults", []) if isinstance(d, str) and d.startswith(STEP_PREFIX)
@@ -84,8 +91,7 @@ def load_regime(name: str = "r50") -> RegimeConfig:
     valid = sorted(p.stem for p in root.glob("*.yaml"))
     if name not in valid:
         raise ValueError(f"unknown regime {name!r}; valid regime choices: {', '.join(valid)}")
-    regime = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RegimeConfig),
-                                                 OmegaConf.load(root / f"{name}.yaml")))
+    regime = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RegimeConfig), parsed(root / f"{name}.yaml")))
     # the other regime's numbers with this one's labels (the other's name its networks)
     if regime.compare_with:
         own = regime.paper
@@ -105,7 +111,7 @@ def roadmap_steps(regime: str = "r50") -> list[StepFile]:
 def file_values(path: Path) -> dict:
     """What a config file sets itself (not through its defaults), by dotted key, as written
     (interpolations kept)."""
-    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    raw = OmegaConf.to_container(parsed(path), resolve=False)
     raw.pop("defaults", None)
     return flatten(raw)
 
