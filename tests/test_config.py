@@ -475,6 +475,20 @@ def test_a_data_config_without_a_value_the_schema_leaves_open_is_named_with_its_
                             "file of configs/data/")
 
 
+def _parses_under(configs: Path, monkeypatch):
+    """A function that gives the files under `configs` parsed since it was last called (OmegaConf.load watched: a
+    path, or a stream named by its file's path, as parsed.py reads one), by their names there."""
+    parsed, load = [], OmegaConf.load
+    monkeypatch.setattr(OmegaConf, "load",
+                        lambda f: parsed.append(Path(f if isinstance(f, (str, Path)) else f.name)) or load(f))
+
+    def since() -> list[str]:
+        names = sorted(p.relative_to(configs).as_posix() for p in parsed if configs in p.parents)
+        parsed.clear()
+        return names
+    return since
+
+
 def test_a_config_file_is_parsed_once_per_process_and_again_once_changed_even_in_place(tmp_path, monkeypatch):
     """Hydra would parse every file of a composition at each one (src/roadmap/config/parsed.py): a second composition
     parses none of configs/, and a file changed in place, its time and size kept, is parsed again and composed."""
@@ -482,19 +496,16 @@ def test_a_config_file_is_parsed_once_per_process_and_again_once_changed_even_in
     configs = tmp_path / "configs"
     shutil.copytree(ROOT / "configs", configs)
     monkeypatch.setenv("ROADMAP_CONFIG_DIR", str(configs))
-    parsed, load = [], OmegaConf.load
-    monkeypatch.setattr(OmegaConf, "load", lambda f: parsed.append(Path(getattr(f, "name", f))) or load(f))
-    mine = lambda: sorted(p.relative_to(configs).as_posix() for p in parsed if configs in p.parents)  # noqa: E731
+    parses = _parses_under(configs, monkeypatch)
     assert load_config("micro/gelu").model.activation.value == "gelu"
-    assert {"config.yaml", "step/micro/gelu.yaml", "step/baseline/resnet50.yaml"} <= set(mine())
-    parsed.clear()
-    assert load_config("micro/gelu").model.activation.value == "gelu" and mine() == []
+    assert {"config.yaml", "step/micro/gelu.yaml", "step/baseline/resnet50.yaml"} <= set(parses())
+    assert load_config("micro/gelu").model.activation.value == "gelu" and parses() == []
     gelu = configs / "step/micro/gelu.yaml"
     before = gelu.stat()
     gelu.write_text(gelu.read_text().replace("activation: gelu", "activation: relu"))
     os.utime(gelu, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert (gelu.stat().st_size, gelu.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
-    assert load_config("micro/gelu").model.activation.value == "relu" and mine() == ["step/micro/gelu.yaml"]
+    assert load_config("micro/gelu").model.activation.value == "relu" and parses() == ["step/micro/gelu.yaml"]
 
 
 def test_the_steps_regimes_and_undo_read_each_config_file_once_and_change_nothing_they_share(tmp_path, monkeypatch):
@@ -508,22 +519,25 @@ def test_the_steps_regimes_and_undo_read_each_config_file_once_and_change_nothin
     configs = tmp_path / "configs"
     shutil.copytree(ROOT / "configs", configs)
     monkeypatch.setenv("ROADMAP_CONFIG_DIR", str(configs))
-    parsed, load = [], OmegaConf.load
-    monkeypatch.setattr(OmegaConf, "load",  # a path, or a stream named by its file's path (parsed.py)
-                        lambda f: parsed.append(Path(f if isinstance(f, (str, Path)) else f.name)) or load(f))
+    parses = _parses_under(configs, monkeypatch)
 
     def read_all():
         assert load_config(FULL, ["regime=r200", "undo=micro/gelu"]).model.activation.value == "relu"
         assert load_regime("femto").paper["micro/gelu"].top1 == 80.62  # Table 10's (femto's compare_with: r50)
         assert [s.name for s in roadmap_steps("r200")] == STEPS and undoable(FULL) == CHAIN
         assert undo_changes(FULL, "micro/gelu") == {"model.activation": "relu"}
-        return sorted(p.relative_to(configs).as_posix() for p in parsed if configs in p.parents)
+        return parses()
 
     assert {"regime/femto.yaml", "regime/r200.yaml", "regime/r50.yaml", "step/micro/gelu.yaml"} <= set(read_all())
-    parsed.clear()
     assert read_all() == []
     for path in configs.rglob("*.yaml"):
-        assert OmegaConf.to_container(parse(str(path))[0]) == OmegaConf.to_container(load(path)), path
+        assert OmegaConf.to_container(parse(str(path))[0]) == OmegaConf.to_container(OmegaConf.load(path)), path
+    gelu = configs / "step/micro/gelu.yaml"  # its metadata changed in place, its time and size kept
+    before = gelu.stat()
+    gelu.write_text(gelu.read_text().replace('label: "ReLU -> GELU"', 'label: "ReLU => GELU"'))
+    os.utime(gelu, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (gelu.stat().st_size, gelu.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert next(s.meta.label for s in step_files() if s.name == "micro/gelu") == "ReLU => GELU"
 
 
 def test_a_step_file_added_between_two_compositions_takes_its_place_in_the_second(tmp_path, monkeypatch):

@@ -18,12 +18,6 @@ def config_dir() -> Path:
     return path
 
 
-def signature(path: Path) -> tuple[Path, int, int]:
-    """A file as a cache knows it: path, time and size (a file changed in place gets another)."""
-    st = path.stat()
-    return path, st.st_mtime_ns, st.st_size
-
-
 def check_files() -> None:
     """ValueError naming the first config file that is not valid YAML, with its line (before Hydra
     reads them). Each content of a file is parsed once per process, and Hydra's composition reuses it

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from ..regime import RegimeConfig, StepMeta
 from ..schema import flatten
-from .files import config_dir, signature
+from .files import config_dir
 from .parsed import parse
 
 STEP_PREFIX = "/step/"
@@ -47,16 +47,16 @@ def read_step_file(path: Path, root: Path) -> StepFile:
     return StepFile(name, parent, meta, path)
 
 
-_FILES: dict = {}  # the step files as read, under their names, times and sizes
+_FILES: dict = {}  # the step files as read, under their paths and contents
 
 
 def step_files() -> list[StepFile]:
     """Every step file, each with its place in the roadmap (`meta.order`, see `ordered`). Every composition asks
-    (for a step's place, for undo): the files are read again only when one was added, removed or changed (reading
-    them costs 10 % of a composition)."""
+    (for a step's place, for undo): the places are worked out again only when a file was added, removed or changed
+    (by content, as parse keeps them: a file changed in place, its time and size kept, too)."""
     root = config_dir() / "step"
     paths = sorted(root.rglob("*.yaml"))
-    key = tuple(map(signature, paths))
+    key = tuple((path, path.read_bytes()) for path in paths)
     if key not in _FILES:
         _FILES.clear()
         _FILES[key] = ordered([read_step_file(p, root) for p in paths])
